@@ -1,0 +1,40 @@
+/**
+ * The narrow, string-only storage contract every engine implements. Tenant prefixing, validation and
+ * the codec live above it (in the client), so engines only move strings.
+ *
+ * Engines may throw anything; the client maps failures to {@link CacheError}s via `mapError`.
+ *
+ * @module
+ */
+
+/** A storage engine: Redis/Valkey, Redis Cluster, or the embedded in-memory engine. */
+export interface Engine {
+  /** Value of `key`, or `null` when missing. */
+  get(key: string): Promise<string | null>;
+  /** Store `value` at `key`, with an expiry of `ttlSeconds` when given. */
+  set(key: string, value: string, ttlSeconds?: number): Promise<void>;
+  /** Values of `keys` in order, `null` for misses. `keys` is never empty. */
+  mget(keys: readonly string[]): Promise<(string | null)[]>;
+  /**
+   * Store every entry. With `ttlSeconds`, no key is ever visible without its TTL. On one server the
+   * whole batch appears at once. `entries` is never empty.
+   */
+  mset(entries: readonly (readonly [string, string])[], ttlSeconds?: number): Promise<void>;
+  /** Remove `keys` (UNLINK); the number removed. Repeats count once. `keys` is never empty. */
+  unlink(keys: readonly string[]): Promise<number>;
+  /** Number of `keys` that exist, counting repeats (as Redis EXISTS does). `keys` is never empty. */
+  exists(keys: readonly string[]): Promise<number>;
+  /** Set an expiry; `false` when the key does not exist. */
+  expire(key: string, ttlSeconds: number): Promise<boolean>;
+  /** Remaining TTL in seconds; `-1` no expiry; `-2` missing. */
+  ttl(key: string): Promise<number>;
+  /**
+   * Every key matching the Redis glob `match`, in batches (SCAN with COUNT `count`), on every primary.
+   * A key may appear more than once (as with SCAN); callers must tolerate repeats.
+   */
+  scan(match: string, count: number): AsyncIterable<string[]>;
+  /** Round trip to the server. */
+  ping(): Promise<void>;
+  /** Release the connection after pending commands finish. Idempotent. */
+  close(): Promise<void>;
+}
