@@ -1,0 +1,393 @@
+/**
+ * `CacheClient`: the Peak cache client. Tenant prefixing, validation, the codec, logging and error
+ * mapping live here, above a narrow string-only {@link Engine}.
+ *
+ * @module
+ */
+import { inspect } from 'node:util';
+import { type Codec, resolveCodec } from './codec.js';
+import { type ConnectionSource, chooseSource, createEngine, resolveEndpoint } from './connection.js';
+import type { Engine } from './engines/engine.js';
+import { isAuthFailure } from './engines/redis-errors.js';
+import { CacheConnectionError, CacheError, CacheValidationError } from './errors.js';
+import { KeySpace, validateKey, validatePattern, validatePrefix } from './keys.js';
+import { type CacheLogger, defaultLogger, formatKeys, isDebugEnabled } from './logger.js';
+import {
+  type CacheClientOptions,
+  type ConnectionSettings,
+  checkKnownOptions,
+  DEFAULT_MAX_VALUE_BYTES,
+  positiveInteger,
+  resolveSettings,
+} from './options.js';
+
+/** Largest TTL accepted, in seconds (about 136 years). */
+export const MAX_TTL_SECONDS = 2 ** 32;
+/** Keys per SCAN page and per UNLINK batch during flushes. */
+export const FLUSH_BATCH_SIZE = 1000;
+/** UNLINK batches in flight at once during a flush. */
+const FLUSH_CONCURRENCY = 4;
+
+/** Options of {@link CacheClient.flushByPattern} and {@link CacheClient.flushTenant}. */
+export interface FlushOptions {
+  /** Called after each deleted batch with the number of keys deleted so far. */
+  onProgress?: (deleted: number) => void;
+}
+
+interface Connected {
+  readonly engine: Engine;
+  readonly tenant: string;
+}
+
+function validateTtl(ttl: unknown, name = 'ttl'): number {
+  return positiveInteger(ttl, name, MAX_TTL_SECONDS);
+}
+
+/**
+ * The Peak cache client: every key is stored as `<tenant>:[<additionalPrefix>:]<key>`.
+ *
+ * The constructor validates options and does no I/O; the connection (and, in platform mode, the
+ * credentials request) happens on first use.
+ *
+ * @example
+ * ```ts
+ * const cache = new CacheClient({ connectionConfig: { url: 'redis://127.0.0.1:6379', tenant: 'acme' } });
+ * await cache.set('user:1', { name: 'Ada' }, 60);
+ * await cache.get<{ name: string }>('user:1'); // { name: 'Ada' }
+ * await cache.close();
+ * ```
+ */
+export class CacheClient {
+  readonly #source: ConnectionSource;
+  readonly #settings: ConnectionSettings;
+  readonly #codec: Codec;
+  readonly #logger: CacheLogger;
+  readonly #debugLogs: boolean;
+  readonly #maxValueBytes: number;
+  #prefix: string | null;
+  #keySpace: KeySpace | undefined;
+  #connected: Connected | undefined;
+  #connecting: Promise<Connected> | undefined;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  /**
+   * @param options - see {@link CacheClientOptions}.
+   * @throws {CacheValidationError} for an invalid option (the message names it).
+   * @throws {CacheConnectionError} when no connection source is configured.
+   */
+  constructor(options: CacheClientOptions = {}) {
+    if (options === null || typeof options !== 'object')
+      throw new CacheValidationError('Options must be an object');
+    checkKnownOptions(options);
+    const config = options.connectionConfig ?? {};
+    this.#settings = resolveSettings(config);
+    this.#logger = options.logger ?? defaultLogger;
+    this.#debugLogs = options.debugLogs ?? true;
+    this.#codec = resolveCodec(options.codec);
+    this.#maxValueBytes = positiveInteger(options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES, 'maxValueBytes');
+    this.#prefix = validatePrefix(options.additionalPrefix);
+    this.#source = chooseSource(options.session, config, options.env ?? process.env, this.#logger);
+  }
+
+  /** The additional prefix, or `null` when none is set. */
+  getAdditionalPrefix(): string | null {
+    return this.#prefix;
+  }
+
+  /**
+   * Set (or with `null`/`''`, clear) the additional prefix; takes effect for the next call.
+   * @throws {CacheValidationError} for an invalid prefix.
+   */
+  setAdditionalPrefix(additionalPrefix: string | null): void {
+    this.#prefix = validatePrefix(additionalPrefix);
+    this.#keySpace = undefined;
+  }
+
+  /**
+   * Store `value` at `key`, expiring after `ttl` seconds when given.
+   * @returns `true` once stored.
+   */
+  async set(key: string, value: unknown, ttl?: number | null): Promise<boolean> {
+    validateKey(key);
+    const expiry = ttl === undefined || ttl === null ? undefined : validateTtl(ttl);
+    const encoded = this.#encode(value);
+    return this.#run('set', async ({ engine }, ks) => {
+      const stored = ks.key(key);
+      this.#debug('set', [stored], expiry);
+      await engine.set(stored, encoded, expiry);
+      return true;
+    });
+  }
+
+  /**
+   * The value at `key` (decoded by the codec), or `defaultValue` (else `null`) when missing.
+   */
+  get<T = unknown>(key: string): Promise<T | null>;
+  get<T = unknown, D = T>(key: string, defaultValue: D): Promise<T | D>;
+  async get<T, D>(key: string, defaultValue?: D): Promise<T | D | null> {
+    validateKey(key);
+    return this.#run('get', async ({ engine }, ks) => {
+      const stored = ks.key(key);
+      this.#debug('get', [stored]);
+      const raw = await engine.get(stored);
+      if (raw === null) return defaultValue === undefined ? null : defaultValue;
+      return this.#codec.decode(raw) as T;
+    });
+  }
+
+  /** Delete `keys`; the number deleted. No keys: `0`, with no I/O. */
+  async delete(...keys: string[]): Promise<number> {
+    for (const key of keys) validateKey(key);
+    if (keys.length === 0) return 0;
+    return this.#run('delete', ({ engine }, ks) => {
+      const stored = ks.keys(keys);
+      this.#debug('delete', stored);
+      return engine.unlink(stored);
+    });
+  }
+
+  /** The number of `keys` that exist (repeats counted, as Redis does). No keys: `0`, with no I/O. */
+  async exists(...keys: string[]): Promise<number> {
+    for (const key of keys) validateKey(key);
+    if (keys.length === 0) return 0;
+    return this.#run('exists', ({ engine }, ks) => {
+      const stored = ks.keys(keys);
+      this.#debug('exists', stored);
+      return engine.exists(stored);
+    });
+  }
+
+  /** Expire `key` after `ttl` seconds; `false` when the key does not exist. */
+  async expire(key: string, ttl: number): Promise<boolean> {
+    validateKey(key);
+    const expiry = validateTtl(ttl);
+    return this.#run('expire', ({ engine }, ks) => {
+      const stored = ks.key(key);
+      this.#debug('expire', [stored], expiry);
+      return engine.expire(stored, expiry);
+    });
+  }
+
+  /** Seconds to live of `key`: `-1` when it has no expiry, `-2` when it does not exist. */
+  async ttl(key: string): Promise<number> {
+    validateKey(key);
+    return this.#run('ttl', ({ engine }, ks) => {
+      const stored = ks.key(key);
+      this.#debug('ttl', [stored]);
+      return engine.ttl(stored);
+    });
+  }
+
+  /** Values of `keys` in order, `null` for misses. No keys: `[]`, with no I/O. */
+  async mget<T = unknown>(...keys: string[]): Promise<(T | null)[]> {
+    for (const key of keys) validateKey(key);
+    if (keys.length === 0) return [];
+    return this.#run('mget', async ({ engine }, ks) => {
+      const stored = ks.keys(keys);
+      this.#debug('mget', stored);
+      const raws = await engine.mget(stored);
+      return raws.map((raw) => (raw === null ? null : (this.#codec.decode(raw) as T)));
+    });
+  }
+
+  /**
+   * Store every entry of `mapping` (a `Record` or a `Map`), each expiring after `ttl` seconds when given.
+   * No key is ever visible without its TTL. Empty mapping: `true`, with no I/O.
+   */
+  async mset(
+    mapping: Readonly<Record<string, unknown>> | ReadonlyMap<string, unknown>,
+    ttl?: number | null,
+  ): Promise<boolean> {
+    if (mapping === null || typeof mapping !== 'object') {
+      throw new CacheValidationError('mset needs a Record or a Map of keys to values');
+    }
+    const expiry = ttl === undefined || ttl === null ? undefined : validateTtl(ttl);
+    const source = mapping instanceof Map ? [...mapping.entries()] : Object.entries(mapping);
+    const entries = source.map(([key, value]) => [validateKey(key), this.#encode(value)] as [string, string]);
+    if (entries.length === 0) return true;
+    return this.#run('mset', async ({ engine }, ks) => {
+      const stored = entries.map(([key, value]) => [ks.key(key), value] as const);
+      this.#debug(
+        'mset',
+        stored.map(([key]) => key),
+        expiry,
+      );
+      await engine.mset(stored, expiry);
+      return true;
+    });
+  }
+
+  /**
+   * Delete the keys matching the Redis glob `pattern` inside this client's namespace
+   * (`<tenant>:[<prefix>:]`). Only `pattern` is a glob: the namespace is matched literally.
+   * Uses SCAN + UNLINK in batches (never KEYS).
+   * @returns the number of keys deleted.
+   */
+  async flushByPattern(pattern: string, options: FlushOptions = {}): Promise<number> {
+    validatePattern(pattern);
+    return this.#run('flushByPattern', (conn, ks) => this.#flush(conn, ks.pattern(pattern), options));
+  }
+
+  /**
+   * Delete every key of the tenant, whatever its additional prefix. Other tenants are never touched.
+   * @returns the number of keys deleted.
+   */
+  async flushTenant(options: FlushOptions = {}): Promise<number> {
+    return this.#run('flushTenant', (conn, ks) => this.#flush(conn, ks.tenantPattern(), options));
+  }
+
+  /**
+   * Round trip to the server.
+   * @returns `true`.
+   * @throws {CacheConnectionError} when the server cannot be reached.
+   */
+  async ping(): Promise<boolean> {
+    try {
+      return await this.#run('ping', async ({ engine }) => {
+        this.#debug('ping', []);
+        await engine.ping();
+        return true;
+      });
+    } catch (err) {
+      if (err instanceof CacheConnectionError || !(err instanceof CacheError)) throw err;
+      throw new CacheConnectionError(err.message, { cause: err.cause });
+    }
+  }
+
+  /**
+   * Close the connection once pending commands have finished. Idempotent; later calls reject with
+   * {@link CacheConnectionError}.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.#closed = true;
+    const connected = this.#connected ?? (await this.#connecting?.catch(() => undefined));
+    this.#connected = undefined;
+    await connected?.engine.close();
+  }
+
+  /** @internal A redacted view for `console.log` / `util.inspect`: no URL, no credentials. */
+  [inspect.custom](): string {
+    return `CacheClient { source: ${this.#source.kind}, tenant: ${this.#connected?.tenant ?? (this.#source.kind === 'direct' ? this.#source.tenant : '(from platform)')}, additionalPrefix: ${JSON.stringify(this.#prefix)}, closed: ${this.#closed} }`;
+  }
+
+  /** @internal A redacted JSON view: no URL, no credentials. */
+  toJSON(): Record<string, unknown> {
+    return { source: this.#source.kind, additionalPrefix: this.#prefix, closed: this.#closed };
+  }
+
+  #encode(value: unknown): string {
+    let encoded: string;
+    try {
+      encoded = this.#codec.encode(value);
+    } catch (err) {
+      if (err instanceof CacheError) throw err;
+      throw new CacheValidationError('The codec could not encode the value', { cause: err });
+    }
+    if (typeof encoded !== 'string')
+      throw new CacheValidationError('The codec must encode values to strings');
+    // UTF-8 needs at most 3 bytes per UTF-16 code unit: skip the exact count for small values.
+    if (encoded.length * 3 > this.#maxValueBytes && Buffer.byteLength(encoded) > this.#maxValueBytes) {
+      throw new CacheValidationError(
+        `The encoded value is larger than maxValueBytes (${this.#maxValueBytes} bytes)`,
+      );
+    }
+    return encoded;
+  }
+
+  #debug(operation: string, keys: readonly string[], ttl?: number): void {
+    if (!this.#debugLogs || !isDebugEnabled(this.#logger)) return;
+    this.#logger.debug(`${operation} ${formatKeys(keys)}${ttl === undefined ? '' : ` ttl=${ttl}`}`);
+  }
+
+  #connect(): Promise<Connected> {
+    if (this.#closed) return Promise.reject(new CacheConnectionError('the client is closed'));
+    this.#connecting ??= resolveEndpoint(this.#source, this.#settings)
+      .then((endpoint) => {
+        const connected = { engine: createEngine(endpoint.url, this.#settings), tenant: endpoint.tenant };
+        if (this.#closed) {
+          void connected.engine.close();
+          throw new CacheConnectionError('the client is closed');
+        }
+        this.#connected = connected;
+        return connected;
+      })
+      .finally(() => {
+        this.#connecting = undefined;
+      });
+    return this.#connecting;
+  }
+
+  #keys(tenant: string): KeySpace {
+    let ks = this.#keySpace;
+    if (ks === undefined || ks.tenant !== tenant || ks.prefix !== this.#prefix) {
+      ks = new KeySpace(tenant, this.#prefix);
+      this.#keySpace = ks;
+    }
+    return ks;
+  }
+
+  async #run<R>(operation: string, body: (conn: Connected, ks: KeySpace) => Promise<R>): Promise<R> {
+    const ks = this.#keySpace;
+    try {
+      const conn = this.#connected ?? (await this.#connect());
+      try {
+        return await body(conn, ks !== undefined && ks.tenant === conn.tenant ? ks : this.#keys(conn.tenant));
+      } catch (err) {
+        // Platform credentials rotate: when the server rejects them, fetch them again once. The command
+        // never ran (the connection was not authenticated), so retrying it cannot duplicate a write.
+        if (this.#source.kind !== 'platform' || !isAuthFailure(err) || this.#closed) throw err;
+        this.#logger.warn(
+          'peak-cache: the server rejected the platform credentials; fetching them again once',
+        );
+        if (this.#connected === conn) this.#connected = undefined;
+        void conn.engine.close();
+        const fresh = this.#connected ?? (await this.#connect());
+        return await body(fresh, this.#keys(fresh.tenant));
+      }
+    } catch (err) {
+      throw withOperation(operation, err);
+    }
+  }
+
+  async #flush(conn: Connected, match: string, options: FlushOptions): Promise<number> {
+    this.#debug('flush', [match]);
+    let deleted = 0;
+    const inFlight = new Set<Promise<void>>();
+    for await (const batch of conn.engine.scan(match, FLUSH_BATCH_SIZE)) {
+      const unlink = conn.engine.unlink(batch).then((n) => {
+        deleted += n;
+        options.onProgress?.(deleted);
+      });
+      const tracked = unlink.finally(() => inFlight.delete(tracked));
+      inFlight.add(tracked);
+      if (inFlight.size >= FLUSH_CONCURRENCY) await Promise.race(inFlight);
+    }
+    await Promise.all(inFlight);
+    return deleted;
+  }
+}
+
+/** Re-throw `err` as the same class of {@link CacheError}, its message prefixed with the operation. */
+function withOperation(operation: string, err: unknown): CacheError {
+  if (err instanceof CacheError) {
+    if (err.message.startsWith(`${operation} failed`)) return err;
+    const Class = err.constructor as new (message: string, options: { cause: unknown }) => CacheError;
+    return new Class(`${operation} failed: ${err.message}`, { cause: err.cause ?? err });
+  }
+  const reason = err instanceof Error ? err.message.split('\n')[0] : 'unexpected error';
+  return new CacheError(`${operation} failed: ${reason}`, { cause: err });
+}
+
+/**
+ * Create a {@link CacheClient} (Python: `get_client`).
+ * @param options - see {@link CacheClientOptions}.
+ */
+export function getClient(options: CacheClientOptions = {}): CacheClient {
+  return new CacheClient(options);
+}

@@ -1,0 +1,83 @@
+/**
+ * Maps node-redis failures to peak-cache errors, for the Redis and Redis Cluster engines. Messages say
+ * what went wrong and where (host:port), never a password, a key's value or a URL with credentials.
+ *
+ * @module
+ */
+import {
+  ClientClosedError,
+  ClientOfflineError,
+  ConnectionTimeoutError,
+  ErrorReply,
+  ReconnectStrategyError,
+  SocketTimeoutError,
+  TimeoutError,
+} from '@redis/client';
+import { CacheAuthError, CacheConnectionError, CacheError, CacheTimeoutError } from '../errors.js';
+
+/** Where the engine connects, for messages: `host:port`, never credentials. */
+export interface ErrorContext {
+  /** `host:port` (or a list of them for a cluster). */
+  readonly target: string;
+  /** The configured reply timeout, in milliseconds. */
+  readonly timeoutMs: number;
+}
+
+const AUTH_REPLY = /^(WRONGPASS|NOAUTH)\b/;
+const UNAVAILABLE_REPLY = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN)\b/;
+
+/** Whether `err` (or its cause) is the server rejecting our credentials. */
+export function isAuthFailure(err: unknown): boolean {
+  if (err instanceof CacheAuthError) return true;
+  return err instanceof Error && AUTH_REPLY.test(err.message);
+}
+
+/** Turn any node-redis failure into a {@link CacheError} subclass whose message has no operation name. */
+export function toCacheError(err: unknown, ctx: ErrorContext): CacheError {
+  if (err instanceof CacheError) return err;
+  if (err instanceof ReconnectStrategyError) return toCacheError(err.originalError, ctx);
+  if (err instanceof ErrorReply) {
+    const reply = err.message.split('\n')[0] ?? '';
+    if (AUTH_REPLY.test(reply)) {
+      return new CacheAuthError(`${ctx.target} rejected the credentials (${reply.split(' ')[0]})`, {
+        cause: err,
+      });
+    }
+    if (reply.startsWith('OOM')) {
+      return new CacheError(`${ctx.target} is out of memory and refuses writes (${reply})`, { cause: err });
+    }
+    if (UNAVAILABLE_REPLY.test(reply)) {
+      return new CacheConnectionError(`${ctx.target} is not available (${reply})`, { cause: err });
+    }
+    return new CacheError(`${ctx.target} replied with an error: ${reply}`, { cause: err });
+  }
+  if (err instanceof ConnectionTimeoutError) {
+    return new CacheTimeoutError(`could not connect to ${ctx.target} within ${ctx.timeoutMs} ms`, {
+      cause: err,
+    });
+  }
+  if (err instanceof SocketTimeoutError || err instanceof TimeoutError) {
+    return new CacheTimeoutError(`${ctx.target} did not reply within ${ctx.timeoutMs} ms`, { cause: err });
+  }
+  if (err instanceof ClientOfflineError) {
+    return new CacheConnectionError(`not connected to ${ctx.target} (reconnecting)`, { cause: err });
+  }
+  if (err instanceof ClientClosedError) {
+    return new CacheConnectionError(`the connection to ${ctx.target} is closed`, { cause: err });
+  }
+  if (err instanceof Error) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (typeof code === 'string') {
+      return new CacheConnectionError(`could not connect to ${ctx.target} (${code})`, { cause: err });
+    }
+    if (err.message === 'The queue is full') {
+      return new CacheConnectionError(`too many commands waiting for ${ctx.target} (the queue is full)`, {
+        cause: err,
+      });
+    }
+    return new CacheConnectionError(`connection to ${ctx.target} failed: ${err.message.split('\n')[0]}`, {
+      cause: err,
+    });
+  }
+  return new CacheError(`unexpected failure talking to ${ctx.target}`, { cause: err });
+}

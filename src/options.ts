@@ -1,0 +1,176 @@
+/**
+ * The options of {@link CacheClient}, their defaults and their validation. Validation happens in the
+ * constructor, with an error that names the option.
+ *
+ * @module
+ */
+import type { Codec, CodecName } from './codec.js';
+import { CacheValidationError } from './errors.js';
+import type { CacheLogger } from './logger.js';
+import type { Session } from './session.js';
+
+/** Where and how to connect. In platform mode only the tuning fields apply (see README). */
+export interface ConnectionConfig {
+  /**
+   * `redis://`, `rediss://` or `memory://` URL (direct mode). With a `session`, ignored with a warning.
+   * @default env `PEAK_CACHE_URL`
+   */
+  url?: string;
+  /**
+   * The tenant: first segment of every key (direct mode; the platform supplies it otherwise).
+   * @default env `PEAK_CACHE_TENANT`
+   */
+  tenant?: string;
+  /**
+   * Longest wait for a reply while commands are outstanding, in milliseconds; then the call rejects with
+   * `CacheTimeoutError` and the connection is replaced.
+   * @default 5000
+   */
+  timeoutMs?: number;
+  /**
+   * Longest wait to establish a connection (TCP, TLS, authentication), in milliseconds.
+   * @default 5000
+   */
+  connectTimeoutMs?: number;
+  /**
+   * TCP keep-alive initial delay in milliseconds, or `false` to turn keep-alive off.
+   * @default 5000
+   */
+  keepAliveMs?: number | false;
+  /**
+   * Most commands waiting on a connection at once; beyond it calls reject at once with
+   * `CacheConnectionError` instead of queueing without bound.
+   * @default 10000
+   */
+  maxQueueLength?: number;
+  /**
+   * Host, port, TLS and credentials belong in `url`. In platform mode they are ignored with a warning
+   * (the platform decides where the tenant's cache is); in direct mode they are an error.
+   */
+  host?: string;
+  /** See {@link ConnectionConfig.host}. */
+  port?: number;
+  /** See {@link ConnectionConfig.host}. */
+  tls?: boolean;
+  /** See {@link ConnectionConfig.host}. */
+  username?: string;
+  /** See {@link ConnectionConfig.host}. */
+  password?: string;
+}
+
+/** Options of {@link CacheClient} and {@link getClient}. */
+export interface CacheClientOptions {
+  /**
+   * Peak platform session: the client fetches the tenant's credentials from the platform.
+   * @default a `Session` from env `API_KEY` when neither `connectionConfig.url` nor `PEAK_CACHE_URL` is set
+   */
+  session?: Session;
+  /**
+   * Emit one debug line per operation (key names, never values) through `logger.debug`.
+   * @default true
+   */
+  debugLogs?: boolean;
+  /**
+   * Extra namespace after the tenant: keys are `<tenant>:<additionalPrefix>:<key>`.
+   * @default null
+   */
+  additionalPrefix?: string | null;
+  /** Connection source and tuning. */
+  connectionConfig?: ConnectionConfig;
+  /**
+   * How values are stored: `'peak'` (wire-compatible with Peak's Python client), `'json'` (lossless
+   * typed round-trip), or a custom `{ encode, decode }`.
+   * @default 'peak'
+   */
+  codec?: CodecName | Codec;
+  /**
+   * Largest encoded value accepted, in bytes (UTF-8); larger values reject before any I/O.
+   * @default 16777216 (16 MiB)
+   */
+  maxValueBytes?: number;
+  /**
+   * Receives debug lines and warnings.
+   * @default debug lines via `util.debuglog('peak-cache')` (`NODE_DEBUG=peak-cache`), warnings via `process.emitWarning`
+   */
+  logger?: CacheLogger;
+  /**
+   * Environment to read `PEAK_CACHE_*`, `API_KEY` and `STAGE` from.
+   * @default process.env
+   */
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
+/** Connection tuning with defaults applied. */
+export interface ConnectionSettings {
+  readonly timeoutMs: number;
+  readonly connectTimeoutMs: number;
+  readonly keepAliveMs: number | false;
+  readonly maxQueueLength: number;
+}
+
+/** Defaults of the tuning fields of {@link ConnectionConfig}. */
+export const DEFAULT_SETTINGS: ConnectionSettings = {
+  timeoutMs: 5000,
+  connectTimeoutMs: 5000,
+  keepAliveMs: 5000,
+  maxQueueLength: 10_000,
+};
+
+/** Default of {@link CacheClientOptions.maxValueBytes}. */
+export const DEFAULT_MAX_VALUE_BYTES = 16 * 1024 * 1024;
+
+/** Fields of {@link ConnectionConfig} that redirect the connection or carry credentials. */
+export const LOCATION_FIELDS = ['url', 'tenant', 'host', 'port', 'tls', 'username', 'password'] as const;
+const TUNING_FIELDS = ['timeoutMs', 'connectTimeoutMs', 'keepAliveMs', 'maxQueueLength'] as const;
+const KNOWN_FIELDS = new Set<string>([...LOCATION_FIELDS, ...TUNING_FIELDS]);
+const CLIENT_FIELDS = new Set<string>([
+  'session',
+  'debugLogs',
+  'additionalPrefix',
+  'connectionConfig',
+  'codec',
+  'maxValueBytes',
+  'logger',
+  'env',
+]);
+
+/** Throw unless `value` is a positive safe integer. */
+export function positiveInteger(value: unknown, name: string, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0 || value > max) {
+    throw new CacheValidationError(
+      `The \`${name}\` option must be a positive integer${max < Number.MAX_SAFE_INTEGER ? ` up to ${max}` : ''}`,
+    );
+  }
+  return value;
+}
+
+/** Reject option names the client does not know (a typo, or a Python name such as `socket_timeout`). */
+export function checkKnownOptions(options: object): void {
+  for (const name of Object.keys(options)) {
+    if (!CLIENT_FIELDS.has(name)) throw new CacheValidationError(`Unknown option \`${name}\``);
+  }
+}
+
+/** Validate the tuning fields of a connection config and apply defaults. */
+export function resolveSettings(config: ConnectionConfig): ConnectionSettings {
+  for (const name of Object.keys(config)) {
+    if (!KNOWN_FIELDS.has(name)) {
+      throw new CacheValidationError(
+        `Unknown connectionConfig option \`${name}\` (known: ${[...KNOWN_FIELDS].join(', ')})`,
+      );
+    }
+  }
+  const keepAlive = config.keepAliveMs ?? DEFAULT_SETTINGS.keepAliveMs;
+  return {
+    timeoutMs: positiveInteger(config.timeoutMs ?? DEFAULT_SETTINGS.timeoutMs, 'connectionConfig.timeoutMs'),
+    connectTimeoutMs: positiveInteger(
+      config.connectTimeoutMs ?? DEFAULT_SETTINGS.connectTimeoutMs,
+      'connectionConfig.connectTimeoutMs',
+    ),
+    keepAliveMs: keepAlive === false ? false : positiveInteger(keepAlive, 'connectionConfig.keepAliveMs'),
+    maxQueueLength: positiveInteger(
+      config.maxQueueLength ?? DEFAULT_SETTINGS.maxQueueLength,
+      'connectionConfig.maxQueueLength',
+    ),
+  };
+}
