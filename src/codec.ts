@@ -56,8 +56,8 @@ export function toJson(value: unknown): string {
   return text;
 }
 
-// A JSON string literal, or one structural separator outside strings.
-const PY_TOKEN = /"(?:[^"\\]|\\.)*"|[,:]/g;
+// A JSON string literal, a structural separator, or a one-digit exponent (only numbers have `e` + sign).
+const PY_TOKEN = /"(?:[^"\\]|\\.)*"|[,:]|e[+-]\d(?!\d)/g;
 const NON_PRINTABLE_ASCII = /[^\x20-\x7e]/g;
 
 function escapeNonAscii(ch: string): string {
@@ -66,12 +66,16 @@ function escapeNonAscii(ch: string): string {
 
 /**
  * Rewrite compact JSON (from `JSON.stringify`) in the exact format of Python's `json.dumps` with
- * default arguments: `, ` and `: ` separators, and every character outside printable ASCII escaped.
+ * default arguments: `, ` and `: ` separators, every character outside printable ASCII escaped, and
+ * two-digit exponents (`1e-07`). Numbers JavaScript cannot tell apart from Python's may still be spelt
+ * differently (`1.0` is `1` here; Python writes `1e-05` where JavaScript writes `0.00001`); they decode
+ * to the same value on both sides.
  */
 export function toPythonJson(compact: string): string {
   return compact.replace(PY_TOKEN, (token) => {
     if (token === ',') return ', ';
     if (token === ':') return ': ';
+    if (token.charCodeAt(0) === 0x65) return `${token.slice(0, 2)}0${token.slice(2)}`; // e-7 -> e-07, as repr()
     return token.replace(NON_PRINTABLE_ASCII, escapeNonAscii);
   });
 }

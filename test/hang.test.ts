@@ -1,0 +1,108 @@
+/**
+ * No call hangs: a frozen server (SIGSTOP) makes calls reject with CacheTimeoutError within the timeout
+ * plus 20%; a server that is down makes calls fail fast; the same client recovers by itself.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CacheClient, CacheConnectionError, CacheTimeoutError } from '../src/index.js';
+import { type RedisServer, startRedis } from './helpers/redis-server.js';
+
+const TIMEOUT_MS = 1000;
+
+async function elapsed<T>(promise: Promise<T>): Promise<{ ms: number; error: unknown }> {
+  const start = performance.now();
+  try {
+    await promise;
+    return { ms: performance.now() - start, error: undefined };
+  } catch (error) {
+    return { ms: performance.now() - start, error };
+  }
+}
+
+describe('no call hangs', () => {
+  let server: RedisServer;
+  let cache: CacheClient;
+
+  beforeAll(async () => {
+    server = await startRedis();
+    cache = new CacheClient({
+      connectionConfig: {
+        url: server.url,
+        tenant: 'hang',
+        timeoutMs: TIMEOUT_MS,
+        connectTimeoutMs: TIMEOUT_MS,
+      },
+    });
+  });
+  afterAll(async () => {
+    server.resume();
+    await cache.close();
+    await server.stop();
+  });
+
+  it('rejects every in-flight call within timeout + 20% when the server freezes (SIGSTOP)', async () => {
+    await cache.set('k', 'v');
+    server.pause();
+    try {
+      const calls = [
+        cache.get('k'),
+        cache.set('k2', 'v'),
+        cache.mget('a', 'b'),
+        cache.ttl('k'),
+        cache.ping(),
+      ];
+      const results = await Promise.all(calls.map(elapsed));
+      for (const { ms, error } of results) {
+        expect(error).toBeInstanceOf(CacheTimeoutError);
+        expect((error as Error).message).toMatch(/did not reply within 1000 ms/);
+        expect(ms).toBeLessThan(TIMEOUT_MS * 1.2);
+      }
+      // A call made while the server is still frozen is bounded too (it has to reconnect first).
+      const again = await elapsed(cache.get('k'));
+      expect(again.error).toBeInstanceOf(CacheConnectionError);
+      expect(again.ms).toBeLessThan(TIMEOUT_MS * 1.2);
+    } finally {
+      server.resume();
+    }
+    expect(await cache.get('k')).toBe('v');
+  });
+
+  it('keeps calls bounded while a steady stream of new calls keeps writing to a frozen server', async () => {
+    server.pause();
+    const start = performance.now();
+    const results: Promise<{ ms: number; error: unknown }>[] = [];
+    try {
+      while (performance.now() - start < TIMEOUT_MS * 2) {
+        results.push(elapsed(cache.get('k')));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      for (const { ms, error } of await Promise.all(results)) {
+        expect(error).toBeInstanceOf(CacheConnectionError);
+        expect(ms).toBeLessThan(TIMEOUT_MS * 1.2);
+      }
+    } finally {
+      server.resume();
+    }
+    expect(await cache.get('k')).toBe('v');
+  });
+
+  it('fails fast while the server is down and recovers after a restart on the same port', async () => {
+    await server.stop(true);
+    try {
+      for (let i = 0; i < 3; i++) {
+        const { ms, error } = await elapsed(cache.get('k'));
+        expect(error).toBeInstanceOf(CacheConnectionError);
+        expect(ms).toBeLessThan(TIMEOUT_MS * 1.2);
+      }
+    } finally {
+      await server.restart();
+    }
+    // The same client works again by itself (the restarted server is empty).
+    let value: unknown = 'unset';
+    for (let i = 0; i < 50 && value === 'unset'; i++) {
+      value = await cache.get('k').catch(() => 'unset');
+      if (value === 'unset') await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(value).toBeNull();
+    expect(await cache.set('k', 'again')).toBe(true);
+  });
+});
