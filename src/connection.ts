@@ -5,7 +5,7 @@
  * @module
  */
 import type { Engine } from './engines/engine.js';
-import { MemoryEngine } from './engines/memory.js';
+import { MemoryEngine, MemoryStore } from './engines/memory.js';
 import { RedisEngine } from './engines/redis.js';
 import { CacheConnectionError, CacheValidationError } from './errors.js';
 import { validateTenant } from './keys.js';
@@ -114,8 +114,12 @@ export async function resolveEndpoint(
   return { url: credentials.url, tenant: validateTenant(credentials.tenant) };
 }
 
-/** The engine serving `url`. Creates no connection: engines connect on first use. */
+/**
+ * The engine serving `url`. Creates no connection: engines connect on first use. Every `memory://name`
+ * URL names one process-wide embedded keyspace (`memory://` is the default one), shared by the clients
+ * that use it as clients of one Redis server share its keys.
+ */
 export function createEngine(url: string, settings: ConnectionSettings): Engine {
-  if (url.startsWith('memory:')) return new MemoryEngine();
+  if (url.startsWith('memory:')) return new MemoryEngine(MemoryStore.named(new URL(url).host));
   return new RedisEngine({ url, ...settings });
 }

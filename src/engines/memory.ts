@@ -38,20 +38,22 @@ const SWEEP_CYCLE_RUNS = 40;
  * ```
  */
 export class MemoryEngine implements Engine {
-  readonly #data = new Map<string, Entry>();
-  #sweepCursor: Iterator<[string, Entry]> | undefined;
-  #timer: ReturnType<typeof setInterval> | undefined;
+  readonly #store: MemoryStore;
+  readonly #ownsStore: boolean;
   #closed = false;
 
-  /** Create an empty engine and start its background expiry sweep (which never keeps Node alive). */
-  constructor() {
-    this.#timer = setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS);
-    this.#timer.unref();
+  /**
+   * @param store - a store shared with other engines (see {@link MemoryStore.named}); when omitted the
+   * engine gets a private store, dropped by {@link MemoryEngine.close}.
+   */
+  constructor(store?: MemoryStore) {
+    this.#ownsStore = store === undefined;
+    this.#store = store ?? new MemoryStore();
   }
 
   /** Number of stored entries, including expired ones not removed yet. Meant for tests and metrics. */
   get size(): number {
-    return this.#data.size;
+    return this.#store.data.size;
   }
 
   /** Value of `key`, or `null` when missing or expired. */
@@ -65,7 +67,7 @@ export class MemoryEngine implements Engine {
    */
   async set(key: string, value: string, ttlSeconds?: number): Promise<void> {
     const now = this.#now();
-    this.#data.set(key, { value, expiresAt: expiryAt(now, ttlSeconds, 'set') });
+    this.#store.data.set(key, { value, expiresAt: expiryAt(now, ttlSeconds, 'set') });
   }
 
   /** Values of `keys` in order, `null` for misses. */
@@ -81,7 +83,7 @@ export class MemoryEngine implements Engine {
   async mset(entries: readonly (readonly [string, string])[], ttlSeconds?: number): Promise<void> {
     const now = this.#now();
     const expiresAt = expiryAt(now, ttlSeconds, 'mset');
-    for (const [key, value] of entries) this.#data.set(key, { value, expiresAt });
+    for (const [key, value] of entries) this.#store.data.set(key, { value, expiresAt });
   }
 
   /** Remove `keys`; the number of keys that existed (a repeated key counts once). */
@@ -90,7 +92,7 @@ export class MemoryEngine implements Engine {
     let removed = 0;
     for (const key of keys) {
       if (this.#lookup(key, now) !== undefined) {
-        this.#data.delete(key);
+        this.#store.data.delete(key);
         removed++;
       }
     }
@@ -114,7 +116,7 @@ export class MemoryEngine implements Engine {
     if (!Number.isSafeInteger(ttlSeconds)) throw new Error('value is not an integer or out of range');
     const entry = this.#lookup(key, now);
     if (entry === undefined) return false;
-    if (ttlSeconds <= 0) this.#data.delete(key);
+    if (ttlSeconds <= 0) this.#store.data.delete(key);
     else entry.expiresAt = now + ttlSeconds * 1000;
     return true;
   }
@@ -138,7 +140,7 @@ export class MemoryEngine implements Engine {
     this.#assertOpen();
     if (!Number.isSafeInteger(count) || count < 1) throw new Error('syntax error: COUNT must be at least 1');
     const isMatch = match === '*' ? () => true : globMatcher(match);
-    const keys = [...this.#data.keys()];
+    const keys = [...this.#store.data.keys()];
     for (let start = 0; start < keys.length; start += count) {
       const now = this.#now();
       const batch: string[] = [];
@@ -154,14 +156,15 @@ export class MemoryEngine implements Engine {
     this.#assertOpen();
   }
 
-  /** Drop every key and stop the sweep. Idempotent; any later call rejects with "The client is closed". */
+  /**
+   * Close this engine. A private store is dropped and its sweep stopped; a shared store keeps its keys
+   * for the other engines, as a Redis server outlives its clients. Idempotent; any later call rejects
+   * with "The client is closed".
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#timer);
-    this.#timer = undefined;
-    this.#sweepCursor = undefined;
-    this.#data.clear();
+    if (this.#ownsStore) this.#store.drop();
   }
 
   #assertOpen(): void {
@@ -175,23 +178,63 @@ export class MemoryEngine implements Engine {
     return Date.now();
   }
 
-  /** The live entry at `key`, deleting it when expired (Redis: expired once `now > expiresAt`). */
   #lookup(key: string, now: number): Entry | undefined {
-    const entry = this.#data.get(key);
+    return this.#store.lookup(key, now);
+  }
+}
+
+/**
+ * The keys of one embedded keyspace, with an unref'd background sweep of expired entries. Engines
+ * created on the same named store (`memory://name`) see the same keys, like clients of one server.
+ */
+export class MemoryStore {
+  static readonly #named = new Map<string, MemoryStore>();
+  /** Every entry, expired ones included until touched or swept. */
+  readonly data = new Map<string, Entry>();
+  #sweepCursor: Iterator<[string, Entry]> | undefined;
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  /** An empty store; its sweep never keeps Node alive. */
+  constructor() {
+    this.#timer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
+    this.#timer.unref();
+  }
+
+  /** The process-wide store called `name`, created on first use. */
+  static named(name: string): MemoryStore {
+    let store = MemoryStore.#named.get(name);
+    if (store === undefined) {
+      store = new MemoryStore();
+      MemoryStore.#named.set(name, store);
+    }
+    return store;
+  }
+
+  /** Remove every key and stop the sweep. */
+  drop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.#sweepCursor = undefined;
+    this.data.clear();
+  }
+
+  /** The live entry at `key`, deleting it when expired (Redis: expired once `now > expiresAt`). */
+  lookup(key: string, now: number): Entry | undefined {
+    const entry = this.data.get(key);
     if (entry === undefined) return undefined;
     if (entry.expiresAt !== undefined && now > entry.expiresAt) {
-      this.#data.delete(key);
+      this.data.delete(key);
       return undefined;
     }
     return entry;
   }
 
   /** Check the next batch of entries (resuming where the last run stopped) and delete expired ones. */
-  #sweep(): void {
+  sweep(): void {
     const now = Date.now();
-    const batch = Math.max(SWEEP_MIN_BATCH, Math.ceil(this.#data.size / SWEEP_CYCLE_RUNS));
+    const batch = Math.max(SWEEP_MIN_BATCH, Math.ceil(this.data.size / SWEEP_CYCLE_RUNS));
     // A Map iterator stays valid while entries are added and deleted.
-    this.#sweepCursor ??= this.#data.entries();
+    this.#sweepCursor ??= this.data.entries();
     for (let i = 0; i < batch; i++) {
       const next = this.#sweepCursor.next();
       if (next.done === true) {
@@ -199,7 +242,7 @@ export class MemoryEngine implements Engine {
         return;
       }
       const [key, entry] = next.value;
-      if (entry.expiresAt !== undefined && now > entry.expiresAt) this.#data.delete(key);
+      if (entry.expiresAt !== undefined && now > entry.expiresAt) this.data.delete(key);
     }
   }
 }
