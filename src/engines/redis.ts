@@ -92,9 +92,6 @@ export class RedisEngine implements Engine {
     });
     // node-redis reports socket errors as events too; failures reach callers through their commands.
     client.on('error', () => {});
-    client.on('end', () => {
-      if (this.#client === client) this.#dropClient();
-    });
     return client;
   }
 
@@ -164,7 +161,10 @@ export class RedisEngine implements Engine {
   }
 
   async #run<T>(command: (client: Client) => Promise<T>): Promise<T> {
-    const client = this.#client ?? (await this.#connect());
+    // A client that gave up reconnecting (rejected credentials) is closed: connect afresh, so the caller
+    // sees why (and platform mode can fetch new credentials).
+    const current = this.#client;
+    const client = current?.isOpen ? current : await this.#connect();
     if (this.#pending++ === 0) this.#lastProgress = Date.now();
     try {
       return await command(client);
