@@ -1,0 +1,115 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { CacheClient, CacheConnectionError, type CacheLogger, CacheValidationError } from '../src/index.js';
+
+const memory = { url: 'memory://options-test', tenant: 'acme' };
+
+describe('configuration', () => {
+  it('names every way to configure when nothing is configured', () => {
+    const make = () => new CacheClient({ env: {} });
+    expect(make).toThrow(CacheConnectionError);
+    expect(make).toThrow(/connectionConfig.*PEAK_CACHE_URL and PEAK_CACHE_TENANT.*API_KEY/);
+  });
+
+  it('reads PEAK_CACHE_URL and PEAK_CACHE_TENANT', async () => {
+    const cache = new CacheClient({
+      env: { PEAK_CACHE_URL: 'memory://env-test', PEAK_CACHE_TENANT: 'envt' },
+    });
+    await cache.set('k', 'v');
+    const direct = new CacheClient({ connectionConfig: { url: 'memory://env-test', tenant: 'envt' } });
+    expect(await direct.get('k')).toBe('v');
+    await Promise.all([cache.close(), direct.close()]);
+  });
+
+  it('requires a tenant with a URL', () => {
+    expect(() => new CacheClient({ env: { PEAK_CACHE_URL: 'memory://' } })).toThrow(/tenant is required/);
+  });
+
+  it('rejects bad options with an error naming the option, without echoing a URL', () => {
+    const cases: [object, RegExp][] = [
+      [
+        { connectionConfig: { ...memory, timeoutMs: 0 } },
+        /`connectionConfig.timeoutMs` option must be a positive integer/,
+      ],
+      [{ connectionConfig: { ...memory, maxQueueLength: 1.5 } }, /connectionConfig.maxQueueLength/],
+      [
+        { connectionConfig: { ...memory, socket_timeout: 5 } },
+        /Unknown connectionConfig option `socket_timeout`/,
+      ],
+      [{ connectionConfig: memory, debug_logs: true }, /Unknown option `debug_logs`/],
+      [{ connectionConfig: memory, maxValueBytes: -1 }, /maxValueBytes/],
+      [
+        { connectionConfig: { url: 'http://user:hunter2@host', tenant: 'a' } },
+        /use redis:\/\/, rediss:\/\/ or memory:\/\//,
+      ],
+      [{ connectionConfig: { url: 'not a url', tenant: 'a' } }, /not a valid URL/],
+      [{ connectionConfig: { ...memory, host: 'x' } }, /put host, port, TLS/],
+      [{ connectionConfig: memory, additionalPrefix: 'a b' }, /Invalid additional prefix/],
+    ];
+    for (const [options, message] of cases) {
+      expect(() => new CacheClient(options as never)).toThrow(CacheValidationError);
+      expect(() => new CacheClient(options as never)).toThrow(message);
+      try {
+        new CacheClient(options as never);
+      } catch (err) {
+        expect(String(err)).not.toContain('hunter2');
+      }
+    }
+  });
+
+  it('rejects values over maxValueBytes before any I/O', async () => {
+    const cache = new CacheClient({ connectionConfig: memory, maxValueBytes: 1024 });
+    await expect(cache.set('big', 'é'.repeat(600))).rejects.toThrow(
+      /larger than maxValueBytes \(1024 bytes\)/,
+    );
+    expect(await cache.set('ok', 'x'.repeat(1024))).toBe(true);
+    await expect(cache.mset({ a: 'x', b: 'y'.repeat(2000) })).rejects.toBeInstanceOf(CacheValidationError);
+    expect(await cache.exists('big', 'a', 'b')).toBe(0);
+    await cache.close();
+  });
+});
+
+describe('logging', () => {
+  it('emits one debug line per operation with key names, never values', async () => {
+    const lines: string[] = [];
+    const logger: CacheLogger = { debug: (m) => lines.push(m), warn: (m) => lines.push(`warn: ${m}`) };
+    const cache = new CacheClient({ connectionConfig: memory, logger, additionalPrefix: 'p' });
+    await cache.set('k', 'secret-value', 10);
+    await cache.mget('k', 'x');
+    await cache.delete('k');
+    expect(lines).toEqual(['set "acme:p:k" ttl=10', 'mget "acme:p:k", "acme:p:x"', 'delete "acme:p:k"']);
+    expect(lines.join('\n')).not.toContain('secret-value');
+    await cache.close();
+  });
+
+  it('emits nothing with debugLogs: false', async () => {
+    const lines: string[] = [];
+    const cache = new CacheClient({
+      connectionConfig: memory,
+      debugLogs: false,
+      logger: { debug: (m) => lines.push(m), warn: (m) => lines.push(m) },
+    });
+    await cache.set('k', 'v');
+    expect(lines).toEqual([]);
+    await cache.close();
+  });
+
+  it('is silent by default and shown with NODE_DEBUG=peak-cache', async () => {
+    const script = fileURLToPath(new URL('./fixtures/log-once.ts', import.meta.url));
+    const run = (env: NodeJS.ProcessEnv) =>
+      new Promise<string>((resolve, reject) =>
+        execFile(
+          process.execPath,
+          ['--import', 'tsx', script],
+          { env: { ...process.env, ...env }, timeout: 30_000 },
+          (err, stdout, stderr) => (err ? reject(err) : resolve(stdout + stderr)),
+        ),
+      );
+    const quiet = await run({ NODE_DEBUG: '' });
+    expect(quiet).not.toMatch(/PEAK-CACHE/);
+    const loud = await run({ NODE_DEBUG: 'peak-cache' });
+    expect(loud).toMatch(/PEAK-CACHE \d+: set "acme:k"/);
+    expect(loud).not.toContain('logged-value');
+  });
+});
