@@ -18,7 +18,7 @@ function show(call: string, result: unknown): void {
 const cache = new CacheClient({ connectionConfig: { url, tenant }, additionalPrefix: 'tour' });
 console.log(`peak-cache demo on ${where}, tenant "${tenant}", prefix "tour"\n`);
 try {
-  show("ping()", await cache.ping());
+  show('ping()', await cache.ping());
   show("set('user:1', { name: 'Ada' }, 60)", await cache.set('user:1', { name: 'Ada' }, 60));
   show("get('user:1')", await cache.get('user:1'));
   show("set('n', 42)", await cache.set('n', 42));
@@ -27,7 +27,10 @@ try {
   show("ttl('user:1')", await cache.ttl('user:1'));
   show("ttl('n')", await cache.ttl('n'));
   show("expire('n', 30)", await cache.expire('n', 30));
-  show("mset({ 'user:2': {...}, 'user:3': {...} }, 60)", await cache.mset({ 'user:2': { name: 'Grace' }, 'user:3': { name: 'Linus' } }, 60));
+  show(
+    "mset({ 'user:2': {...}, 'user:3': {...} }, 60)",
+    await cache.mset({ 'user:2': { name: 'Grace' }, 'user:3': { name: 'Linus' } }, 60),
+  );
   show("mget('user:1', 'user:2', 'nope')", await cache.mget('user:1', 'user:2', 'nope'));
   show("exists('user:1', 'user:2', 'nope')", await cache.exists('user:1', 'user:2', 'nope'));
   show("delete('user:3')", await cache.delete('user:3'));
