@@ -90,6 +90,19 @@ export class CacheClient {
     this.#source = chooseSource(options.session, config, options.env ?? process.env, this.#logger);
   }
 
+  /**
+   * The tenant whose namespace this client uses: the configured one, or in platform mode the one the
+   * platform names (fetching the credentials on first use, without contacting the cache server).
+   */
+  async getTenant(): Promise<string> {
+    if (this.#source.kind === 'direct') return this.#source.tenant;
+    try {
+      return (this.#connected ?? (await this.#connect())).tenant;
+    } catch (err) {
+      throw withOperation('getTenant', err);
+    }
+  }
+
   /** The additional prefix, or `null` when none is set. */
   getAdditionalPrefix(): string | null {
     return this.#prefix;

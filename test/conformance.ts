@@ -239,6 +239,7 @@ export function registerConformanceSuite(
       it('namespaces keys by tenant and prefix, changeable on a live client', async () => {
         const prefixed = client({ additionalPrefix: 'pricing' });
         expect(prefixed.getAdditionalPrefix()).toBe('pricing');
+        expect(await prefixed.getTenant()).toBe(tenant);
         await prefixed.set('k', 'in-pricing');
         await cache.set('k', 'no-prefix');
         expect(await cache.get('k')).toBe('no-prefix');

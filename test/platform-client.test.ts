@@ -99,6 +99,16 @@ describe('platform mode', () => {
     expect(await redis.cli('--user', 'default', 'GET', 'acme:k')).toBe('{"a": 1}');
   });
 
+  it('getTenant names the platform tenant without a cache command', async () => {
+    const cache = client();
+    const before = Number(/total_commands_processed:(\d+)/.exec(await redis.cli('INFO', 'stats'))?.[1]);
+    expect(await cache.getTenant()).toBe('acme');
+    expect(await cache.getTenant()).toBe('acme');
+    expect(requests).toBe(1);
+    const after = Number(/total_commands_processed:(\d+)/.exec(await redis.cli('INFO', 'stats'))?.[1]);
+    expect(after).toBe(before + 1);
+  });
+
   it('accepts the url form of the reply', async () => {
     reply = () => ({
       tenant: 'acme',
