@@ -278,6 +278,12 @@ describe('usage errors: exit 2, one line on stderr, nothing on stdout', () => {
     ['an empty --keys item', ['mget', '--keys', 'a,,b'], /--keys must be a comma-separated list/],
     ['an option without its value', ['get', '--key'], /--key needs a value/],
     ['an option given twice', ['get', '--key', 'a', '--key', 'b'], /--key is given more than once/],
+    ['an invalid --prefix', ['get', '--key', 'k', '--prefix', 'a b'], /Invalid additional prefix "a b"/],
+    [
+      'an invalid --tenant',
+      ['get', '--key', 'k', '--url', 'memory://', '--tenant', 'a*'],
+      /Invalid tenant "a\*"/,
+    ],
   ])('%s', async (_name, args, message) => {
     const run = await cli(args, env());
     expect(run.code).toBe(2);
@@ -320,13 +326,17 @@ describe('connection errors: exit 3', () => {
   it('nothing configured: the ways to configure', async () => {
     const run = await cli(['ping']);
     expect(run.code).toBe(3);
-    expect(expectOneErrorLine(run)).toMatch(/no cache is configured: pass --url and --tenant/);
+    expect(expectOneErrorLine(run)).toMatch(
+      /No cache is configured\. Use one of: .*PEAK_CACHE_URL and PEAK_CACHE_TENANT.*API_KEY.*On the command line: --url and --tenant$/,
+    );
   });
 
   it('a URL without a tenant', async () => {
     const run = await cli(['ping', '--url', server.url]);
     expect(run.code).toBe(3);
-    expect(expectOneErrorLine(run)).toMatch(/a tenant is required with --url/);
+    expect(expectOneErrorLine(run)).toMatch(
+      /A tenant is required with connectionConfig.url: set connectionConfig.tenant or PEAK_CACHE_TENANT\. On the command line: --url and --tenant$/,
+    );
   });
 
   describe('secrets never appear on stderr', () => {

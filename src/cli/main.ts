@@ -7,7 +7,7 @@
  */
 import { createInterface } from 'node:readline';
 import { CacheClient } from '../client.js';
-import { CacheConnectionError, CacheError } from '../errors.js';
+import { CacheConnectionError, CacheError, CacheValidationError } from '../errors.js';
 import type { CacheLogger } from '../logger.js';
 import type { CacheClientOptions, ConnectionConfig } from '../options.js';
 import { type OptionValues, parseCommandLine, parsePositiveInteger, UsageError } from './args.js';
@@ -49,16 +49,6 @@ function secretsOf(values: OptionValues, env: CliIo['env']): string[] {
   return [...secrets].filter((s) => s.length >= MIN_SECRET_LENGTH).sort((a, b) => b.length - a.length);
 }
 
-/** `host:port` of a URL for messages, without credentials. */
-function describeUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    return u.protocol === 'memory:' ? 'memory://' : `${u.protocol}//${u.host}`;
-  } catch {
-    return 'an invalid URL';
-  }
-}
-
 function connectionConfig(values: OptionValues, timeoutMs: number | undefined): ConnectionConfig {
   const config: ConnectionConfig = {};
   if (values.url !== undefined) config.url = values.url;
@@ -71,32 +61,22 @@ function connectionConfig(values: OptionValues, timeoutMs: number | undefined): 
 }
 
 /**
- * Where the connection comes from, as the client will decide (for the prompt and debug line); throws
- * the CLI's own wording when nothing, or no tenant, is configured.
+ * The client for `options`. Configuration errors keep the library's message (one source of truth for
+ * the connection order), with the command-line spelling added.
  */
-function describeSource(
-  values: OptionValues,
-  env: CliIo['env'],
-): { where: string; tenant: string | undefined } {
-  const url = values.url ?? (env.PEAK_CACHE_URL || undefined);
-  if (url !== undefined) {
-    const tenant = values.tenant ?? (env.PEAK_CACHE_TENANT || undefined);
-    if (tenant === undefined) {
-      throw new CacheConnectionError(
-        `a tenant is required with ${values.url === undefined ? 'PEAK_CACHE_URL' : '--url'}: pass --tenant or set PEAK_CACHE_TENANT`,
-      );
-    }
-    return { where: describeUrl(url), tenant };
+function openClient(options: CacheClientOptions): CacheClient {
+  try {
+    return new CacheClient(options);
+  } catch (err) {
+    if (!(err instanceof CacheConnectionError)) throw err;
+    throw new CacheConnectionError(`${err.message}. On the command line: --url and --tenant`, {
+      cause: err.cause,
+    });
   }
-  if (env.API_KEY) return { where: 'the Peak platform', tenant: undefined };
-  throw new CacheConnectionError(
-    'no cache is configured: pass --url and --tenant, or set PEAK_CACHE_URL and PEAK_CACHE_TENANT, ' +
-      'or set API_KEY (and STAGE) to use the Peak platform',
-  );
 }
 
-function confirmationQuestion(spec: CommandSpec, values: OptionValues, tenant: string | undefined): string {
-  const who = tenant === undefined ? 'the tenant of this API key' : `tenant ${tenant}`;
+function confirmationQuestion(spec: CommandSpec, values: OptionValues, tenant: string): string {
+  const who = `tenant ${tenant}`;
   if (spec.name === 'flush-tenant') return `Delete every key of ${who}? [y/N] `;
   const where = values.prefix ? ` under prefix ${values.prefix}` : '';
   return `Delete every key of ${who}${where} matching ${JSON.stringify(values.pattern)}? [y/N] `;
@@ -123,7 +103,7 @@ function confirm(io: CliIo, question: string): Promise<boolean> {
 }
 
 function exitCodeOf(err: unknown): number {
-  if (err instanceof UsageError) return EXIT.usage;
+  if (err instanceof UsageError || err instanceof CacheValidationError) return EXIT.usage;
   if (err instanceof CacheConnectionError) return EXIT.connection;
   return EXIT.error;
 }
@@ -169,7 +149,6 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         : parsePositiveInteger(values.timeout, '--timeout', 'milliseconds');
     const action = spec.prepare(values);
 
-    const source = describeSource(values, io.env);
     const logger: CacheLogger = {
       debug: (message) => line(`debug: ${message}`),
       warn: (message) => line(`warning: ${message.replace(/^peak-cache: /, '')}`),
@@ -181,15 +160,13 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       env: io.env,
     };
     if (values.prefix !== undefined) options.additionalPrefix = values.prefix;
-    if (debug) {
-      const tenant = source.tenant === undefined ? 'from the platform' : source.tenant;
-      line(`debug: ${spec.name} on ${source.where}, tenant ${tenant}, prefix ${values.prefix ?? '(none)'}`);
-    }
-    client = new CacheClient(options);
+    client = openClient(options);
+    if (debug)
+      line(`debug: ${spec.name}: tenant ${await client.getTenant()}, prefix ${values.prefix ?? '(none)'}`);
 
     const onTerminal = io.stdin.isTTY === true && io.stderr.isTTY === true;
     if (spec.destructive && onTerminal && !values.yes) {
-      if (!(await confirm(io, confirmationQuestion(spec, values, source.tenant)))) {
+      if (!(await confirm(io, confirmationQuestion(spec, values, await client.getTenant())))) {
         line('not confirmed; nothing was deleted');
         return EXIT.error;
       }
