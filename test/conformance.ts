@@ -13,8 +13,10 @@ export interface ConformanceTarget {
   rawKeys(match?: string): Promise<string[]>;
   /** Raw stored string at a full key, read beside the client. */
   rawGet(key: string): Promise<string | null>;
-  /** Whether the engine can be inspected raw (false for memory://, which is private to its client). */
+  /** Whether rawKeys/rawGet see the stored keys (false for memory://, which has no outside view). */
   readonly inspectable: boolean;
+  /** Called before each test with the tenants it uses (e.g. to create their ACL users). */
+  prepareTenants?(tenants: string[]): Promise<void>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -44,9 +46,10 @@ export function registerConformanceSuite(
       await Promise.all(clients.map((c) => c.close()));
       await teardown();
     });
-    beforeEach(() => {
+    beforeEach(async () => {
       counter++;
       tenant = `t${counter}-${Math.random().toString(36).slice(2, 8)}`;
+      await target.prepareTenants?.([tenant, `${tenant}x`]);
       cache = client();
     });
 
