@@ -71,6 +71,11 @@ describe('tenant isolation on a shared keyspace', () => {
     ['acme', 'pricing', '[a-z]*'],
     ['acm', null, '*'],
     ['acme', null, 'a?b'],
+    ['acme', null, '{tag}*'],
+    ['acme', null, 'back\\*'],
+    ['acme', 'pricing', '[^u]*'],
+    ['acme', null, '\\'],
+    ['ac', null, '*[*'],
   ];
   for (const [tenant, prefix, pattern] of patterns) {
     it(`flushByPattern(${JSON.stringify(pattern)}) of ${tenant}/${prefix} stays inside its namespace`, async () => {
@@ -90,6 +95,20 @@ describe('tenant isolation on a shared keyspace', () => {
     await client('acme').flushByPattern('*');
     const left = await storedKeys();
     for (const key of all) if (!key.startsWith('acme:')) expect(left.has(key), key).toBe(true);
+  });
+
+  it('reads prototype-poisoning values written by another client without polluting anything', async () => {
+    const payloads = [
+      '{"__proto__": {"polluted": "yes"}}',
+      '{"constructor": {"prototype": {"polluted": "yes"}}}',
+      '[{"a": {"__proto__": {"polluted": "yes"}}}]',
+    ];
+    for (const [i, payload] of payloads.entries()) await server.cli('SET', `acme:poison${i}`, payload);
+    const values = await client('acme').mget('poison0', 'poison1', 'poison2');
+    const merged = Object.assign({}, ...values.flat(2).map((v) => ({ ...(v as object) })));
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(merged.polluted).toBeUndefined();
+    expect(values[0]).toEqual({});
   });
 
   it('rejects unsafe tenant names before any command reaches the server', async () => {
