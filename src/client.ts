@@ -27,6 +27,8 @@ export const MAX_TTL_SECONDS = 2 ** 32;
 export const FLUSH_BATCH_SIZE = 1000;
 /** UNLINK batches in flight at once during a flush. */
 const FLUSH_CONCURRENCY = 4;
+/** After a credentials refresh, rejected credentials fail calls without another refresh for this long. */
+export const CREDENTIALS_REFRESH_COOLDOWN_MS = 30_000;
 
 /** Options of {@link CacheClient.flushByPattern} and {@link CacheClient.flushTenant}. */
 export interface FlushOptions {
@@ -70,6 +72,7 @@ export class CacheClient {
   #connecting: Promise<Connected> | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
+  #lastRefresh = Number.NEGATIVE_INFINITY;
 
   /**
    * @param options - see {@link CacheClientOptions}.
@@ -354,12 +357,17 @@ export class CacheClient {
       } catch (err) {
         // Platform credentials rotate: when the server rejects them, fetch them again once. The command
         // never ran (the connection was not authenticated), so retrying it cannot duplicate a write.
+        // At most one refresh per cool-down, so rejected credentials never cause a storm of requests.
         if (this.#source.kind !== 'platform' || !isAuthFailure(err) || this.#closed) throw err;
-        this.#logger.warn(
-          'peak-cache: the server rejected the platform credentials; fetching them again once',
-        );
-        if (this.#connected === conn) this.#connected = undefined;
-        void conn.engine.close();
+        if (this.#connected === conn) {
+          if (performance.now() - this.#lastRefresh < CREDENTIALS_REFRESH_COOLDOWN_MS) throw err;
+          this.#lastRefresh = performance.now();
+          this.#logger.warn(
+            'peak-cache: the server rejected the platform credentials; fetching them again once',
+          );
+          this.#connected = undefined;
+          void conn.engine.close();
+        }
         const fresh = this.#connected ?? (await this.#connect());
         return await body(fresh, this.#keys(fresh.tenant));
       }

@@ -156,6 +156,9 @@ describe('platform mode', () => {
     expect((err as Error).message).toMatch(/^get failed: .*rejected the credentials \(WRONGPASS\)/);
     expect(requests).toBe(2);
     expect(String(err)).not.toContain('wrong-pw');
+    // No retry storm: further calls fail without asking the platform again (cool-down).
+    for (let i = 0; i < 5; i++) await expect(cache.get('k')).rejects.toBeInstanceOf(CacheAuthError);
+    expect(requests).toBe(2);
   });
 
   it('ignores location overrides with a warning, keeps tuning overrides', async () => {
