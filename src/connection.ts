@@ -1,9 +1,11 @@
 /**
  * Where the connection comes from (SPEC section 2): a direct URL + tenant, or the Peak platform, and the
- * engine that serves a URL (`memory://` embedded, `redis://` / `rediss://` Redis or Valkey).
+ * engine that serves a URL (`memory://` embedded, `redis://` / `rediss://` Redis or Valkey, or a Redis
+ * Cluster in cluster mode).
  *
  * @module
  */
+import { ClusterEngine, parseSeeds } from './engines/cluster.js';
 import type { Engine } from './engines/engine.js';
 import { MemoryEngine, MemoryStore } from './engines/memory.js';
 import { RedisEngine } from './engines/redis.js';
@@ -14,15 +16,25 @@ import { type ConnectionConfig, type ConnectionSettings, LOCATION_FIELDS } from 
 import { fetchCredentials } from './platform.js';
 import { Session } from './session.js';
 
-/** A direct connection (URL and tenant known up front) or the Peak platform (fetched on first use). */
+/**
+ * A direct connection (URL and tenant known up front) or the Peak platform (fetched on first use). In
+ * cluster mode a direct source lists its seed nodes (`url` first); a platform source only says that the
+ * URL it will fetch is a cluster seed.
+ */
 export type ConnectionSource =
-  | { readonly kind: 'direct'; readonly url: string; readonly tenant: string }
-  | { readonly kind: 'platform'; readonly session: Session };
+  | {
+      readonly kind: 'direct';
+      readonly url: string;
+      readonly tenant: string;
+      readonly clusterNodes?: readonly string[];
+    }
+  | { readonly kind: 'platform'; readonly session: Session; readonly cluster: boolean };
 
-/** A URL and tenant to connect with. */
+/** A URL and tenant to connect with; `clusterNodes` (seed URLs, `url` first) in cluster mode. */
 export interface Endpoint {
   readonly url: string;
   readonly tenant: string;
+  readonly clusterNodes?: readonly string[];
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -53,9 +65,40 @@ export function validateUrl(url: unknown, name: string): string {
   return url;
 }
 
+const TRUE_FLAGS = new Set(['1', 'true', 'yes', 'on']);
+const FALSE_FLAGS = new Set(['', '0', 'false', 'no', 'off']);
+
+/** Cluster mode from `connectionConfig.cluster`, else env `PEAK_CACHE_CLUSTER`. */
+function clusterFlag(config: ConnectionConfig, env: Env): boolean | undefined {
+  if (config.cluster !== undefined) {
+    if (typeof config.cluster !== 'boolean') {
+      throw new CacheValidationError('The `connectionConfig.cluster` option must be a boolean');
+    }
+    return config.cluster;
+  }
+  const raw = env.PEAK_CACHE_CLUSTER;
+  if (raw === undefined) return undefined;
+  const flag = raw.trim().toLowerCase();
+  if (TRUE_FLAGS.has(flag)) return true;
+  if (FALSE_FLAGS.has(flag)) return undefined;
+  throw new CacheValidationError('PEAK_CACHE_CLUSTER must be 1/true/yes/on or 0/false/no/off');
+}
+
+/** Check `connectionConfig.nodes`: a non-empty array of redis:// or rediss:// URLs. */
+function validateNodes(nodes: unknown): string[] {
+  if (!Array.isArray(nodes) || nodes.length === 0) {
+    throw new CacheValidationError('`connectionConfig.nodes` must be a non-empty array of URLs');
+  }
+  return nodes.map((node, i) => validateUrl(node, `connectionConfig.nodes[${i}]`));
+}
+
+const NO_MEMORY_CLUSTER =
+  'memory:// cannot be used in cluster mode: unset connectionConfig.cluster / PEAK_CACHE_CLUSTER, or use redis:// seed nodes';
+
 /**
- * Decide the connection source, without I/O. Order: an explicit `session` (platform); `connectionConfig.url`;
- * env `PEAK_CACHE_URL`; env `API_KEY` (platform). Location overrides in platform mode are dropped with a warning.
+ * Decide the connection source, without I/O. Order: an explicit `session` (platform); `connectionConfig.url`
+ * (or `nodes`); env `PEAK_CACHE_URL`; env `API_KEY` (platform). Location overrides in platform mode are dropped
+ * with a warning. Cluster mode: `connectionConfig.cluster`, else env `PEAK_CACHE_CLUSTER`, else `nodes` set.
  */
 export function chooseSource(
   session: Session | undefined,
@@ -68,10 +111,10 @@ export function chooseSource(
     if (ignored.length > 0) {
       logger.warn(
         `peak-cache: connectionConfig ${ignored.join(', ')} ignored: in Peak platform mode the platform decides ` +
-          'where the cache is and which credentials to use; only timeouts, keep-alive and queue settings apply',
+          'where the cache is and which credentials to use; only timeouts, keep-alive, queue settings and cluster apply',
       );
     }
-    return { kind: 'platform', session: s };
+    return { kind: 'platform', session: s, cluster: clusterFlag(config, env) ?? false };
   };
   if (session !== undefined) {
     if (!(session instanceof Session))
@@ -85,41 +128,89 @@ export function chooseSource(
       );
     }
   }
-  const fromConfig = config.url !== undefined;
-  const url = config.url ?? env.PEAK_CACHE_URL;
+  const nodes = config.nodes === undefined ? undefined : validateNodes(config.nodes);
+  const urlName =
+    config.url !== undefined ? 'connectionConfig.url' : nodes ? 'connectionConfig.nodes' : 'PEAK_CACHE_URL';
+  const url = config.url ?? nodes?.[0] ?? env.PEAK_CACHE_URL;
   if (url !== undefined && url !== '') {
     const tenant = config.tenant ?? env.PEAK_CACHE_TENANT;
     if (tenant === undefined || tenant === '') {
       throw new CacheConnectionError(
-        `A tenant is required with ${fromConfig ? 'connectionConfig.url' : 'PEAK_CACHE_URL'}: set connectionConfig.tenant or PEAK_CACHE_TENANT`,
+        `A tenant is required with ${urlName}: set connectionConfig.tenant or PEAK_CACHE_TENANT`,
       );
     }
-    return {
+    const direct = {
       kind: 'direct',
-      url: validateUrl(url, fromConfig ? 'connectionConfig.url' : 'PEAK_CACHE_URL'),
+      url: validateUrl(url, urlName),
       tenant: validateTenant(tenant),
-    };
+    } as const;
+    const cluster = clusterFlag(config, env);
+    if (nodes !== undefined && cluster === false) {
+      throw new CacheValidationError(
+        '`connectionConfig.nodes` lists Redis Cluster seed nodes: it cannot be combined with `cluster: false`',
+      );
+    }
+    if (nodes === undefined && cluster !== true) return direct;
+    if (direct.url.startsWith('memory:') || nodes?.some((n) => n.startsWith('memory:'))) {
+      throw new CacheValidationError(NO_MEMORY_CLUSTER);
+    }
+    // The seeds: `url` first, then the other nodes; named after the option that gave them, for messages.
+    const seeds = [{ url: direct.url, name: urlName }];
+    for (const [i, node] of (nodes ?? []).entries()) {
+      if (node !== direct.url) seeds.push({ url: node, name: `connectionConfig.nodes[${i}]` });
+    }
+    const clusterNodes = seeds.map((s) => s.url);
+    parseSeeds(clusterNodes, (i) => seeds[i]?.name ?? 'connectionConfig.nodes');
+    return { ...direct, clusterNodes };
   }
   if (env.API_KEY !== undefined && env.API_KEY !== '') return platform(new Session({ env }));
   throw new CacheConnectionError(NOT_CONFIGURED);
 }
+
+/**
+ * The endpoint last resolved for a client's settings, so that {@link createEngine} called with its URL
+ * alone still knows the cluster seed nodes.
+ */
+const resolved = new WeakMap<ConnectionSettings, Endpoint>();
 
 /** The endpoint of a source: immediate for a direct source, fetched from the platform otherwise. */
 export async function resolveEndpoint(
   source: ConnectionSource,
   settings: ConnectionSettings,
 ): Promise<Endpoint> {
-  if (source.kind === 'direct') return source;
-  const credentials = await fetchCredentials(source.session, { timeoutMs: settings.connectTimeoutMs });
-  return { url: credentials.url, tenant: validateTenant(credentials.tenant) };
+  let endpoint: Endpoint;
+  if (source.kind === 'direct') {
+    endpoint = source;
+  } else {
+    const credentials = await fetchCredentials(source.session, { timeoutMs: settings.connectTimeoutMs });
+    const url = credentials.url;
+    endpoint = {
+      url,
+      tenant: validateTenant(credentials.tenant),
+      ...(source.cluster ? { clusterNodes: [url] } : {}),
+    };
+  }
+  resolved.set(settings, endpoint);
+  return endpoint;
 }
 
 /**
- * The engine serving `url`. Creates no connection: engines connect on first use. Every `memory://name`
- * URL names one process-wide embedded keyspace (`memory://` is the default one), shared by the clients
- * that use it as clients of one Redis server share its keys.
+ * The engine serving an endpoint. Creates no connection: engines connect on first use. Every
+ * `memory://name` URL names one process-wide embedded keyspace (`memory://` is the default one), shared
+ * by the clients that use it as clients of one Redis server share its keys. With `clusterNodes`, a
+ * Redis Cluster engine seeded with them.
+ *
+ * Given a URL alone, the cluster seed nodes are those of the endpoint {@link resolveEndpoint} last
+ * resolved for the same `settings` with that URL.
  */
-export function createEngine(url: string, settings: ConnectionSettings): Engine {
+export function createEngine(target: string | Endpoint, settings: ConnectionSettings): Engine {
+  const endpoint = typeof target === 'string' ? resolved.get(settings) : target;
+  const url = typeof target === 'string' ? target : target.url;
+  const clusterNodes = endpoint?.url === url ? endpoint.clusterNodes : undefined;
+  if (clusterNodes !== undefined) {
+    if (url.startsWith('memory:')) throw new CacheValidationError(NO_MEMORY_CLUSTER);
+    return new ClusterEngine({ nodes: clusterNodes, ...settings });
+  }
   if (url.startsWith('memory:')) return new MemoryEngine(MemoryStore.named(new URL(url).host));
   return new RedisEngine({ url, ...settings });
 }

@@ -44,6 +44,20 @@ export interface ConnectionConfig {
    */
   maxQueueLength?: number;
   /**
+   * Redis Cluster mode: `url` (or any entry of `nodes`) is a seed node, the client discovers the others
+   * and splits multi-key operations by hash slot (see docs/cluster.md). Allowed in platform mode (it does
+   * not change where the client connects or which credentials it uses).
+   * @default env `PEAK_CACHE_CLUSTER` (`1`/`true`/`yes`/`on`), else `true` when `nodes` is set, else `false`
+   */
+  cluster?: boolean;
+  /**
+   * Seed nodes of a Redis Cluster (`redis://` or `rediss://` URLs); implies `cluster: true`. Every node
+   * must use the scheme and credentials of the first, which apply to the whole cluster. `url` may be
+   * omitted (the first node is used). In platform mode ignored with a warning, like `url`.
+   * @default none: `url` is the only seed
+   */
+  nodes?: readonly string[];
+  /**
    * Host, port, TLS and credentials belong in `url`. In platform mode they are ignored with a warning
    * (the platform decides where the tenant's cache is); in direct mode they are an error.
    */
@@ -120,8 +134,17 @@ export const DEFAULT_SETTINGS: ConnectionSettings = {
 export const DEFAULT_MAX_VALUE_BYTES = 16 * 1024 * 1024;
 
 /** Fields of {@link ConnectionConfig} that redirect the connection or carry credentials. */
-export const LOCATION_FIELDS = ['url', 'tenant', 'host', 'port', 'tls', 'username', 'password'] as const;
-const TUNING_FIELDS = ['timeoutMs', 'connectTimeoutMs', 'keepAliveMs', 'maxQueueLength'] as const;
+export const LOCATION_FIELDS = [
+  'url',
+  'nodes',
+  'tenant',
+  'host',
+  'port',
+  'tls',
+  'username',
+  'password',
+] as const;
+const TUNING_FIELDS = ['timeoutMs', 'connectTimeoutMs', 'keepAliveMs', 'maxQueueLength', 'cluster'] as const;
 const KNOWN_FIELDS = new Set<string>([...LOCATION_FIELDS, ...TUNING_FIELDS]);
 const CLIENT_FIELDS = new Set<string>([
   'session',
@@ -159,6 +182,9 @@ export function resolveSettings(config: ConnectionConfig): ConnectionSettings {
         `Unknown connectionConfig option \`${name}\` (known: ${[...KNOWN_FIELDS].join(', ')})`,
       );
     }
+  }
+  if (config.cluster !== undefined && typeof config.cluster !== 'boolean') {
+    throw new CacheValidationError('The `connectionConfig.cluster` option must be a boolean');
   }
   const keepAlive = config.keepAliveMs ?? DEFAULT_SETTINGS.keepAliveMs;
   return {
