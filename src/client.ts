@@ -325,7 +325,7 @@ export class CacheClient {
     if (this.#closed) return Promise.reject(new CacheConnectionError('the client is closed'));
     this.#connecting ??= resolveEndpoint(this.#source, this.#settings)
       .then((endpoint) => {
-        const connected = { engine: createEngine(endpoint.url, this.#settings), tenant: endpoint.tenant };
+        const connected = { engine: createEngine(endpoint, this.#settings), tenant: endpoint.tenant };
         if (this.#closed) {
           void connected.engine.close();
           throw new CacheConnectionError('the client is closed');

@@ -167,31 +167,19 @@ export function chooseSource(
   throw new CacheConnectionError(NOT_CONFIGURED);
 }
 
-/**
- * The endpoint last resolved for a client's settings, so that {@link createEngine} called with its URL
- * alone still knows the cluster seed nodes.
- */
-const resolved = new WeakMap<ConnectionSettings, Endpoint>();
-
 /** The endpoint of a source: immediate for a direct source, fetched from the platform otherwise. */
 export async function resolveEndpoint(
   source: ConnectionSource,
   settings: ConnectionSettings,
 ): Promise<Endpoint> {
-  let endpoint: Endpoint;
-  if (source.kind === 'direct') {
-    endpoint = source;
-  } else {
-    const credentials = await fetchCredentials(source.session, { timeoutMs: settings.connectTimeoutMs });
-    const url = credentials.url;
-    endpoint = {
-      url,
-      tenant: validateTenant(credentials.tenant),
-      ...(source.cluster ? { clusterNodes: [url] } : {}),
-    };
-  }
-  resolved.set(settings, endpoint);
-  return endpoint;
+  if (source.kind === 'direct') return source;
+  const credentials = await fetchCredentials(source.session, { timeoutMs: settings.connectTimeoutMs });
+  const url = credentials.url;
+  return {
+    url,
+    tenant: validateTenant(credentials.tenant),
+    ...(source.cluster ? { clusterNodes: [url] } : {}),
+  };
 }
 
 /**
@@ -199,14 +187,9 @@ export async function resolveEndpoint(
  * `memory://name` URL names one process-wide embedded keyspace (`memory://` is the default one), shared
  * by the clients that use it as clients of one Redis server share its keys. With `clusterNodes`, a
  * Redis Cluster engine seeded with them.
- *
- * Given a URL alone, the cluster seed nodes are those of the endpoint {@link resolveEndpoint} last
- * resolved for the same `settings` with that URL.
  */
-export function createEngine(target: string | Endpoint, settings: ConnectionSettings): Engine {
-  const endpoint = typeof target === 'string' ? resolved.get(settings) : target;
-  const url = typeof target === 'string' ? target : target.url;
-  const clusterNodes = endpoint?.url === url ? endpoint.clusterNodes : undefined;
+export function createEngine(endpoint: Endpoint, settings: ConnectionSettings): Engine {
+  const { url, clusterNodes } = endpoint;
   if (clusterNodes !== undefined) {
     if (url.startsWith('memory:')) throw new CacheValidationError(NO_MEMORY_CLUSTER);
     return new ClusterEngine({ nodes: clusterNodes, ...settings });
