@@ -22,62 +22,123 @@ function reject(reason: string): never {
   throw new CacheValidationError(`Value cannot be stored as JSON: ${reason}`);
 }
 
-// JSON.stringify drops functions and symbols silently and throws a bare TypeError on BigInt; this
-// replacer turns each of them (and non-finite numbers, which JSON would store as null) into a clear error.
-function strictReplacer(this: unknown, _key: string, value: unknown): unknown {
+/** Deepest nesting accepted; deeper values are circular or hostile. */
+export const MAX_JSON_DEPTH = 1000;
+
+const NON_PRINTABLE_ASCII = /[^\x20-\x7e]/;
+const NON_PRINTABLE_ASCII_ALL = /[^\x20-\x7e]/g;
+
+function escapeNonAscii(ch: string): string {
+  return `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`;
+}
+
+/** Separators and escaping of one JSON dialect. */
+interface JsonFormat {
+  /** Between array items and object members. */
+  readonly item: string;
+  /** Between an object key and its value. */
+  readonly key: string;
+  /** Escape every character outside printable ASCII, and write two-digit exponents, as Python does. */
+  readonly python: boolean;
+}
+
+/** `JSON.stringify`'s compact format. */
+const COMPACT: JsonFormat = { item: ',', key: ':', python: false };
+/** Python's `json.dumps` with default arguments. */
+const PYTHON: JsonFormat = { item: ', ', key: ': ', python: true };
+
+function writeString(text: string, format: JsonFormat): string {
+  const json = JSON.stringify(text);
+  return format.python && NON_PRINTABLE_ASCII.test(json)
+    ? json.replace(NON_PRINTABLE_ASCII_ALL, escapeNonAscii)
+    : json;
+}
+
+function writeNumber(n: number, format: JsonFormat): string {
+  if (!Number.isFinite(n)) reject(`${n} is not a finite number`);
+  const text = String(n);
+  if (!format.python) return text;
+  // Python's repr() writes at least two exponent digits: 1e-07, 1e+21.
+  const e = text.indexOf('e');
+  return e === -1 || text.length - e > 3 ? text : `${text.slice(0, e + 2)}0${text.slice(e + 2)}`;
+}
+
+/**
+ * One pass that both checks and writes: the output is what `JSON.stringify` would write (in `format`),
+ * but what JSON cannot represent is an error instead of being dropped or turned into `null`.
+ * `undefined` means "no value" (an object member that is left out, as JSON does).
+ */
+function write(value: unknown, key: string, format: JsonFormat, depth: number): string | undefined {
   switch (typeof value) {
+    case 'string':
+      return writeString(value, format);
     case 'number':
-      if (!Number.isFinite(value)) reject(`${value} is not a finite number`);
-      return value;
+      return writeNumber(value, format);
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'undefined':
+      return undefined;
     case 'bigint':
       return reject('BigInt is not supported (convert it to a string or number)');
     case 'function':
       return reject('functions cannot be serialised');
     case 'symbol':
       return reject('symbols cannot be serialised');
-    default:
-      return value;
   }
+  if (value === null) return 'null';
+  const toJSON = (value as { toJSON?: unknown }).toJSON;
+  if (typeof toJSON === 'function') return write(toJSON.call(value, key), key, format, depth);
+  if (depth >= MAX_JSON_DEPTH) reject(`the value is circular or nested deeper than ${MAX_JSON_DEPTH} levels`);
+  if (value instanceof Map || value instanceof Set) {
+    return reject(`a ${value instanceof Map ? 'Map' : 'Set'} would be stored as {} (convert it first)`);
+  }
+  if (value instanceof Number || value instanceof String || value instanceof Boolean) {
+    return write(value.valueOf(), key, format, depth);
+  }
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out += format.item;
+      out += write(value[i], String(i), format, depth + 1) ?? 'null';
+    }
+    return `${out}]`;
+  }
+  let out = '{';
+  let first = true;
+  for (const name of Object.keys(value)) {
+    const member = write((value as Record<string, unknown>)[name], name, format, depth + 1);
+    if (member === undefined) continue;
+    if (!first) out += format.item;
+    first = false;
+    out += writeString(name, format) + format.key + member;
+  }
+  return `${out}}`;
 }
 
-/** `JSON.stringify` that rejects what JSON cannot represent with a {@link CacheValidationError}. */
-export function toJson(value: unknown): string {
-  let text: string | undefined;
-  try {
-    text = JSON.stringify(value, strictReplacer);
-  } catch (err) {
-    if (err instanceof CacheValidationError) throw err;
-    // Circular structures, throwing toJSON()/getters.
-    reject(
-      err instanceof Error ? (err.message.split('\n')[0] ?? 'serialisation failed') : 'serialisation failed',
-    );
-  }
-  if (text === undefined) reject(`${value === undefined ? 'undefined' : typeof value} is not a JSON value`);
+function encodeWith(value: unknown, format: JsonFormat): string {
+  const text = write(value, '', format, 0);
+  if (text === undefined) reject('undefined is not a JSON value');
   return text;
 }
 
-// A JSON string literal, a structural separator, or a one-digit exponent (only numbers have `e` + sign).
-const PY_TOKEN = /"(?:[^"\\]|\\.)*"|[,:]|e[+-]\d(?!\d)/g;
-const NON_PRINTABLE_ASCII = /[^\x20-\x7e]/g;
-
-function escapeNonAscii(ch: string): string {
-  return `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`;
+/**
+ * Compact JSON, as `JSON.stringify` writes it, that rejects what JSON cannot represent (BigInt,
+ * functions, symbols, `NaN`, `Infinity`, circular structures, `Map`, `Set`) with a
+ * {@link CacheValidationError} instead of dropping it or writing `null`.
+ */
+export function toJson(value: unknown): string {
+  return encodeWith(value, COMPACT);
 }
 
 /**
- * Rewrite compact JSON (from `JSON.stringify`) in the exact format of Python's `json.dumps` with
- * default arguments: `, ` and `: ` separators, every character outside printable ASCII escaped, and
- * two-digit exponents (`1e-07`). Numbers JavaScript cannot tell apart from Python's may still be spelt
- * differently (`1.0` is `1` here; Python writes `1e-05` where JavaScript writes `0.00001`); they decode
- * to the same value on both sides.
+ * JSON exactly as Python's `json.dumps` writes it with default arguments: `, ` and `: ` separators,
+ * every character outside printable ASCII escaped as `\uXXXX`, two-digit exponents (`1e-07`). Numbers
+ * JavaScript cannot tell apart from Python's may still be spelt differently (`1.0` is `1` here; Python
+ * writes `1e-05` where JavaScript writes `0.00001`); they decode to the same value on both sides.
+ * Rejects what JSON cannot represent, as {@link toJson} does.
  */
-export function toPythonJson(compact: string): string {
-  return compact.replace(PY_TOKEN, (token) => {
-    if (token === ',') return ', ';
-    if (token === ':') return ': ';
-    if (token.charCodeAt(0) === 0x65) return `${token.slice(0, 2)}0${token.slice(2)}`; // e-7 -> e-07, as repr()
-    return token.replace(NON_PRINTABLE_ASCII, escapeNonAscii);
-  });
+export function toPythonJson(value: unknown): string {
+  return encodeWith(value, PYTHON);
 }
 
 const POISON = /"(?:__proto__|constructor)"\s*:/;
@@ -100,7 +161,7 @@ export function safeJsonParse(text: string): unknown {
 
 /** The default codec, wire-compatible with Peak's Python client. */
 export const peakCodec: Codec = {
-  encode: (value) => (typeof value === 'string' ? value : toPythonJson(toJson(value))),
+  encode: (value) => (typeof value === 'string' ? value : toPythonJson(value)),
   decode(raw) {
     const first = raw.charCodeAt(0);
     // '{' or '[': JSON, as Python decodes it; anything else comes back as the string stored.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { jsonCodec, peakCodec, resolveCodec, safeJsonParse, toPythonJson } from '../src/codec.js';
+import { jsonCodec, peakCodec, resolveCodec, safeJsonParse, toJson } from '../src/codec.js';
 import { CacheValidationError } from '../src/errors.js';
 
 describe('peak codec', () => {
@@ -22,8 +22,18 @@ describe('peak codec', () => {
   });
 
   it('keeps separators and escapes inside strings intact', () => {
-    expect(toPythonJson('{"a,b":"c:d","e":"\\"x\\""}')).toBe('{"a,b": "c:d", "e": "\\"x\\""}');
-    expect(toPythonJson('["e-1","1e-5"]')).toBe('["e-1", "1e-5"]');
+    expect(peakCodec.encode({ 'a,b': 'c:d', e: '"x"' })).toBe('{"a,b": "c:d", "e": "\\"x\\""}');
+    expect(peakCodec.encode(['e-1', '1e-5', 1e-7])).toBe('["e-1", "1e-5", 1e-07]');
+  });
+
+  it('writes exactly what JSON.stringify writes for what JSON can represent', () => {
+    const samples: unknown[] = [
+      { a: [1, 'x', null, true, { b: [] }], d: new Date(0), u: undefined, nested: { deep: [[[{}]]] } },
+      ['a\nb', 'tab\t', '\u2028', 'é😀', -0, 0.1, 1e21, 5e-324, [undefined]],
+      { 'quote"key': 'back\\slash', '': '' },
+      [new String('boxed'), new Number(3), new Boolean(false)],
+    ];
+    for (const sample of samples) expect(toJson(sample)).toBe(JSON.stringify(sample));
   });
 });
 
@@ -69,6 +79,8 @@ describe('json codec and validation', () => {
       [Number.NaN, /NaN is not a finite number/],
       [{ deep: [Number.POSITIVE_INFINITY] }, /Infinity/],
       [{ f: () => 1 }, /functions/],
+      [new Map([['a', 1]]), /a Map would be stored as \{\}/],
+      [{ s: new Set([1]) }, /a Set/],
     ];
     for (const [value, message] of cases) {
       for (const codec of [peakCodec, jsonCodec]) {
