@@ -105,7 +105,7 @@ function write(value: unknown, key: string, format: JsonFormat, depth: number): 
   }
   let out = '{';
   let first = true;
-  for (const name of Object.keys(value)) {
+  for (const name of Object.keys(value as object)) {
     const member = write((value as Record<string, unknown>)[name], name, format, depth + 1);
     if (member === undefined) continue;
     if (!first) out += format.item;

@@ -85,6 +85,35 @@ describe('no call hangs', () => {
     expect(await cache.get('k')).toBe('v');
   });
 
+  it('a blocked event loop (GC pause, CPU-bound work) does not fail healthy calls', async () => {
+    for (const blockMs of [TIMEOUT_MS * 1.5, TIMEOUT_MS * 3]) {
+      const calls = [cache.get('k'), cache.set('blocked', 1), cache.ttl('k')];
+      const end = Date.now() + blockMs;
+      while (Date.now() < end) {
+        // busy: the event loop runs no timer and reads no socket meanwhile
+      }
+      const results = await Promise.allSettled(calls);
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+    }
+  });
+
+  it('mset with a ttl fails fast while reconnecting and never runs later', async () => {
+    await cache.ping();
+    await server.stop(true);
+    await new Promise((r) => setTimeout(r, 100));
+    // The server comes back while the call is pending: a queued transaction would now run.
+    const pending = elapsed(cache.mset({ queued: 'x' }, 60));
+    await server.restart();
+    const result = await pending;
+    expect(result.error).toBeInstanceOf(CacheConnectionError);
+    expect(result.ms).toBeLessThan(200);
+    for (let i = 0; i < 50 && (await cache.ping().catch(() => false)) !== true; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await cache.exists('queued')).toBe(0);
+  });
+
   it('fails fast while the server is down and recovers after a restart on the same port', async () => {
     await server.stop(true);
     try {

@@ -36,6 +36,7 @@ import type { Engine } from './engine.js';
 import { reconnectDelay } from './redis.js';
 import { type ErrorContext, isAuthFailure, toCacheError } from './redis-errors.js';
 import { groupBySlot, keySlot } from './slot.js';
+import { startWatchdog } from './watchdog.js';
 
 /** Settings of a cluster engine. */
 export interface ClusterEngineOptions {
@@ -265,18 +266,19 @@ export class ClusterEngine implements Engine {
   #startWatchdog(): void {
     if (this.#watchdog) return;
     const { timeoutMs } = this.#options;
-    this.#watchdog = setInterval(
-      () => {
-        const now = Date.now();
+    // Fine-grained ticks (the check is a walk over a handful of nodes): calls reject within ~5% of
+    // timeoutMs after it elapses.
+    this.#watchdog = startWatchdog(
+      Math.max(10, Math.floor(timeoutMs / 20)),
+      (now) => {
         for (const [address, node] of this.#nodes) {
           if (node.pending.size > 0 && now - node.lastProgress > timeoutMs) this.#onStall(address, node);
         }
       },
-      // Fine-grained ticks (the check is a walk over a handful of nodes): calls reject within ~5% of
-      // timeoutMs after it elapses.
-      Math.max(10, Math.floor(timeoutMs / 20)),
+      (now) => {
+        for (const node of this.#nodes.values()) node.lastProgress = now;
+      },
     );
-    this.#watchdog.unref();
   }
 
   /** A node has not replied for `timeoutMs`: reject its commands, replace its connection, refresh. */

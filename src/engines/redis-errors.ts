@@ -68,7 +68,13 @@ export function toCacheError(err: unknown, ctx: ErrorContext): CacheError {
   if (err instanceof Error) {
     const code = (err as NodeJS.ErrnoException).code;
     if (typeof code === 'string') {
-      return new CacheConnectionError(`could not connect to ${ctx.target} (${code})`, { cause: err });
+      const lost = code === 'ECONNRESET' || code === 'EPIPE';
+      return new CacheConnectionError(
+        lost
+          ? `the connection to ${ctx.target} was lost (${code})`
+          : `could not connect to ${ctx.target} (${code})`,
+        { cause: err },
+      );
     }
     if (err.message === 'The queue is full') {
       return new CacheConnectionError(`too many commands waiting for ${ctx.target} (the queue is full)`, {

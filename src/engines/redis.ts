@@ -11,10 +11,11 @@
  *
  * @module
  */
-import { createClient, type RedisClientType } from '@redis/client';
+import { ClientOfflineError, createClient, type RedisClientType } from '@redis/client';
 import { CacheConnectionError, CacheTimeoutError } from '../errors.js';
 import type { Engine } from './engine.js';
 import { type ErrorContext, isAuthFailure, toCacheError } from './redis-errors.js';
+import { startWatchdog } from './watchdog.js';
 
 /** Settings of one Redis connection. */
 export interface RedisEngineOptions {
@@ -136,13 +137,15 @@ export class RedisEngine implements Engine {
   #startWatchdog(): void {
     if (this.#watchdog) return;
     const { timeoutMs } = this.#options;
-    this.#watchdog = setInterval(
-      () => {
-        if (this.#pending > 0 && Date.now() - this.#lastProgress > timeoutMs) this.#onStall();
-      },
+    this.#watchdog = startWatchdog(
       Math.max(10, Math.floor(timeoutMs / 10)),
+      (now) => {
+        if (this.#pending > 0 && now - this.#lastProgress > timeoutMs) this.#onStall();
+      },
+      (now) => {
+        this.#lastProgress = now;
+      },
     );
-    this.#watchdog.unref();
   }
 
   #onStall(): void {
@@ -216,6 +219,9 @@ export class RedisEngine implements Engine {
     // MULTI/EXEC of SET EX: the whole mapping appears at once, each key with its TTL.
     const ttl = String(ttlSeconds);
     await this.#run((client) => {
+      // node-redis queues a MULTI while reconnecting even with disableOfflineQueue: fail fast instead,
+      // as every other command does, so the transaction never runs later behind the caller's back.
+      if (!client.isReady) throw new ClientOfflineError();
       const multi = client.multi();
       for (const [key, value] of entries) multi.addCommand(['SET', key, value, 'EX', ttl]);
       return multi.exec();
