@@ -57,6 +57,14 @@ function toPythonJsonLoop(s: string): string {
     else if (c === 0x2c || c === 0x3a) {
       out += `${s.slice(last, i + 1)} `;
       last = i + 1;
+    } else if (c === 0x65 && (s.charCodeAt(i + 1) === 0x2b || s.charCodeAt(i + 1) === 0x2d)) {
+      // One-digit exponent: e-7 -> e-07, as Python's repr().
+      const d = s.charCodeAt(i + 3);
+      if (!(d >= 0x30 && d <= 0x39)) {
+        out += `${s.slice(last, i + 2)}0`;
+        last = i + 2;
+      }
+      i += 2;
     }
   }
   return last === 0 ? s : out + s.slice(last);
@@ -64,7 +72,7 @@ function toPythonJsonLoop(s: string): string {
 
 const SAMPLES: unknown[] = [
   VALUE,
-  { 'é😀\u007f': 'x,y:z "q" \\', n: [1, -2.5e-7, null, true, { '': [] }] },
+  { 'é😀\u007f': 'x,y:z "q" \\ e-1', n: [1, -2.5e-7, 1e21, 3e-12, null, true, { '': [] }] },
   ['a\nb', 'tab\t', '\u2028'],
 ];
 
@@ -154,6 +162,7 @@ async function main(): Promise<void> {
 
   const server = await startBenchServer();
   const clients: CacheClient[] = [];
+  const engines: { close(): Promise<void> }[] = [];
   let raw: RawClient | undefined;
   try {
     const { CacheClient } = await import('../src/index.ts');
@@ -162,7 +171,12 @@ async function main(): Promise<void> {
       decode: (s: string) => JSON.parse(s) as unknown,
     };
     const make = (url: string, codec: 'peak' | typeof plain) => {
-      const client = new CacheClient({ connectionConfig: { url, tenant: 'bench' }, debugLogs: false, codec });
+      const client = new CacheClient({
+        connectionConfig: { url, tenant: 'bench' },
+        debugLogs: false,
+        codec,
+        env: {},
+      });
       clients.push(client);
       return client;
     };
@@ -204,6 +218,55 @@ async function main(): Promise<void> {
       256,
     );
     out.push(table('Redis get, 256 in flight', labels, getRates), '');
+
+    // The layers of a get: node-redis alone, peak-cache's engine alone, the whole client, and a
+    // prototype of a flat call path (one plain function, one .then) doing the same bookkeeping.
+    const { RedisEngine } = await import('../src/engines/redis.ts');
+    const { DEFAULT_SETTINGS } = await import('../src/options.ts');
+    const engine = new RedisEngine({ url: server.url, ...DEFAULT_SETTINGS });
+    engines.push(engine);
+    await engine.ping();
+    let pending = 0;
+    let lastProgress = 0;
+    const flatGet = (k: string): Promise<unknown> => {
+      if (typeof k !== 'string') throw new TypeError('key');
+      if (pending++ === 0) lastProgress = Date.now();
+      return send<string | null>(r, ['GET', `bench:${k}`]).then(
+        (raw) => {
+          pending--;
+          lastProgress = Date.now();
+          return raw === null ? null : plain.decode(raw);
+        },
+        (err: unknown) => {
+          pending--;
+          lastProgress = Date.now();
+          throw err;
+        },
+      );
+    };
+    const layerLabels = [
+      'raw node-redis sendCommand + JSON.parse',
+      'RedisEngine.get + JSON.parse (engine layer only)',
+      'CacheClient.get, JSON.parse codec (client + engine layers)',
+      'prototype: flat path, same bookkeeping (one function, one .then)',
+    ];
+    const layerRates = await compare(
+      [
+        {
+          label: layerLabels[0] as string,
+          call: async (i) => JSON.parse((await send<string>(r, ['GET', `bench:${key(i)}`])) ?? 'null'),
+        },
+        {
+          label: layerLabels[1] as string,
+          call: async (i) => JSON.parse((await engine.get(`bench:${key(i)}`)) ?? 'null'),
+        },
+        { label: layerLabels[2] as string, call: (i) => peakPlain.get(key(i)) },
+        { label: layerLabels[3] as string, call: (i) => flatGet(key(i)) },
+      ],
+      256,
+    );
+    void lastProgress;
+    out.push(table('The layers of a get, 256 in flight', layerLabels, layerRates), '');
     const ttl = String(MSET_TTL_SECONDS);
     const msetLabels = [
       'raw MULTI of 100 SET EX',
@@ -248,11 +311,13 @@ async function main(): Promise<void> {
     const memPeak = new CacheClient({
       connectionConfig: { url: 'memory://', tenant: 'bench' },
       debugLogs: false,
+      env: {},
     });
     const memPlain = new CacheClient({
       connectionConfig: { url: 'memory://', tenant: 'bench' },
       debugLogs: false,
       codec: plain,
+      env: {},
     });
     clients.push(memPeak, memPlain);
     const map = new Map<string, string>();
@@ -291,7 +356,7 @@ async function main(): Promise<void> {
     );
     out.push(table('memory get, 1 in flight', memLabels, memGet), '');
   } finally {
-    for (const c of clients) await c.close().catch(() => undefined);
+    for (const c of [...clients, ...engines]) await c.close().catch(() => undefined);
     await raw?.close().catch(() => undefined);
     await server.stop();
   }

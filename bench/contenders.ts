@@ -198,7 +198,7 @@ async function rawNodeRedisPipeline(url: string): Promise<Contender> {
 /** peak-cache `CacheClient` on Redis, tenant `bench`, debug logs off. */
 async function peakCache(url: string): Promise<Contender> {
   const { CacheClient } = await import('../src/index.ts');
-  const cache = new CacheClient({ connectionConfig: { url, tenant: 'bench' }, debugLogs: false });
+  const cache = new CacheClient({ connectionConfig: { url, tenant: 'bench' }, debugLogs: false, env: {} });
   await cache.ping();
   return {
     api: {
@@ -384,6 +384,7 @@ async function peakMemory(): Promise<Contender> {
   const cache = new CacheClient({
     connectionConfig: { url: 'memory://', tenant: 'bench' },
     debugLogs: false,
+    env: {},
   });
   await cache.ping();
   return {

@@ -48,7 +48,11 @@ export interface Flusher {
 /** peak-cache `flushTenant` (SCAN COUNT 1000 + UNLINK batches, several in flight). */
 export async function peakFlusher(url: string): Promise<Flusher> {
   const { CacheClient } = await import('../src/index.ts');
-  const cache = new CacheClient({ connectionConfig: { url, tenant: FLUSH_TENANT }, debugLogs: false });
+  const cache = new CacheClient({
+    connectionConfig: { url, tenant: FLUSH_TENANT },
+    debugLogs: false,
+    env: {},
+  });
   await cache.ping();
   return {
     id: 'peak',

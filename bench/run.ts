@@ -9,6 +9,7 @@
  *   each round's time is cut in slices, contenders alternating slice by slice), `BENCH_FLUSH_KEYS`
  *   (1,000,000), `BENCH_FLUSH_ROUNDS` (as many as rounds).
  * - `BENCH_ONLY=get-256,flush`: run only these workloads (ids as in `workloads.ts`, plus `flush`).
+ * - `BENCH_CONTENDERS=raw,peak`: only these contenders (the baselines always run).
  * - `BENCH_OUT=name`: write `bench/results/<name>.{md,json}` (and the chart beside them).
  * - `BENCH_RENDER=bench/results/latest.json`: measure nothing; re-render that run's markdown and chart.
  *
@@ -375,9 +376,13 @@ async function main(): Promise<void> {
   const config = readConfig();
   const startedAt = new Date();
   const t0 = performance.now();
-  const workloads = WORKLOADS.filter((w) => !config.only || config.only.includes(w.id));
+  const picked = process.env.BENCH_CONTENDERS?.split(',').map((s) => s.trim());
+  const workloads = WORKLOADS.filter((w) => !config.only || config.only.includes(w.id)).map((w) =>
+    picked ? { ...w, contenders: w.contenders.filter((c) => c === w.baseline || picked.includes(c)) } : w,
+  );
   const runFlush = !config.only || config.only.includes('flush');
-  const name = process.env.BENCH_OUT || (config.quick ? 'quick' : config.only ? 'partial' : 'latest');
+  const name =
+    process.env.BENCH_OUT || (config.quick ? 'quick' : config.only || picked ? 'partial' : 'latest');
 
   const server = await startBenchServer();
   log(`redis-server ${server.url} (${server.version})`);
