@@ -41,6 +41,11 @@ interface Connected {
   readonly tenant: string;
 }
 
+/** `.then` callback of writes: they resolve `true`. */
+function toTrue(): true {
+  return true;
+}
+
 function validateTtl(ttl: unknown, name = 'ttl'): number {
   return positiveInteger(ttl, name, MAX_TTL_SECONDS);
 }
@@ -124,15 +129,21 @@ export class CacheClient {
    * Store `value` at `key`, expiring after `ttl` seconds when given.
    * @returns `true` once stored.
    */
-  async set(key: string, value: unknown, ttl?: number | null): Promise<boolean> {
-    validateKey(key);
-    const expiry = ttl === undefined || ttl === null ? undefined : validateTtl(ttl);
-    const encoded = this.#encode(value);
-    return this.#run('set', async ({ engine }, ks) => {
+  set(key: string, value: unknown, ttl?: number | null): Promise<boolean> {
+    // Hot path: plain functions and one `.then` (input errors still reject, before any I/O).
+    let encoded: string;
+    let expiry: number | undefined;
+    try {
+      validateKey(key);
+      expiry = ttl === undefined || ttl === null ? undefined : validateTtl(ttl);
+      encoded = this.#encode(value);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#run('set', ({ engine }, ks) => {
       const stored = ks.key(key);
       this.#debug('set', [stored], expiry);
-      await engine.set(stored, encoded, expiry);
-      return true;
+      return engine.set(stored, encoded, expiry).then(toTrue);
     });
   }
 
@@ -141,14 +152,19 @@ export class CacheClient {
    */
   get<T = unknown>(key: string): Promise<T | null>;
   get<T = unknown, D = T>(key: string, defaultValue: D): Promise<T | D>;
-  async get<T, D>(key: string, defaultValue?: D): Promise<T | D | null> {
-    validateKey(key);
-    return this.#run('get', async ({ engine }, ks) => {
+  get<T, D>(key: string, defaultValue?: D): Promise<T | D | null> {
+    try {
+      validateKey(key);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#run('get', ({ engine }, ks) => {
       const stored = ks.key(key);
       this.#debug('get', [stored]);
-      const raw = await engine.get(stored);
-      if (raw === null) return defaultValue === undefined ? null : defaultValue;
-      return this.#codec.decode(raw) as T;
+      return engine.get(stored).then((raw) => {
+        if (raw === null) return defaultValue === undefined ? null : defaultValue;
+        return this.#codec.decode(raw) as T;
+      });
     });
   }
 
@@ -348,31 +364,61 @@ export class CacheClient {
     return ks;
   }
 
-  async #run<R>(operation: string, body: (conn: Connected, ks: KeySpace) => Promise<R>): Promise<R> {
-    const ks = this.#keySpace;
+  /**
+   * Run an operation's `body` on the connection (connecting first when needed) and give every failure
+   * the operation's name. The connected path is one call and one `.catch`: no async frames.
+   */
+  #run<R>(operation: string, body: (conn: Connected, ks: KeySpace) => Promise<R>): Promise<R> {
+    const conn = this.#connected;
+    if (conn === undefined) {
+      return this.#connect().then(
+        (fresh) => this.#attempt(operation, body, fresh),
+        (err: unknown) => Promise.reject(withOperation(operation, err)),
+      );
+    }
+    return this.#attempt(operation, body, conn);
+  }
+
+  #attempt<R>(
+    operation: string,
+    body: (conn: Connected, ks: KeySpace) => Promise<R>,
+    conn: Connected,
+  ): Promise<R> {
+    let result: Promise<R>;
     try {
-      const conn = this.#connected ?? (await this.#connect());
-      try {
-        return await body(conn, ks !== undefined && ks.tenant === conn.tenant ? ks : this.#keys(conn.tenant));
-      } catch (err) {
-        // Platform credentials rotate: when the server rejects them, fetch them again once. The command
-        // never ran (the connection was not authenticated), so retrying it cannot duplicate a write.
-        // At most one refresh per cool-down, so rejected credentials never cause a storm of requests.
-        if (this.#source.kind !== 'platform' || !isAuthFailure(err) || this.#closed) throw err;
-        if (this.#connected === conn) {
-          if (performance.now() - this.#lastRefresh < CREDENTIALS_REFRESH_COOLDOWN_MS) throw err;
-          this.#lastRefresh = performance.now();
-          this.#logger.warn(
-            'peak-cache: the server rejected the platform credentials; fetching them again once',
-          );
-          this.#connected = undefined;
-          void conn.engine.close();
-        }
-        const fresh = this.#connected ?? (await this.#connect());
-        return await body(fresh, this.#keys(fresh.tenant));
-      }
+      result = body(conn, this.#keys(conn.tenant));
     } catch (err) {
-      throw withOperation(operation, err);
+      return Promise.reject(withOperation(operation, err));
+    }
+    return result.catch((err: unknown) => this.#recover(operation, body, conn, err));
+  }
+
+  /**
+   * Platform credentials rotate: when the server rejects them, fetch them again once and retry. The
+   * command never ran (the connection was not authenticated), so retrying it cannot duplicate a write.
+   * At most one refresh per cool-down, so rejected credentials never cause a storm of requests.
+   */
+  async #recover<R>(
+    operation: string,
+    body: (conn: Connected, ks: KeySpace) => Promise<R>,
+    conn: Connected,
+    err: unknown,
+  ): Promise<R> {
+    try {
+      if (this.#source.kind !== 'platform' || !isAuthFailure(err) || this.#closed) throw err;
+      if (this.#connected === conn) {
+        if (performance.now() - this.#lastRefresh < CREDENTIALS_REFRESH_COOLDOWN_MS) throw err;
+        this.#lastRefresh = performance.now();
+        this.#logger.warn(
+          'peak-cache: the server rejected the platform credentials; fetching them again once',
+        );
+        this.#connected = undefined;
+        void conn.engine.close();
+      }
+      const fresh = this.#connected ?? (await this.#connect());
+      return await body(fresh, this.#keys(fresh.tenant));
+    } catch (failure) {
+      throw withOperation(operation, failure);
     }
   }
 

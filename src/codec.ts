@@ -47,7 +47,12 @@ const COMPACT: JsonFormat = { item: ',', key: ':', python: false };
 /** Python's `json.dumps` with default arguments. */
 const PYTHON: JsonFormat = { item: ', ', key: ': ', python: true };
 
+// Printable ASCII except `"` and `\`: such a string is its own JSON body in every format.
+const PLAIN_STRING = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
 function writeString(text: string, format: JsonFormat): string {
+  // Most keys and values need no escaping: skip JSON.stringify, which dominates the cost otherwise.
+  if (PLAIN_STRING.test(text)) return `"${text}"`;
   const json = JSON.stringify(text);
   return format.python && NON_PRINTABLE_ASCII.test(json)
     ? json.replace(NON_PRINTABLE_ASCII_ALL, escapeNonAscii)
@@ -86,14 +91,18 @@ function write(value: unknown, key: string, format: JsonFormat, depth: number): 
       return reject('symbols cannot be serialised');
   }
   if (value === null) return 'null';
+  if (depth >= MAX_JSON_DEPTH) reject(`the value is circular or nested deeper than ${MAX_JSON_DEPTH} levels`);
   const toJSON = (value as { toJSON?: unknown }).toJSON;
   if (typeof toJSON === 'function') return write(toJSON.call(value, key), key, format, depth);
-  if (depth >= MAX_JSON_DEPTH) reject(`the value is circular or nested deeper than ${MAX_JSON_DEPTH} levels`);
-  if (value instanceof Map || value instanceof Set) {
-    return reject(`a ${value instanceof Map ? 'Map' : 'Set'} would be stored as {} (convert it first)`);
-  }
-  if (value instanceof Number || value instanceof String || value instanceof Boolean) {
-    return write(value.valueOf(), key, format, depth);
+  // Plain objects and arrays skip the checks for the built-ins JSON mishandles.
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== Array.prototype && proto !== null) {
+    if (value instanceof Map || value instanceof Set) {
+      return reject(`a ${value instanceof Map ? 'Map' : 'Set'} would be stored as {} (convert it first)`);
+    }
+    if (value instanceof Number || value instanceof String || value instanceof Boolean) {
+      return write(value.valueOf(), key, format, depth);
+    }
   }
   if (Array.isArray(value)) {
     let out = '[';
