@@ -46,14 +46,8 @@ registerConformanceSuite(
         connectionConfig: { url: tenantUrl(server, tenant), tenant },
         ...extra,
       }),
-      rawKeys: async (match = '*') => {
-        const out = await server.cli('--scan', '--pattern', match);
-        return out === '' ? [] : out.split('\n');
-      },
-      rawGet: async (key) => {
-        const out = await server.cli('--raw', 'GET', key);
-        return out === '' ? null : out;
-      },
+      rawKeys: (match) => server.scanKeys(match),
+      rawGet: (key) => server.rawGet(key),
       inspectable: true,
       prepareTenants: async (tenants) => {
         for (const tenant of tenants) await server.cli(...aclRecipe(tenant, PASSWORD));

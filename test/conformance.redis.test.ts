@@ -9,14 +9,8 @@ registerConformanceSuite(
     server = await startRedis();
     return {
       options: (tenant, extra = {}) => ({ connectionConfig: { url: server.url, tenant }, ...extra }),
-      rawKeys: async (match = '*') => {
-        const out = await server.cli('--scan', '--pattern', match);
-        return out === '' ? [] : out.split('\n');
-      },
-      rawGet: async (key) => {
-        const out = await server.cli('--raw', 'GET', key);
-        return out === '' ? null : out;
-      },
+      rawKeys: (match) => server.scanKeys(match),
+      rawGet: (key) => server.rawGet(key),
       inspectable: true,
     };
   },

@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CacheClient, type CacheClientOptions, CacheValidationError } from '../src/index.js';
+import { ClientPool } from './helpers/clients.js';
 
 /** What an engine under test provides. */
 export interface ConformanceTarget {
@@ -32,18 +33,15 @@ export function registerConformanceSuite(
     let cache: CacheClient;
     let counter = 0;
     let tenant: string;
-    const clients: CacheClient[] = [];
-    const client = (extra: Partial<CacheClientOptions> = {}, t = tenant) => {
-      const c = new CacheClient(target.options(t, extra));
-      clients.push(c);
-      return c;
-    };
+    const pool = new ClientPool();
+    const client = (extra: Partial<CacheClientOptions> = {}, t = tenant) =>
+      pool.open(target.options(t, extra));
 
     beforeAll(async () => {
       target = await setup();
     });
     afterAll(async () => {
-      await Promise.all(clients.map((c) => c.close()));
+      await pool.closeAll();
       await teardown();
     });
     beforeEach(async () => {

@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CacheClient, CacheValidationError } from '../src/index.js';
+import { ClientPool } from './helpers/clients.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 
 const TENANTS = ['acme', 'acme2', 'acme-eu', 'acm', 'ac', 'Acme', 'acme.x', 'acme_x'];
@@ -18,12 +19,9 @@ async function totalCommands(server: RedisServer): Promise<number> {
 
 describe('tenant isolation on a shared keyspace', () => {
   let server: RedisServer;
-  const clients: CacheClient[] = [];
-  const client = (tenant: string, additionalPrefix: string | null = null) => {
-    const c = new CacheClient({ connectionConfig: { url: server.url, tenant }, additionalPrefix });
-    clients.push(c);
-    return c;
-  };
+  const pool = new ClientPool();
+  const client = (tenant: string, additionalPrefix: string | null = null) =>
+    pool.open({ connectionConfig: { url: server.url, tenant }, additionalPrefix });
 
   /** Every key of every tenant, seeded afresh. */
   async function seed(): Promise<Set<string>> {
@@ -48,7 +46,7 @@ describe('tenant isolation on a shared keyspace', () => {
     server = await startRedis();
   });
   afterAll(async () => {
-    await Promise.all(clients.map((c) => c.close()));
+    await pool.closeAll();
     await server.stop();
   });
 

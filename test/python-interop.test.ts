@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { peakCodec } from '../src/codec.js';
-import { CacheClient } from '../src/index.js';
+import { ClientPool } from './helpers/clients.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 
 const SCRIPT = fileURLToPath(new URL('./fixtures/python_peak_cache.py', import.meta.url));
@@ -41,18 +41,15 @@ const VALUES: [string, unknown][] = [
 
 describe('interoperability with the Python client', () => {
   let server: RedisServer;
-  const clients: CacheClient[] = [];
-  const client = (tenant: string, additionalPrefix: string | null = null) => {
-    const c = new CacheClient({ connectionConfig: { url: server.url, tenant }, additionalPrefix });
-    clients.push(c);
-    return c;
-  };
+  const pool = new ClientPool();
+  const client = (tenant: string, additionalPrefix: string | null = null) =>
+    pool.open({ connectionConfig: { url: server.url, tenant }, additionalPrefix });
 
   beforeAll(async () => {
     server = await startRedis();
   });
   afterAll(async () => {
-    await Promise.all(clients.map((c) => c.close()));
+    await pool.closeAll();
     await server.stop();
   });
 

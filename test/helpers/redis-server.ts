@@ -39,6 +39,10 @@ export interface RedisServer {
   readonly dir: string;
   /** Run a command through `redis-cli` (useful for seeding and counters); returns trimmed stdout. */
   cli(...args: string[]): Promise<string>;
+  /** Every key matching a glob (`redis-cli --scan`), as the server stores it. */
+  scanKeys(match?: string): Promise<string[]>;
+  /** The raw stored string at `key` (`null` when missing or empty). */
+  rawGet(key: string): Promise<string | null>;
   /** SIGSTOP the process: it stops answering but keeps its sockets. */
   pause(): void;
   /** SIGCONT after {@link pause}. */
@@ -49,9 +53,10 @@ export interface RedisServer {
   restart(): Promise<void>;
 }
 
-async function waitForPort(port: number, deadlineMs: number): Promise<void> {
+async function waitForPort(port: number, child: ChildProcess, deadlineMs: number): Promise<void> {
   const end = Date.now() + deadlineMs;
   for (;;) {
+    if (child.exitCode !== null) throw new Error(`redis-server exited with code ${child.exitCode}`);
     const ok = await new Promise<boolean>((resolve) => {
       const socket = net.connect(port, '127.0.0.1');
       socket.once('connect', () => {
@@ -104,10 +109,21 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
     ...(options.args ?? []),
   ];
   let child: ChildProcess | undefined;
+  // Last resort: never leave a server behind when the process exits without stopping it.
+  const killNow = (): void => {
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
   const launch = async () => {
     mkdirSync(dir, { recursive: true });
-    child = spawn('redis-server', args, { stdio: 'ignore' });
-    await waitForPort(port, 10_000);
+    const started = spawn('redis-server', args, { stdio: 'ignore' });
+    child = started;
+    process.once('exit', killNow);
+    try {
+      await waitForPort(port, started, 10_000);
+    } catch (err) {
+      killNow();
+      throw err;
+    }
   };
   await launch();
   const auth = options.password === undefined ? '' : `:${encodeURIComponent(options.password)}@`;
@@ -117,16 +133,27 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
     url: `redis://${auth}127.0.0.1:${port}`,
     dir,
     cli: (...cliArgs) => redisCli(port, options.password, cliArgs),
+    async scanKeys(match = '*') {
+      const out = await redisCli(port, options.password, ['--scan', '--pattern', match]);
+      return out === '' ? [] : out.split('\n');
+    },
+    async rawGet(key) {
+      const out = await redisCli(port, options.password, ['--raw', 'GET', key]);
+      return out === '' ? null : out;
+    },
     pause: () => child?.kill('SIGSTOP'),
     resume: () => child?.kill('SIGCONT'),
     async stop(hard = false) {
       const c = child;
       child = undefined;
-      if (!c || c.exitCode !== null) return;
+      process.off('exit', killNow);
+      if (!c || c.exitCode !== null || c.signalCode !== null) return;
       c.kill('SIGCONT');
       const exited = once(c, 'exit');
       c.kill(hard ? 'SIGKILL' : 'SIGTERM');
+      const timer = setTimeout(() => c.kill('SIGKILL'), 5000);
       await exited;
+      clearTimeout(timer);
       if (!hard) rmSync(dir, { recursive: true, force: true });
     },
     restart: launch,
