@@ -69,7 +69,8 @@ export class CacheClient {
   readonly #settings: ConnectionSettings;
   readonly #codec: Codec;
   readonly #logger: CacheLogger;
-  readonly #debugLogs: boolean;
+  /** `debugLogs` and a logger that shows debug lines (fixed at start-up for `NODE_DEBUG`). */
+  readonly #debugOn: boolean;
   readonly #maxValueBytes: number;
   #prefix: string | null;
   #keySpace: KeySpace | undefined;
@@ -91,7 +92,7 @@ export class CacheClient {
     const config = options.connectionConfig ?? {};
     this.#settings = resolveSettings(config);
     this.#logger = options.logger ?? defaultLogger;
-    this.#debugLogs = options.debugLogs ?? true;
+    this.#debugOn = (options.debugLogs ?? true) && isDebugEnabled(this.#logger);
     this.#codec = resolveCodec(options.codec);
     this.#maxValueBytes = positiveInteger(options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES, 'maxValueBytes');
     this.#prefix = validatePrefix(options.additionalPrefix);
@@ -142,7 +143,7 @@ export class CacheClient {
     }
     return this.#run('set', ({ engine }, ks) => {
       const stored = ks.key(key);
-      this.#debug('set', [stored], expiry);
+      if (this.#debugOn) this.#debug('set', [stored], expiry);
       return engine.set(stored, encoded, expiry).then(toTrue);
     });
   }
@@ -160,7 +161,7 @@ export class CacheClient {
     }
     return this.#run('get', ({ engine }, ks) => {
       const stored = ks.key(key);
-      this.#debug('get', [stored]);
+      if (this.#debugOn) this.#debug('get', [stored]);
       return engine.get(stored).then((raw) => {
         if (raw === null) return defaultValue === undefined ? null : defaultValue;
         return this.#codec.decode(raw) as T;
@@ -231,7 +232,7 @@ export class CacheClient {
     mapping: Readonly<Record<string, unknown>> | ReadonlyMap<string, unknown>,
     ttl?: number | null,
   ): Promise<boolean> {
-    if (mapping === null || typeof mapping !== 'object') {
+    if (mapping === null || typeof mapping !== 'object' || Array.isArray(mapping)) {
       throw new CacheValidationError('mset needs a Record or a Map of keys to values');
     }
     const expiry = ttl === undefined || ttl === null ? undefined : validateTtl(ttl);
@@ -333,7 +334,7 @@ export class CacheClient {
   }
 
   #debug(operation: string, keys: readonly string[], ttl?: number): void {
-    if (!this.#debugLogs || !isDebugEnabled(this.#logger)) return;
+    if (!this.#debugOn) return;
     this.#logger.debug(`${operation} ${formatKeys(keys)}${ttl === undefined ? '' : ` ttl=${ttl}`}`);
   }
 

@@ -222,6 +222,13 @@ export function registerConformanceSuite(
         }
       });
 
+      it('rejects a mapping that is not a Record or a Map', async () => {
+        for (const bad of [null, 'ab', ['a', 'b'], 42]) {
+          await expect(cache.mset(bad as never)).rejects.toThrow(/mset needs a Record or a Map/);
+        }
+        expect(await cache.exists('0', '1')).toBe(0);
+      });
+
       it('rejects a bad value in a mapping before writing any of it', async () => {
         await expect(cache.mset({ ok: 1, bad: 5n })).rejects.toBeInstanceOf(CacheValidationError);
         expect(await cache.exists('ok', 'bad')).toBe(0);
