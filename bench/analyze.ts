@@ -144,8 +144,8 @@ async function main(): Promise<void> {
       `Encoding the ~${compact.length}-byte value (stored as ${python.length} bytes by the peak codec)`,
       [
         'JSON.stringify',
-        'json codec (JSON.stringify with the strict replacer)',
-        'peak codec (replacer + Python separators rewrite)',
+        'json codec (validating one-pass writer, compact)',
+        'peak codec (validating one-pass writer, Python format)',
         `prototype: replacer + char-code loop rewrite${loopMatches ? '' : ' (output differed: not timed)'}`,
         `prototype: no replacer + char-code loop rewrite${loopMatches ? '' : ' (output differed: not timed)'}`,
       ],
