@@ -40,6 +40,16 @@ describe('platform mode', () => {
     return c;
   };
 
+  /** A credentials reply in the host/port/userId/password form, for tenant acme on the test server. */
+  const hostReply = (pw: string) => ({
+    tenant: 'acme',
+    engine: 'redis',
+    host: '127.0.0.1',
+    port: redis.port,
+    userId: 'acme',
+    password: pw,
+  });
+
   async function setPassword(next: string): Promise<void> {
     password = next;
     await redis.cli(
@@ -80,14 +90,7 @@ describe('platform mode', () => {
   beforeEach(() => {
     requests = 0;
     lines.length = 0;
-    reply = () => ({
-      tenant: 'acme',
-      engine: 'redis',
-      host: '127.0.0.1',
-      port: redis.port,
-      userId: 'acme',
-      password,
-    });
+    reply = () => hostReply(password);
   });
 
   it('fetches credentials once, lazily, and namespaces keys by the platform tenant', async () => {
@@ -142,14 +145,7 @@ describe('platform mode', () => {
   });
 
   it('fails with a clear CacheAuthError after one refresh when the new credentials are wrong too', async () => {
-    reply = () => ({
-      tenant: 'acme',
-      engine: 'redis',
-      host: '127.0.0.1',
-      port: redis.port,
-      userId: 'acme',
-      password: 'wrong-pw',
-    });
+    reply = () => hostReply('wrong-pw');
     const cache = client();
     const err = await cache.get('k').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CacheAuthError);
