@@ -36,7 +36,7 @@ import type { Engine } from './engine.js';
 import { reconnectDelay } from './redis.js';
 import { type ErrorContext, isAuthFailure, toCacheError } from './redis-errors.js';
 import { groupBySlot, keySlot } from './slot.js';
-import { startWatchdog } from './watchdog.js';
+import { startWatchdog, withDeadline } from './watchdog.js';
 
 /** Settings of a cluster engine. */
 export interface ClusterEngineOptions {
@@ -229,19 +229,13 @@ export class ClusterEngine implements Engine {
       discoveryError = err;
     };
     cluster.on('error', onError);
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        cluster.destroy();
-        reject(
-          new CacheTimeoutError(
-            `could not discover ${this.#ctx.target} within ${this.#options.connectTimeoutMs} ms`,
-          ),
-        );
-      }, this.#options.connectTimeoutMs);
-    });
     try {
-      await Promise.race([cluster.connect(), deadline]);
+      await withDeadline(cluster.connect(), this.#options.connectTimeoutMs, () => {
+        cluster.destroy();
+        return new CacheTimeoutError(
+          `could not discover ${this.#ctx.target} within ${this.#options.connectTimeoutMs} ms`,
+        );
+      });
     } catch (err) {
       if (cluster.isOpen) cluster.destroy();
       // "All the root nodes are unavailable" hides why: report the last discovery failure instead.
@@ -250,7 +244,6 @@ export class ClusterEngine implements Engine {
         this.#ctx,
       );
     } finally {
-      clearTimeout(timer);
       cluster.off('error', onError);
     }
     if (this.#closed) {
@@ -592,16 +585,10 @@ export class ClusterEngine implements Engine {
     this.#watchdog = undefined;
     if (!cluster?.isOpen) return;
     // A graceful close waits for the nodes; one that stopped answering must not hold it forever.
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), this.#options.timeoutMs);
-    });
     try {
-      if ((await Promise.race([cluster.close(), deadline])) === 'late') cluster.destroy();
+      await withDeadline(cluster.close(), this.#options.timeoutMs, () => new Error('close timed out'));
     } catch {
       cluster.destroy();
-    } finally {
-      clearTimeout(timer);
     }
   }
 }

@@ -16,7 +16,7 @@ import { ClientOfflineError, createClient, ErrorReply, type RedisClientType } fr
 import { CacheConnectionError, CacheError, CacheTimeoutError } from '../errors.js';
 import type { Engine } from './engine.js';
 import { type ErrorContext, isAuthFailure, toCacheError } from './redis-errors.js';
-import { startWatchdog } from './watchdog.js';
+import { startWatchdog, withDeadline } from './watchdog.js';
 
 /** Settings of one Redis connection. */
 export interface RedisEngineOptions {
@@ -113,24 +113,16 @@ export class RedisEngine implements Engine {
 
   async #openClient(): Promise<Client> {
     const client = this.#createClient();
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        client.destroy();
-        reject(
-          new CacheTimeoutError(
-            `could not connect to ${this.#ctx.target} within ${this.#options.connectTimeoutMs} ms`,
-          ),
-        );
-      }, this.#options.connectTimeoutMs);
-    });
     try {
-      await Promise.race([client.connect(), deadline]);
+      await withDeadline(client.connect(), this.#options.connectTimeoutMs, () => {
+        client.destroy();
+        return new CacheTimeoutError(
+          `could not connect to ${this.#ctx.target} within ${this.#options.connectTimeoutMs} ms`,
+        );
+      });
     } catch (err) {
       if (client.isOpen) client.destroy();
       throw toCacheError(err, this.#ctx);
-    } finally {
-      clearTimeout(timer);
     }
     if (this.#closed) {
       client.destroy();

@@ -1,5 +1,6 @@
 /**
- * The hang bound shared by the Redis engines: one timer per engine, not one per command.
+ * The hang bounds shared by the Redis engines: one watchdog timer per engine (not one per command) for
+ * replies, and a deadline for connecting.
  *
  * @module
  */
@@ -26,4 +27,20 @@ export function startWatchdog(
   }, intervalMs);
   timer.unref();
   return timer;
+}
+
+/**
+ * `pending`, bounded by `ms`: past it the promise rejects with `onTimeout()`'s error (which should also
+ * abandon the attempt, e.g. destroy the half-open connection). The timer is cleared either way.
+ */
+export async function withDeadline<T>(pending: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), ms);
+  });
+  try {
+    return await Promise.race([pending, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
