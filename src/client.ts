@@ -5,8 +5,15 @@
  * @module
  */
 import { inspect } from 'node:util';
+import { type InvalidateOptions, resolveDeploymentId } from './cached/keys.js';
+import {
+  type CacheResultOptions,
+  CachedFunctions,
+  type GetOrSetOptions,
+} from './cached/read-through.js';
 import { type Codec, resolveCodec } from './codec.js';
 import { type ConnectionSource, chooseSource, createEngine, resolveEndpoint } from './connection.js';
+import { describeServer, isTraced, type ServerInfo, traceOperation } from './diagnostics.js';
 import type { Engine } from './engines/engine.js';
 import { isAuthFailure } from './engines/redis-errors.js';
 import { CacheConnectionError, CacheError, CacheValidationError } from './errors.js';
@@ -20,6 +27,7 @@ import {
   positiveInteger,
   resolveSettings,
 } from './options.js';
+import { type CacheStats, StatsRecorder } from './stats.js';
 
 /** Largest TTL accepted, in seconds (about 136 years). */
 export const MAX_TTL_SECONDS = 2 ** 32;
@@ -39,6 +47,18 @@ export interface FlushOptions {
 interface Connected {
   readonly engine: Engine;
   readonly tenant: string;
+  /** What tracing shows of the endpoint (no URL, no credentials). */
+  readonly server?: ServerInfo;
+}
+
+/** @internal What {@link CacheClient.rawOperation} checks before any I/O. */
+export interface RawInput {
+  /** Keys, without the namespace. */
+  readonly keys: readonly string[];
+  /** Values to store, as given (no codec). */
+  readonly values?: readonly unknown[];
+  /** Expiries in whole seconds (`undefined`: none). */
+  readonly ttls?: readonly (number | undefined)[];
 }
 
 /** An operation's I/O on a connection and key space. */
@@ -86,6 +106,8 @@ export class CacheClient {
   #closed = false;
   #closing: Promise<void> | undefined;
   #lastRefresh = Number.NEGATIVE_INFINITY;
+  readonly #stats = new StatsRecorder();
+  readonly #cached: CachedFunctions;
 
   /**
    * @param options - see {@link CacheClientOptions}.
@@ -104,6 +126,15 @@ export class CacheClient {
     this.#maxValueBytes = positiveInteger(options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES, 'maxValueBytes');
     this.#prefix = validatePrefix(options.additionalPrefix);
     this.#source = chooseSource(options.session, config, options.env ?? process.env, this.#logger);
+    this.#cached = new CachedFunctions({
+      run: (operation, body) => this.#run(operation, (conn, ks) => body(conn.engine, ks)),
+      flushByPattern: (pattern) => this.flushByPattern(pattern),
+      encode: (value) => this.#encode(value),
+      decode: (raw) => this.#codec.decode(raw),
+      prefix: () => this.#prefix,
+      logger: this.#logger,
+      deploymentId: resolveDeploymentId(options.deploymentId, options.env ?? process.env),
+    });
   }
 
   /**
@@ -178,7 +209,11 @@ export class CacheClient {
         return engine.get(stored);
       },
       (raw): T | D | null => {
-        if (raw === null) return defaultValue === undefined ? null : defaultValue;
+        if (raw === null) {
+          this.#stats.get.misses++;
+          return defaultValue === undefined ? null : defaultValue;
+        }
+        this.#stats.get.hits++;
         return this.#codec.decode(raw) as T;
       },
     );
@@ -238,7 +273,10 @@ export class CacheClient {
         this.#debug('mget', stored);
         return engine.mget(stored);
       },
-      (raws) => raws.map((raw) => (raw === null ? null : (this.#codec.decode(raw) as T))),
+      (raws) => {
+        this.#stats.mget.reads(raws);
+        return raws.map((raw) => (raw === null ? null : (this.#codec.decode(raw) as T)));
+      },
     );
   }
 
@@ -294,6 +332,73 @@ export class CacheClient {
   }
 
   /**
+   * @internal Codec-free access for this package's integrations (`peak-cache/keyv`), which store strings
+   * they serialize themselves. Before any I/O, `input.keys` are checked as for `get`, `input.values` must
+   * be strings within `maxValueBytes`, and `input.ttls` (seconds; `undefined` = no expiry) as for `set`.
+   * Then `body` runs on the engine like any operation: lazy connect, one debug line with the stored keys,
+   * failures mapped to {@link CacheError}s named after `operation`, credentials refresh, tracing and
+   * {@link CacheClient.stats}. Not a stable API.
+   */
+  rawOperation<R>(
+    operation: string,
+    input: RawInput,
+    body: (engine: Engine, keySpace: KeySpace) => Promise<R>,
+  ): Promise<R> {
+    try {
+      for (const key of input.keys) validateKey(key);
+      for (const value of input.values ?? []) {
+        if (typeof value !== 'string') throw new CacheValidationError('Raw values must be strings');
+        this.#checkSize(value);
+      }
+      for (const ttl of input.ttls ?? []) if (ttl !== undefined) validateTtl(ttl);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#run(operation, ({ engine }, ks) => {
+      if (this.#debugOn) this.#debug(operation, ks.keys(input.keys));
+      return body(engine, ks);
+    });
+  }
+
+  /**
+   * Read-through: the value at `key`, or the factory's result, stored for `ttl` seconds. On a miss the
+   * factory runs once for every concurrent caller, in this process and across processes (a lock key in
+   * the cache, released by its owner, expiring by itself if the owner dies; waiters poll at most
+   * `lockTimeoutMs`, then run the factory themselves). A factory error reaches every waiting caller and
+   * is not cached. When the cache fails, the factory's result is returned and the cache is skipped for
+   * `breakerMs`. See {@link GetOrSetOptions} and docs/cached-functions.md.
+   * @throws the factory's error; {@link CacheFactoryError} when another process's factory failed while
+   * this call waited for it; {@link CacheValidationError} for invalid options.
+   */
+  getOrSet<T>(key: string, factory: () => T | Promise<T>, options?: GetOrSetOptions): Promise<Awaited<T>> {
+    return this.#cached.getOrSet(key, factory, options);
+  }
+
+  /**
+   * `fn` with its results cached (Python: `cache_result`), under
+   * `<tenant>:[<additionalPrefix>:]<deploymentId>:<keyPrefix>[:<entityId>]:<digest>`, with the behaviour
+   * of {@link CacheClient.getOrSet} for each call. Results keep their types on a hit.
+   * @throws {CacheValidationError} for invalid options (at once, not at the first call).
+   */
+  cacheResult<This, A extends unknown[], R>(
+    fn: (this: This, ...args: A) => R,
+    options?: CacheResultOptions<A>,
+  ): (this: This, ...args: A) => Promise<Awaited<R>> {
+    return this.#cached.cacheResult(fn, options);
+  }
+
+  /**
+   * Delete cached results (Python: `invalidate_cache`): for each of `targetedPatterns` the entity's
+   * entries `<deploymentId>:<pattern>:<entityId>:*` (entity `42` keeps `420`'s), for each of
+   * `broadPatterns` every entry `<deploymentId>:<pattern>*`. Clears Python-written entries too.
+   * @returns the number of keys deleted.
+   * @throws {CacheValidationError} for `targetedPatterns` without an `entityId`.
+   */
+  invalidate(options: InvalidateOptions): Promise<number> {
+    return this.#cached.invalidate(options);
+  }
+
+  /**
    * Round trip to the server.
    * @returns `true`.
    * @throws {CacheConnectionError} when the server cannot be reached.
@@ -309,6 +414,14 @@ export class CacheClient {
       if (err instanceof CacheConnectionError || !(err instanceof CacheError)) throw err;
       throw new CacheConnectionError(err.message, { cause: err.cause });
     }
+  }
+
+  /**
+   * Counters of this client since it was created: calls, errors, hits and misses per operation (see
+   * {@link CacheStats}). Cheap: it copies a few numbers and does no I/O.
+   */
+  stats(): CacheStats {
+    return { ...this.#stats.snapshot(), cachedFunctions: this.#cached.stats() };
   }
 
   /**
@@ -347,6 +460,11 @@ export class CacheClient {
     }
     if (typeof encoded !== 'string')
       throw new CacheValidationError('The codec must encode values to strings');
+    return this.#checkSize(encoded);
+  }
+
+  /** `encoded`, unless it is larger than `maxValueBytes`. */
+  #checkSize(encoded: string): string {
     // UTF-8 needs at most 3 bytes per UTF-16 code unit: skip the exact count for small values.
     if (encoded.length * 3 > this.#maxValueBytes && Buffer.byteLength(encoded) > this.#maxValueBytes) {
       throw new CacheValidationError(
@@ -365,7 +483,11 @@ export class CacheClient {
     if (this.#closed) return Promise.reject(new CacheConnectionError('the client is closed'));
     this.#connecting ??= resolveEndpoint(this.#source, this.#settings)
       .then((endpoint) => {
-        const connected = { engine: createEngine(endpoint, this.#settings), tenant: endpoint.tenant };
+        const connected = {
+          engine: createEngine(endpoint, this.#settings),
+          tenant: endpoint.tenant,
+          server: describeServer(endpoint.url, endpoint.clusterNodes !== undefined),
+        };
         if (this.#closed) {
           void connected.engine.close();
           throw new CacheConnectionError('the client is closed');
@@ -395,14 +517,30 @@ export class CacheClient {
   #run<R>(operation: string, body: Body<R>): Promise<R>;
   #run<V, R>(operation: string, body: Body<V>, map: (value: V) => R): Promise<R>;
   #run<V, R>(operation: string, body: Body<V>, map?: (value: V) => R): Promise<R> {
+    this.#stats.counters(operation).calls++;
+    // Tracing (diagnostics.ts): one check when nobody subscribes, no context object built.
+    if (isTraced()) {
+      return traceOperation(operation, this.#connected, body, (traced) => this.#send(operation, traced, map));
+    }
+    return this.#send(operation, body, map);
+  }
+
+  /** {@link CacheClient.#run} without tracing and counting. */
+  #send<V, R>(operation: string, body: Body<V>, map: ((value: V) => R) | undefined): Promise<R> {
     const conn = this.#connected;
     if (conn === undefined) {
       return this.#connect().then(
         (fresh) => this.#attempt(operation, body, map, fresh),
-        (err: unknown) => Promise.reject(withOperation(operation, err)),
+        (err: unknown) => Promise.reject(this.#failed(operation, err)),
       );
     }
     return this.#attempt(operation, body, map, conn);
+  }
+
+  /** Count a failed call in {@link CacheClient.stats} and give the error the operation's name. */
+  #failed(operation: string, err: unknown): CacheError {
+    this.#stats.counters(operation).errors++;
+    return withOperation(operation, err);
   }
 
   /** `body`, then `map` of its result, in one `.then` (each hop costs at hundreds of thousands of calls/s). */
@@ -416,7 +554,7 @@ export class CacheClient {
     try {
       result = body(conn, this.#keys(conn.tenant));
     } catch (err) {
-      return Promise.reject(withOperation(operation, err));
+      return Promise.reject(this.#failed(operation, err));
     }
     return result.then(map ?? (identity as (value: V) => R), (err: unknown) =>
       this.#recover(operation, body, map, conn, err),
@@ -450,24 +588,47 @@ export class CacheClient {
       const value = await body(fresh, this.#keys(fresh.tenant));
       return map === undefined ? (value as unknown as R) : map(value);
     } catch (failure) {
-      throw withOperation(operation, failure);
+      throw this.#failed(operation, failure);
     }
   }
 
+  /**
+   * SCAN `match` and UNLINK each page, at most {@link FLUSH_CONCURRENCY} batches in flight. Every batch is
+   * owned until it settles: once the scan or a batch fails (a lost connection, an `onProgress` that
+   * throws), no batch starts, the ones in flight are awaited (their deletions still count), and the flush
+   * rejects with the first failure. Keys left behind are deleted by the next flush.
+   */
   async #flush(conn: Connected, match: string, options: FlushOptions): Promise<number> {
     this.#debug('flush', [match]);
     let deleted = 0;
+    let failure: { error: unknown } | undefined;
     const inFlight = new Set<Promise<void>>();
-    for await (const batch of conn.engine.scan(match, FLUSH_BATCH_SIZE)) {
-      const unlink = conn.engine.unlink(batch).then((n) => {
-        deleted += n;
-        options.onProgress?.(deleted);
-      });
-      const tracked = unlink.finally(() => inFlight.delete(tracked));
-      inFlight.add(tracked);
-      if (inFlight.size >= FLUSH_CONCURRENCY) await Promise.race(inFlight);
+    const unlink = (batch: string[]): void => {
+      const settled: Promise<void> = conn.engine
+        .unlink(batch)
+        .then((n) => {
+          deleted += n;
+          options.onProgress?.(deleted);
+        })
+        .catch((error: unknown) => {
+          failure ??= { error };
+        })
+        .finally(() => inFlight.delete(settled));
+      inFlight.add(settled);
+    };
+    try {
+      for await (const batch of conn.engine.scan(match, FLUSH_BATCH_SIZE)) {
+        unlink(batch);
+        // The tracked promises never reject: racing them only waits for a free slot.
+        if (inFlight.size >= FLUSH_CONCURRENCY) await Promise.race(inFlight);
+        if (failure !== undefined) break;
+      }
+    } catch (error) {
+      failure ??= { error };
+    } finally {
+      await Promise.all(inFlight);
     }
-    await Promise.all(inFlight);
+    if (failure !== undefined) throw failure.error;
     return deleted;
   }
 }

@@ -5,6 +5,7 @@
  */
 export { CacheClient, type FlushOptions, getClient } from './client.js';
 export { type Codec, type CodecName, jsonCodec, peakCodec } from './codec.js';
+export { OPERATION_CHANNEL, type OperationContext, type ServerInfo } from './diagnostics.js';
 export {
   CacheAuthError,
   CacheConnectionError,
@@ -16,3 +17,4 @@ export {
 export type { CacheLogger } from './logger.js';
 export type { CacheClientOptions, ConnectionConfig } from './options.js';
 export { Session, type SessionOptions } from './session.js';
+export type { CacheStats, OperationName, OperationStats } from './stats.js';

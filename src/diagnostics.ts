@@ -1,0 +1,210 @@
+/**
+ * Tracing through `node:diagnostics_channel`. Every client operation is published on one
+ * {@link https://nodejs.org/api/diagnostics_channel.html#class-tracingchannel | TracingChannel},
+ * `peak-cache:operation` (channels `tracing:peak-cache:operation:start`, `:end`, `:asyncStart`,
+ * `:asyncEnd` and `:error`), with an {@link OperationContext} naming the operation, the tenant, the number
+ * of keys and, for reads, the hits and misses. Never values, key names or credentials.
+ *
+ * When nobody subscribes, the client checks one flag per call and builds no context object.
+ *
+ * @example
+ * ```ts
+ * import { tracingChannel } from 'node:diagnostics_channel';
+ * import { OPERATION_CHANNEL, type OperationContext } from 'peak-cache';
+ *
+ * tracingChannel<OperationContext>(OPERATION_CHANNEL).subscribe({
+ *   start() {},
+ *   end() {},
+ *   asyncStart() {},
+ *   asyncEnd(ctx) { console.log(ctx.operation, ctx.tenant, ctx.keys, ctx.hits, ctx.misses); },
+ *   error(ctx) { console.error(ctx.operation, ctx.error); },
+ * });
+ * ```
+ *
+ * @module
+ */
+import { type TracingChannel, tracingChannel } from 'node:diagnostics_channel';
+import { KeySpace } from './keys.js';
+
+/** Name of the {@link TracingChannel} every operation is published on. */
+export const OPERATION_CHANNEL = 'peak-cache:operation';
+
+/**
+ * Where the client is connected, as tracing shows it: no URL, no credentials.
+ * `address`, `port` and `database` are set for a single Redis server, not for a cluster (whose commands
+ * go to several nodes) nor for `memory://`.
+ */
+export interface ServerInfo {
+  /** `redis` for Redis, Valkey and Redis Cluster; `memory` for the embedded `memory://` engine. */
+  readonly system: 'redis' | 'memory';
+  /** Whether the client talks to a Redis Cluster. */
+  readonly cluster: boolean;
+  /** Host name or IP address of the server. */
+  readonly address?: string;
+  /** TCP port of the server. */
+  readonly port?: number;
+  /** Database index (the URL's path, `0` by default). */
+  readonly database?: number;
+}
+
+/**
+ * The message of every event of one operation: the same object from `start` to `asyncEnd`, filled in
+ * as the operation proceeds. Subscribers must treat it as read-only.
+ *
+ * Events, in order: `start` (the call began; connecting, when needed, is part of the operation), `end`
+ * (the synchronous part returned), then when the operation settles `error` (failures only), `asyncStart`
+ * and `asyncEnd`.
+ */
+export interface OperationContext {
+  /** The client method: `get`, `set`, `mget`, `mset`, `delete`, `exists`, `expire`, `ttl`, `flushTenant`, ... */
+  readonly operation: string;
+  /** The tenant; unknown at `start` only in platform mode before the credentials were fetched. */
+  tenant: string | undefined;
+  /** Where the client is connected; unknown at `start` before the first connection. */
+  server: ServerInfo | undefined;
+  /**
+   * How many keys the operation names (`mget('a', 'b')`: 2; `ping` and flushes: 0). Known once the
+   * command is sent: read it at `asyncEnd`.
+   */
+  keys: number;
+  /** Reads (`get`, `mget`): keys found, at `asyncEnd` of a successful read. */
+  hits?: number;
+  /** Reads (`get`, `mget`): keys not found, at `asyncEnd` of a successful read. */
+  misses?: number;
+  /** The {@link CacheError} the operation rejected with (from the `error` event on). */
+  error?: unknown;
+}
+
+/** The channels of {@link OPERATION_CHANNEL}. */
+export const operationChannel: TracingChannel<unknown, OperationContext> = tracingChannel<
+  unknown,
+  OperationContext
+>(OPERATION_CHANNEL);
+
+const { start, end, asyncStart, asyncEnd, error } = operationChannel;
+
+/**
+ * Whether anyone listens to {@link OPERATION_CHANNEL} (`TracingChannel#hasSubscribers` exists only from
+ * Node 20.13, so the five channels are checked directly).
+ * @internal
+ */
+export function isTraced(): boolean {
+  return (
+    start.hasSubscribers ||
+    asyncEnd.hasSubscribers ||
+    error.hasSubscribers ||
+    end.hasSubscribers ||
+    asyncStart.hasSubscribers
+  );
+}
+
+/** The part of the client's connection tracing needs. */
+interface TracedConnection {
+  readonly tenant: string;
+  readonly server?: ServerInfo | undefined;
+}
+
+/**
+ * What tracing shows of an endpoint URL: system, host, port, database index. Never the credentials.
+ * @internal
+ */
+export function describeServer(url: string, cluster: boolean): ServerInfo {
+  if (url.startsWith('memory:')) return { system: 'memory', cluster: false };
+  if (cluster) return { system: 'redis', cluster: true };
+  try {
+    const parsed = new URL(url);
+    const db = Number(parsed.pathname.slice(1) || '0');
+    const address = parsed.hostname.startsWith('[') ? parsed.hostname.slice(1, -1) : parsed.hostname;
+    return {
+      system: 'redis',
+      cluster: false,
+      address,
+      port: Number(parsed.port || 6379),
+      ...(Number.isInteger(db) ? { database: db } : {}),
+    };
+  } catch {
+    return { system: 'redis', cluster: false };
+  }
+}
+
+/** A {@link KeySpace} that counts the keys an operation names (tracing only). */
+class CountingKeySpace extends KeySpace {
+  count = 0;
+
+  override key(key: string): string {
+    this.count++;
+    return super.key(key);
+  }
+
+  override keys(keys: readonly string[]): string[] {
+    this.count += keys.length;
+    return super.keys(keys);
+  }
+}
+
+/** Record hits and misses of a read's raw engine reply: `get` (a string or `null`), `mget` (an array). */
+function recordReads(ctx: OperationContext, raw: unknown): void {
+  if (ctx.operation === 'get') {
+    ctx.hits = raw === null ? 0 : 1;
+    ctx.misses = raw === null ? 1 : 0;
+  } else if (ctx.operation === 'mget' && Array.isArray(raw)) {
+    let hits = 0;
+    for (const value of raw) if (value !== null) hits++;
+    ctx.hits = hits;
+    ctx.misses = raw.length - hits;
+  }
+}
+
+/**
+ * Run one operation under tracing: publishes `start`, `end`, then `error`/`asyncStart`/`asyncEnd`.
+ * `send(body)` runs the operation with a body wrapped to learn the tenant, server, key count and hits;
+ * the operation's result passes through untouched and is never put in the context.
+ * @internal
+ */
+export function traceOperation<C extends TracedConnection, V, R>(
+  operation: string,
+  connected: C | undefined,
+  body: (conn: C, ks: KeySpace) => Promise<V>,
+  send: (body: (conn: C, ks: KeySpace) => Promise<V>) => Promise<R>,
+): Promise<R> {
+  const ctx: OperationContext = {
+    operation,
+    tenant: connected?.tenant,
+    server: connected?.server,
+    keys: 0,
+  };
+  const traced = (conn: C, ks: KeySpace): Promise<V> => {
+    ctx.tenant = conn.tenant;
+    ctx.server = conn.server;
+    const counting = new CountingKeySpace(ks.tenant, ks.prefix);
+    const pending = body(conn, counting);
+    ctx.keys = counting.count;
+    return pending.then((raw) => {
+      recordReads(ctx, raw);
+      return raw;
+    });
+  };
+  return start.runStores(ctx, () => {
+    let pending: Promise<R>;
+    try {
+      pending = send(traced);
+    } catch (err) {
+      pending = Promise.reject(err);
+    }
+    end.publish(ctx);
+    return pending.then(
+      (result) => {
+        asyncStart.publish(ctx);
+        asyncEnd.publish(ctx);
+        return result;
+      },
+      (err: unknown) => {
+        ctx.error = err;
+        error.publish(ctx);
+        asyncStart.publish(ctx);
+        asyncEnd.publish(ctx);
+        throw err;
+      },
+    );
+  });
+}
