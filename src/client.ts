@@ -19,6 +19,8 @@ import { isAuthFailure } from './engines/redis-errors.js';
 import { CacheConnectionError, CacheError, CacheValidationError } from './errors.js';
 import { KeySpace, validateKey, validatePattern, validatePrefix } from './keys.js';
 import { type CacheLogger, defaultLogger, formatKeys, isDebugEnabled } from './logger.js';
+import { NearCache, withNearCache } from './near-cache/near-cache.js';
+import { resolveNearCacheOptions } from './near-cache/options.js';
 import {
   type CacheClientOptions,
   type ConnectionSettings,
@@ -107,6 +109,8 @@ export class CacheClient {
   #closing: Promise<void> | undefined;
   #lastRefresh = Number.NEGATIVE_INFINITY;
   readonly #stats = new StatsRecorder();
+  /** The near cache (option `nearCache`), or `undefined` when off. */
+  readonly #near: NearCache | undefined;
   readonly #cached: CachedFunctions;
 
   /**
@@ -125,6 +129,8 @@ export class CacheClient {
     this.#codec = resolveCodec(options.codec);
     this.#maxValueBytes = positiveInteger(options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES, 'maxValueBytes');
     this.#prefix = validatePrefix(options.additionalPrefix);
+    const near = resolveNearCacheOptions(options.nearCache);
+    this.#near = near === undefined ? undefined : new NearCache(near);
     this.#source = chooseSource(options.session, config, options.env ?? process.env, this.#logger);
     this.#cached = new CachedFunctions({
       run: (operation, body) => this.#run(operation, (conn, ks) => body(conn.engine, ks)),
@@ -421,7 +427,8 @@ export class CacheClient {
    * {@link CacheStats}). Cheap: it copies a few numbers and does no I/O.
    */
   stats(): CacheStats {
-    return { ...this.#stats.snapshot(), cachedFunctions: this.#cached.stats() };
+    const stats = { ...this.#stats.snapshot(), cachedFunctions: this.#cached.stats() };
+    return this.#near === undefined ? stats : { ...stats, nearCache: this.#near.stats() };
   }
 
   /**
@@ -484,7 +491,7 @@ export class CacheClient {
     this.#connecting ??= resolveEndpoint(this.#source, this.#settings)
       .then((endpoint) => {
         const connected = {
-          engine: createEngine(endpoint, this.#settings),
+          engine: withNearCache(this.#near, createEngine(endpoint, this.#settings)),
           tenant: endpoint.tenant,
           server: describeServer(endpoint.url, endpoint.clusterNodes !== undefined),
         };

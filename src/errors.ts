@@ -62,3 +62,13 @@ export class CacheAuthError extends CacheConnectionError {
   override readonly code: string = 'ERR_CACHE_AUTH';
   override readonly name: string = 'CacheAuthError';
 }
+
+/**
+ * A cached function's factory failed in another process while this call waited for its result
+ * (`getOrSet`, `cacheResult`): the failure is shared instead of running the factory a second time.
+ * Callers in the failing process receive the factory's own error.
+ */
+export class CacheFactoryError extends CacheError {
+  override readonly code: string = 'ERR_CACHE_FACTORY';
+  override readonly name: string = 'CacheFactoryError';
+}

@@ -7,6 +7,7 @@
 import type { Codec, CodecName } from './codec.js';
 import { CacheValidationError } from './errors.js';
 import type { CacheLogger } from './logger.js';
+import type { NearCacheOptions } from './near-cache/options.js';
 import type { Session } from './session.js';
 
 /** Where and how to connect. In platform mode only the tuning fields apply (see README). */
@@ -112,6 +113,20 @@ export interface CacheClientOptions {
    * @default process.env
    */
   env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * Peak deployment id: the first segment of the keys of cached functions
+   * (`<deploymentId>:<keyPrefix>[:<entityId>]:<digest>`) and of `invalidate` patterns, as in Python's
+   * `cache_result`. `null` or `''`: no deployment segment.
+   * @default env `PRESS_DEPLOYMENT_ID` (read from `env`), else none
+   */
+  deploymentId?: string | null;
+  /**
+   * Near cache: serve hot keys from process memory, kept correct by the server (RESP3 `CLIENT TRACKING`),
+   * e.g. `{ maxEntries: 10_000 }`. Redis, Valkey and Redis Cluster only; ignored by `memory://`. See
+   * {@link NearCacheOptions} and docs/near-cache.md.
+   * @default off
+   */
+  nearCache?: NearCacheOptions;
 }
 
 /** Connection tuning with defaults applied. */
@@ -155,6 +170,8 @@ const CLIENT_FIELDS = new Set<string>([
   'maxValueBytes',
   'logger',
   'env',
+  'deploymentId',
+  'nearCache',
 ]);
 
 /** Throw unless `value` is a positive safe integer. */

@@ -5,6 +5,7 @@
  */
 
 import type { CachedFunctionStats } from './cached/stats.js';
+import type { NearCacheStats } from './near-cache/near-cache.js';
 
 /** Counters of one operation since the client was created. */
 export interface OperationStats {
@@ -62,6 +63,8 @@ export interface CacheStats {
   readonly totals: OperationStats;
   /** Counters of cached functions (`getOrSet`, `cacheResult`, the decorators). */
   readonly cachedFunctions?: CachedFunctionStats;
+  /** Counters of the near cache (option `nearCache`); absent when it is off. */
+  readonly nearCache?: NearCacheStats;
 }
 
 /**

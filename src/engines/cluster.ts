@@ -7,8 +7,9 @@
  * one tick on each node connection) and merged in the caller's order:
  *
  * - `mget`: one `MGET` per slot; every value lands at its key's position.
- * - `mset`: without a TTL, one `MSET` per slot; with a TTL, per slot a `MULTI` of `SET ... EX` (a single
- *   `SET ... EX` for a slot with one key), so no key is ever visible without its TTL. Atomic per slot only.
+ * - `mset`: without a TTL, one `MSET` per slot; with a TTL, per slot the single server's SET EX script
+ *   (`EVALSHA`, `EVAL` on `NOSCRIPT`, `MULTI`/`EXEC` where an ACL refuses scripting; see `mset-ttl.ts`), so
+ *   no key is ever visible without its TTL. Atomic per slot only.
  * - `unlink` / `exists`: one command per slot, counts summed (repeats of a key share a slot, so Redis
  *   counts them exactly as on one server).
  * - `scan`: walks every primary in turn with its own cursor (never one random node).
@@ -18,7 +19,21 @@
  * per engine that tracks, node by node, the commands outstanding and the time of the last reply. When a
  * node has commands outstanding and has not replied for `timeoutMs` (a frozen or partitioned node), its
  * commands reject with {@link CacheTimeoutError}, its connection is replaced, and the topology is
- * refreshed without it, so a failed-over primary's slots move to its replacement.
+ * checked without it, so a failed-over primary's slots move to its replacement.
+ *
+ * Only node-redis's public API is used (`createCluster` and its options and events, `slots`, `masters`,
+ * `nodeByAddress`, `nodeClient`, `sendCommand`, `multi`, `close`/`destroy`, and the node clients' own
+ * `sendCommand`/`connect`/`destroy`/`isOpen`/`isReady`). Two things node-redis does not offer are built on
+ * it:
+ *
+ * - **Failing fast on a node known to be down.** node-redis makes a command for a node that is still
+ *   connecting wait for the connection (for ever, with a reconnect strategy). The engine learns from the
+ *   `node-error` / `node-ready` events which nodes are down, fails their calls at once, and fails the
+ *   calls waiting for such a node's first connection as soon as that attempt fails.
+ * - **A topology check on demand.** node-redis refreshes its slot map on `MOVED` and while a node
+ *   reconnects, but offers no way to refresh it for a node that stopped answering (or was never reached).
+ *   The engine asks a healthy primary for `CLUSTER SLOTS`; when the answer differs from the slot map in
+ *   use, it opens a new cluster client on that topology, switches to it, and closes the old one.
  *
  * @module
  */
@@ -32,7 +47,9 @@ import {
   RootNodesUnavailableError,
 } from '@redis/client';
 import { CacheConnectionError, CacheError, CacheTimeoutError, CacheValidationError } from '../errors.js';
+import { deleteIfEquals, type ScriptingState, type SendOne, setIfAbsent } from './conditional.js';
 import type { Engine } from './engine.js';
+import { msetWithTtl } from './mset-ttl.js';
 import { reconnectDelay } from './redis.js';
 import { type ErrorContext, isAuthFailure, toCacheError } from './redis-errors.js';
 import { groupBySlot, keySlot } from './slot.js';
@@ -56,18 +73,30 @@ export interface ClusterEngineOptions {
 }
 
 type Cluster = RedisClusterType;
+/** A node of the topology, as node-redis's public `slots`, `masters` and `nodeByAddress` give it. */
+type ClusterNode = Cluster['masters'][number];
+/** A node's connection, as node-redis's public `nodeClient()` gives it. */
+type NodeClient = Awaited<ReturnType<Cluster['nodeClient']>>;
 type Reply = unknown;
 type Values = (string | null)[];
 type Fail = (err: CacheError) => void;
 
-/** Commands outstanding on one node (by `host:port`) and when it last replied. */
+/** What the engine knows about one node (by `host:port`): commands outstanding, last reply, health. */
 interface NodeState {
   lastProgress: number;
   readonly pending: Set<Fail>;
+  /**
+   * The node (of the cluster client in use) whose connection attempt failed and has not succeeded since
+   * (`node-error` without `node-ready`): its calls fail fast while node-redis reconnects in the background.
+   */
+  down: ClusterNode | undefined;
+  /** Why it is down: the last connection failure, mapped again for each call that fails fast. */
+  lastError: unknown;
 }
 
-/** Pseudo-address for commands whose slot has no known owner yet. */
-const UNROUTED = 'cluster';
+/** One `CLUSTER SLOTS` entry: `[from, to, [host, port, id, ...], ...replicas]`. */
+type SlotRange = [number, number, [string, number, ...unknown[]], ...unknown[]];
+
 /** Refresh the topology this long after a node starts reconnecting (node-redis default: 5 s). */
 const REFRESH_ON_RECONNECT_MS = 1000;
 /** At most one topology refresh triggered by failing calls per this many milliseconds. */
@@ -140,6 +169,20 @@ export function parseSeeds(
   return seeds;
 }
 
+/**
+ * Whether `ranges` (a `CLUSTER SLOTS` reply from the node at `askedHost`) assigns every slot it lists to
+ * the primary that serves it in `cluster`'s slot map.
+ */
+function sameTopology(cluster: Cluster, ranges: readonly SlotRange[], askedHost: string): boolean {
+  for (const [from, to, [host, port]] of ranges) {
+    const address = `${host === '' ? askedHost : host}:${port}`;
+    for (let slot = from; slot <= to; slot++) {
+      if (cluster.slots[slot]?.master.address !== address) return false;
+    }
+  }
+  return true;
+}
+
 /** Redis Cluster engine over node-redis's cluster client. */
 export class ClusterEngine implements Engine {
   readonly #options: ClusterEngineOptions;
@@ -156,8 +199,19 @@ export class ClusterEngine implements Engine {
   readonly #nodes = new Map<string, NodeState>();
   #watchdog: NodeJS.Timeout | undefined;
   #lastRefresh = 0;
+  /** The topology check in progress (at most one). */
+  #refreshing: Promise<void> | undefined;
+  /** Cluster clients replaced by a topology check, still closing (close() waits for them). */
+  readonly #retiring = new Set<Promise<void>>();
+  /**
+   * Each node's connection once `nodeClient()` resolved it: the hot path sends on it without a promise
+   * hop. Keyed by node object, so a node that leaves the topology (or a replaced cluster client) drops out.
+   */
+  readonly #clients = new WeakMap<ClusterNode, NodeClient>();
   /** The last credentials rejection seen while (re)connecting a node. */
   #authFailure: Error | undefined;
+  /** Whether the nodes let us run the mset script (an ACL may refuse @scripting). */
+  readonly #msetScript: ScriptingState = { scripting: true };
 
   /** @param options - cluster settings; no I/O happens until the first command. */
   constructor(options: ClusterEngineOptions) {
@@ -167,11 +221,12 @@ export class ClusterEngine implements Engine {
     this.#ctx = { target: `cluster ${targets.join(',')}`, timeoutMs: options.timeoutMs };
   }
 
-  #createCluster(): Cluster {
+  /** A node-redis cluster client that discovers the topology from `rootNodes` (`host:port`s). */
+  #createCluster(rootNodes: readonly { host: string; port: number }[]): Cluster {
     const { connectTimeoutMs, keepAliveMs, maxQueueLength } = this.#options;
     const first = this.#seeds[0] as Seed;
     const cluster = createCluster({
-      rootNodes: this.#seeds.map((s) => ({ socket: { host: s.host, port: s.port } })),
+      rootNodes: rootNodes.map(({ host, port }) => ({ socket: { host, port } })),
       // Applied to every node connection, discovered nodes included.
       defaults: {
         ...(first.username === undefined ? {} : { username: first.username }),
@@ -184,9 +239,9 @@ export class ClusterEngine implements Engine {
           ...(keepAliveMs === false
             ? { keepAlive: false }
             : { keepAlive: true, keepAliveInitialDelay: keepAliveMs }),
-          // Reconnect with back-off while calls to that node fail fast; stop on rejected credentials
-          // (reported to callers) and once closed. A node that leaves the topology is dropped by
-          // node-redis, which stops its reconnects.
+          // Reconnect (the first attempt at once, then with back-off) while calls to that node fail
+          // fast; stop on rejected credentials (reported to callers) and once closed. A node that leaves
+          // the topology is dropped by node-redis, which stops its reconnects.
           reconnectStrategy: (retries: number, cause: Error) => {
             if (this.#closed) return false;
             if (isAuthFailure(cause)) {
@@ -205,11 +260,15 @@ export class ClusterEngine implements Engine {
       topologyRefreshOnReconnectionAttemptStrategy: REFRESH_ON_RECONNECT_MS,
     }) as unknown as Cluster;
     // Discovery failures are emitted as 'error' (they reach callers through their commands); node
-    // socket errors as 'node-error'.
+    // connection failures as 'node-error': that node is down until its 'node-ready'.
     cluster.on('error', () => {});
-    cluster.on('node-error', () => {});
-    cluster.on('node-ready', () => {
+    cluster.on('node-error', (err: unknown, node: { host: string; port: number }) => {
+      if (cluster === this.#cluster) this.#onNodeError(cluster, `${node.host}:${node.port}`, err);
+    });
+    cluster.on('node-ready', (node: { host: string; port: number }) => {
       this.#authFailure = undefined;
+      const state = this.#nodes.get(`${node.host}:${node.port}`);
+      if (state !== undefined) state.down = undefined;
     });
     return cluster;
   }
@@ -223,7 +282,20 @@ export class ClusterEngine implements Engine {
   }
 
   async #openCluster(): Promise<Cluster> {
-    const cluster = this.#createCluster();
+    const cluster = await this.#discover(this.#seeds);
+    if (this.#closed) {
+      cluster.destroy();
+      throw new CacheConnectionError('the client is closed');
+    }
+    this.#cluster = cluster;
+    this.#authFailure = undefined;
+    this.#startWatchdog();
+    return cluster;
+  }
+
+  /** A connected cluster client discovered from `rootNodes`, within `connectTimeoutMs`. */
+  async #discover(rootNodes: readonly { host: string; port: number }[]): Promise<Cluster> {
+    const cluster = this.#createCluster(rootNodes);
     let discoveryError: unknown;
     const onError = (err: unknown) => {
       discoveryError = err;
@@ -246,13 +318,6 @@ export class ClusterEngine implements Engine {
     } finally {
       cluster.off('error', onError);
     }
-    if (this.#closed) {
-      cluster.destroy();
-      throw new CacheConnectionError('the client is closed');
-    }
-    this.#cluster = cluster;
-    this.#authFailure = undefined;
-    this.#startWatchdog();
     return cluster;
   }
 
@@ -274,7 +339,20 @@ export class ClusterEngine implements Engine {
     );
   }
 
-  /** A node has not replied for `timeoutMs`: reject its commands, replace its connection, refresh. */
+  /** What the engine knows about the node at `address` (created on first use). */
+  #state(address: string): NodeState {
+    let state = this.#nodes.get(address);
+    if (state === undefined) {
+      state = { lastProgress: 0, pending: new Set(), down: undefined, lastError: undefined };
+      this.#nodes.set(address, state);
+    }
+    return state;
+  }
+
+  /**
+   * A node has not replied for `timeoutMs`: reject its commands, replace its connection (the same client
+   * reconnects; until it is ready again, calls for the node fail fast), and check the topology without it.
+   */
   #onStall(address: string, node: NodeState): void {
     const failures = [...node.pending];
     node.pending.clear();
@@ -284,29 +362,124 @@ export class ClusterEngine implements Engine {
     }
     const cluster = this.#cluster;
     if (!cluster) return;
-    this.#detachNode(cluster, address, true);
+    const target = cluster.nodeByAddress.get(address);
+    const client = target === undefined ? undefined : this.#clients.get(target);
+    if (client?.isOpen) {
+      client.destroy();
+      this.#reopen(client);
+    }
     this.#refresh(cluster, address, true);
   }
 
   /**
-   * Forget a node's connection so the next command opens a new one: when `force` (it stopped replying),
-   * or when node-redis gave up on it (closed after rejected credentials).
+   * A node's connection attempt failed, or its connection broke: the node is down until `node-ready`.
+   * The calls waiting for it (for its first connection, or for replies on the broken one) fail now.
    */
-  #detachNode(cluster: Cluster, address: string, force: boolean): void {
+  #onNodeError(cluster: Cluster, address: string, err: unknown): void {
     const node = cluster.nodeByAddress.get(address);
-    const client = node?.client;
-    if (node === undefined || client === undefined || (!force && client.isOpen)) return;
-    delete node.client;
-    client.destroy();
+    if (node === undefined) return;
+    if (this.#clients.get(node)?.isReady) return; // an error on a connection that still works
+    const state = this.#state(address);
+    state.lastError = err;
+    // Rejected credentials are not "down": the next call tries again, so each caller learns why.
+    if (!isAuthFailure(err)) state.down = node;
+    const failures = [...state.pending];
+    state.pending.clear();
+    for (const fail of failures) fail(this.#failure(err, address));
+    this.#refresh(cluster, address);
   }
 
-  /** Refresh the topology in the background (throttled unless `force`), avoiding `exclude` as source. */
+  /** Open a node connection again after `destroy()`; its failures arrive as `node-error` events. */
+  #reopen(client: NodeClient): void {
+    if (this.#closed || client.isOpen) return;
+    client.connect().catch(() => {});
+  }
+
+  /**
+   * The connection of `node` when it is not ready (the hot path checks `#clients` first): connects on
+   * first use, but rejects at once while the node is known to be down (its connection is reconnecting, or
+   * its last connection attempt failed), instead of making the call wait for the reconnect.
+   */
+  #connectNode(cluster: Cluster, node: ClusterNode, state: NodeState): Promise<NodeClient> {
+    const known = this.#clients.get(node);
+    if (known?.isOpen) {
+      return known.isReady ? Promise.resolve(known) : Promise.reject(new ClientOfflineError());
+    }
+    if (state.down === node) return Promise.reject(state.lastError);
+    return cluster.nodeClient(node).then((client) => {
+      this.#clients.set(node, client);
+      if (client.isOpen) return client;
+      // node-redis keeps a node's client after giving up on it (rejected credentials): open it again,
+      // so this caller learns why (or the new password works).
+      return client.connect();
+    });
+  }
+
+  /**
+   * Check the topology in the background (at most one check at a time; throttled unless `force`): ask a
+   * connected primary other than `exclude` for `CLUSTER SLOTS`, and when its answer differs from the slot
+   * map in use, switch to a new cluster client discovered from it.
+   */
   #refresh(cluster: Cluster, exclude: string | undefined, force = false): void {
+    if (this.#closed || cluster !== this.#cluster || this.#refreshing !== undefined) return;
     const now = Date.now();
     if (!force && now - this.#lastRefresh < REFRESH_MIN_INTERVAL_MS) return;
     this.#lastRefresh = now;
-    const excluded = exclude === undefined || exclude === UNROUTED ? undefined : new Set([exclude]);
-    cluster._slots.rediscover(undefined, excluded).catch(() => {});
+    this.#refreshing = this.#checkTopology(cluster, exclude)
+      .catch(() => {})
+      .finally(() => {
+        this.#refreshing = undefined;
+      });
+  }
+
+  async #checkTopology(cluster: Cluster, exclude: string | undefined): Promise<void> {
+    for (const master of cluster.masters) {
+      const client = this.#clients.get(master);
+      if (master.address === exclude || client === undefined || !client.isReady) continue;
+      let ranges: SlotRange[];
+      try {
+        ranges = (await this.#track(this.#state(master.address), master.address, () =>
+          client.sendCommand(['CLUSTER', 'SLOTS'], NO_TIMEOUT),
+        )) as SlotRange[];
+      } catch {
+        continue;
+      }
+      if (cluster !== this.#cluster || sameTopology(cluster, ranges, master.host)) return;
+      const primaries = ranges.map(([, , [host, port]]) => ({
+        host: host === '' ? master.host : host,
+        port,
+      }));
+      await this.#replace(cluster, primaries);
+      return;
+    }
+    // No connected primary to ask: discover afresh from the known primaries and the seeds.
+    const known = cluster.masters
+      .filter((m) => m.address !== exclude)
+      .map(({ host, port }) => ({ host, port }));
+    await this.#replace(cluster, [...known, ...this.#seeds]);
+  }
+
+  /** Switch from `old` to a cluster client discovered from `rootNodes`; close `old` in the background. */
+  async #replace(old: Cluster, rootNodes: readonly { host: string; port: number }[]): Promise<void> {
+    const fresh = await this.#discover(rootNodes);
+    if (this.#closed || this.#cluster !== old) {
+      fresh.destroy();
+      return;
+    }
+    this.#cluster = fresh;
+    this.#retire(old);
+  }
+
+  /** Close a cluster client gracefully (calls still on it finish), bounded by `timeoutMs`. */
+  #retire(cluster: Cluster): void {
+    const done: Promise<void> = withDeadline(
+      cluster.close(),
+      this.#options.timeoutMs,
+      () => new Error('close timed out'),
+    )
+      .catch(() => cluster.destroy())
+      .finally(() => this.#retiring.delete(done));
+    this.#retiring.add(done);
   }
 
   /** Map a node-redis failure of a command sent to `address`, reacting to what it says. */
@@ -318,10 +491,7 @@ export class ClusterEngine implements Engine {
       if (cluster && TOPOLOGY_REPLY.test(err.message)) this.#refresh(cluster, undefined);
       return toCacheError(err, ctx);
     }
-    if (cluster) {
-      if (err instanceof ClientClosedError) this.#detachNode(cluster, address, false);
-      this.#refresh(cluster, address);
-    }
+    if (cluster) this.#refresh(cluster, address);
     // A node connection that gave up on rejected credentials reports itself closed or offline.
     const auth = this.#authFailure;
     if (auth !== undefined && (err instanceof ClientClosedError || err instanceof ClientOfflineError)) {
@@ -330,14 +500,8 @@ export class ClusterEngine implements Engine {
     return toCacheError(err, ctx);
   }
 
-  /** Run one command (or transaction) on `address`, tracked by the watchdog. */
-  #track<T>(address: string, start: () => Promise<T>): Promise<T> {
-    let node = this.#nodes.get(address);
-    if (node === undefined) {
-      node = { lastProgress: 0, pending: new Set() };
-      this.#nodes.set(address, node);
-    }
-    const state = node;
+  /** Run one command (or transaction) on the node at `address`, tracked by the watchdog. */
+  #track<T>(state: NodeState, address: string, start: () => Promise<T>): Promise<T> {
     if (state.pending.size === 0) state.lastProgress = Date.now();
     return new Promise<T>((resolve, reject) => {
       const fail: Fail = reject;
@@ -363,34 +527,38 @@ export class ClusterEngine implements Engine {
     });
   }
 
-  /** The primary serving `slot`, as `host:port`, per the current topology. */
-  #owner(cluster: Cluster, slot: number): string {
-    return cluster.slots[slot]?.master.address ?? UNROUTED;
+  /** The primary serving the slot of `key` per the slot map in use; rejects (and checks it) when none. */
+  #primary(cluster: Cluster, slot: number): ClusterNode {
+    const primary = cluster.slots[slot]?.master;
+    if (primary !== undefined) return primary;
+    this.#refresh(cluster, undefined);
+    throw new CacheConnectionError(
+      `no node of ${this.#ctx.target} serves hash slot ${slot} (checking the topology)`,
+    );
   }
 
   /**
-   * Send a command whose keys all hash to the slot of `key`. Fast path: straight to the connection of
-   * the slot's primary (node-redis's routed `sendCommand` costs 3-4x more per command). A redirect
+   * Send a command whose keys all hash to the slot of `key`. Fast path: straight to the ready connection
+   * of the slot's primary (node-redis's routed `sendCommand` costs 3-4x more per command). A redirect
    * (MOVED/ASK: the command did not run) goes through node-redis's routed path, which refreshes the
    * topology or follows the ASK, and sends it again.
    */
   #send(cluster: Cluster, key: string, readonly: boolean, args: string[]): Promise<Reply> {
-    const slot = keySlot(key);
-    const primary = cluster.slots[slot]?.master;
-    if (primary === undefined) {
-      this.#refresh(cluster, undefined);
-      return Promise.reject(
-        new CacheConnectionError(
-          `no node of ${this.#ctx.target} serves hash slot ${slot} (refreshing the topology)`,
-        ),
-      );
+    let primary: ClusterNode;
+    try {
+      primary = this.#primary(cluster, keySlot(key));
+    } catch (err) {
+      return Promise.reject(err);
     }
-    return this.#track(primary.address, () => {
-      const client = primary.client;
+    const address = primary.address;
+    return this.#track(this.#state(address), address, () => {
+      const client = this.#clients.get(primary);
       const sent =
-        client !== undefined && primary.connectPromise === undefined
+        client?.isReady === true
           ? client.sendCommand(args, NO_TIMEOUT)
-          : cluster.nodeClient(primary).then((c) => c.sendCommand(args, NO_TIMEOUT));
+          : this.#connectNode(cluster, primary, this.#state(address)).then((c) =>
+              c.sendCommand(args, NO_TIMEOUT),
+            );
       return sent.catch((err: unknown) => {
         if (err instanceof ErrorReply && REDIRECT_REPLY.test(err.message)) {
           return cluster.sendCommand(key, readonly, args);
@@ -402,12 +570,13 @@ export class ClusterEngine implements Engine {
 
   /** Send a keyless command to the node at `address` (a primary of the current topology). */
   #sendTo(cluster: Cluster, address: string, args: string[]): Promise<Reply> {
-    return this.#track(address, async () => {
+    const state = this.#state(address);
+    return this.#track(state, address, async () => {
       const node = cluster.nodeByAddress.get(address);
       if (node === undefined) {
         throw new CacheConnectionError(`${address} left the cluster during the operation`);
       }
-      const client = await cluster.nodeClient(node);
+      const client = await this.#connectNode(cluster, node, state);
       return client.sendCommand(args, NO_TIMEOUT);
     });
   }
@@ -475,33 +644,52 @@ export class ClusterEngine implements Engine {
   /** {@inheritDoc Engine.mset} */
   async mset(entries: readonly (readonly [string, string])[], ttlSeconds?: number): Promise<void> {
     const keys = entries.map(([key]) => key);
-    const ttl = ttlSeconds === undefined ? undefined : String(ttlSeconds);
     await this.#run((c) =>
       this.#perSlot(keys, async (indices, slot) => {
         const first = keys[indices[0] as number] as string;
-        if (ttl === undefined) {
+        if (ttlSeconds === undefined) {
           const args = ['MSET'];
           for (const i of indices) args.push(...(entries[i] as readonly [string, string]));
           return this.#send(c, first, false, args);
         }
+        const ttl = String(ttlSeconds);
         if (indices.length === 1) {
           const [key, value] = entries[indices[0] as number] as readonly [string, string];
           return this.#send(c, key, false, ['SET', key, value, 'EX', ttl]);
         }
-        // Several keys in one slot: a MULTI of SET EX, so they appear together, each with its TTL.
-        return this.#track(this.#owner(c, slot), async () => {
-          const client = await c.getNodeClientForKey(first);
-          // A transaction is queued even while the node reconnects; fail fast instead, as commands do.
-          if (!client.isReady) throw new ClientOfflineError();
-          const multi = c.multi(first);
-          for (const i of indices) {
-            const [key, value] = entries[i] as readonly [string, string];
-            multi.addCommand(key, false, ['SET', key, value, 'EX', ttl]);
-          }
-          return multi.exec();
-        });
+        // Several keys in one slot: the SET EX script (or MULTI of SET EX where scripting is refused),
+        // so they appear together, each with its TTL.
+        const group = indices.map((i) => entries[i] as readonly [string, string]);
+        return msetWithTtl(
+          (args) => this.#send(c, first, false, args),
+          () => this.#multiSetEx(c, slot, group, ttl),
+          this.#msetScript,
+          group,
+          ttlSeconds,
+        );
       }),
     );
+  }
+
+  /** `MULTI` of `SET key value EX ttl` for `entries` (all in `slot`), on the slot's primary. */
+  #multiSetEx(
+    cluster: Cluster,
+    slot: number,
+    entries: readonly (readonly [string, string])[],
+    ttl: string,
+  ): Promise<unknown> {
+    const primary = this.#primary(cluster, slot);
+    const state = this.#state(primary.address);
+    return this.#track(state, primary.address, async () => {
+      const client = await this.#connectNode(cluster, primary, state);
+      // A transaction is queued even while the node reconnects; fail fast instead, as commands do.
+      if (!client.isReady) throw new ClientOfflineError();
+      const first = (entries[0] as readonly [string, string])[0];
+      // Routed by node-redis, which follows MOVED/ASK.
+      const multi = cluster.multi(first);
+      for (const [key, value] of entries) multi.addCommand(key, false, ['SET', key, value, 'EX', ttl]);
+      return multi.exec();
+    });
   }
 
   /** {@inheritDoc Engine.unlink} */
@@ -533,6 +721,25 @@ export class ClusterEngine implements Engine {
   /** {@inheritDoc Engine.ttl} */
   ttl(key: string): Promise<number> {
     return this.#run((c) => this.#send(c, key, true, ['TTL', key])) as Promise<number>;
+  }
+
+  /** {@inheritDoc Engine.pttl} */
+  pttl(key: string): Promise<number> {
+    return this.#run((c) => this.#send(c, key, false, ['PTTL', key])) as Promise<number>;
+  }
+
+  readonly #sendOne: SendOne = (key, args) => this.#run((c) => this.#send(c, key, false, args));
+  /** Whether compare-and-delete may use its script (an ACL may refuse @scripting). */
+  readonly #conditional: ScriptingState = { scripting: true };
+
+  /** {@inheritDoc Engine.setIfAbsent} */
+  setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
+    return setIfAbsent(this.#sendOne, key, value, ttlMs);
+  }
+
+  /** {@inheritDoc Engine.deleteIfEquals} */
+  deleteIfEquals(key: string, value: string): Promise<boolean> {
+    return deleteIfEquals(this.#sendOne, this.#conditional, key, value);
   }
 
   /**
@@ -579,16 +786,14 @@ export class ClusterEngine implements Engine {
       });
     }
     await this.#connecting?.catch(() => undefined);
+    // A topology check may be discovering a new cluster client: it sees #closed and destroys it.
+    await this.#refreshing;
     const cluster = this.#cluster;
     this.#cluster = undefined;
     clearInterval(this.#watchdog);
     this.#watchdog = undefined;
-    if (!cluster?.isOpen) return;
     // A graceful close waits for the nodes; one that stopped answering must not hold it forever.
-    try {
-      await withDeadline(cluster.close(), this.#options.timeoutMs, () => new Error('close timed out'));
-    } catch {
-      cluster.destroy();
-    }
+    if (cluster?.isOpen) this.#retire(cluster);
+    await Promise.all(this.#retiring);
   }
 }

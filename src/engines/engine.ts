@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { TrackingListener } from '../near-cache/tracking.js';
 
 /** A storage engine: Redis/Valkey, Redis Cluster, or the embedded in-memory engine. */
 export interface Engine {
@@ -33,6 +34,25 @@ export interface Engine {
    * A key may appear more than once (as with SCAN); callers must tolerate repeats.
    */
   scan(match: string, count: number): AsyncIterable<string[]>;
+  /** Remaining TTL in milliseconds; `-1` no expiry; `-2` missing (PTTL). */
+  pttl(key: string): Promise<number>;
+  /**
+   * Store `value` at `key` only if `key` does not exist, expiring after `ttlMs` milliseconds
+   * (SET NX PX); `true` when stored. Used for short-lived lock keys.
+   */
+  setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Delete `key` only while its value is `value` (compare-and-delete, for releasing a lock only by its
+   * owner); `true` when deleted. Atomic where the server allows scripting; see `conditional.ts`.
+   */
+  deleteIfEquals(key: string, value: string): Promise<boolean>;
+  /**
+   * Near cache hook (optional: the Redis and Cluster engines have it, the memory engine does not): every
+   * connection opened afterwards uses RESP3 with `CLIENT TRACKING ON` in its handshake and reports the
+   * server's invalidations, and every failed, closed or replaced connection, to `listener`. Call once,
+   * before the first command.
+   */
+  track?(listener: TrackingListener): void;
   /** Round trip to the server. */
   ping(): Promise<void>;
   /** Release the connection after pending commands finish. Idempotent. */

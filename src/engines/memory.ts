@@ -130,6 +130,29 @@ export class MemoryEngine implements Engine {
     return Math.floor((Math.max(0, entry.expiresAt - now) + 500) / 1000);
   }
 
+  /** Remaining TTL in milliseconds; `-1` no expiry; `-2` missing. */
+  async pttl(key: string): Promise<number> {
+    const now = this.#now();
+    const entry = this.#lookup(key, now);
+    if (entry === undefined) return -2;
+    return entry.expiresAt === undefined ? -1 : Math.max(0, entry.expiresAt - now);
+  }
+
+  /** Store `value` only if `key` does not exist, expiring after `ttlMs` (SET NX PX); `true` when stored. */
+  async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
+    const now = this.#now();
+    if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) throw new Error("invalid expire time in 'set' command");
+    if (this.#lookup(key, now) !== undefined) return false;
+    this.#store.data.set(key, { value: compact(value), expiresAt: now + ttlMs });
+    return true;
+  }
+
+  /** Delete `key` only while its value is `value`; `true` when deleted. */
+  async deleteIfEquals(key: string, value: string): Promise<boolean> {
+    if (this.#lookup(key, this.#now())?.value !== value) return false;
+    return this.#store.data.delete(key);
+  }
+
   /**
    * Every live key matching the Redis glob `match`, in batches. Like `SCAN` with `COUNT count`, each
    * step examines `count` keys and yields the matching ones (empty batches are skipped). The key list is

@@ -11,10 +11,12 @@
  *
  * @module
  */
-import { createHash } from 'node:crypto';
-import { ClientOfflineError, createClient, ErrorReply, type RedisClientType } from '@redis/client';
-import { CacheConnectionError, CacheError, CacheTimeoutError } from '../errors.js';
+import { ClientOfflineError, createClient, type RedisClientType } from '@redis/client';
+import { CacheConnectionError, CacheTimeoutError } from '../errors.js';
+import { deleteIfEquals, type ScriptingState, type SendOne, setIfAbsent } from './conditional.js';
+import { type TrackingListener, TrackingProvider, trackingClientOptions } from '../near-cache/tracking.js';
 import type { Engine } from './engine.js';
+import { msetWithTtl, type SendArgs } from './mset-ttl.js';
 import { type ErrorContext, isAuthFailure, toCacheError } from './redis-errors.js';
 import { startWatchdog, withDeadline } from './watchdog.js';
 
@@ -34,14 +36,19 @@ export interface RedisEngineOptions {
 
 type Client = RedisClientType;
 
-/** SET EX of every key (KEYS) to its value (ARGV, in order), with the TTL as the last ARGV. */
-export const MSET_EX_SCRIPT =
-  "local ttl = ARGV[#ARGV] for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[i], 'EX', ttl) end return #KEYS";
-const MSET_EX_SHA = createHash('sha1').update(MSET_EX_SCRIPT).digest('hex');
+/** Longest wait between two reconnect attempts, in milliseconds. */
+export const RECONNECT_MAX_DELAY_MS = 500;
 
-/** Reconnect delay after a lost connection: exponential from 50 ms, capped at 2 s, with jitter. */
+/**
+ * Wait before reconnect attempt `retries` (0-based) after a lost connection, in milliseconds: the first
+ * attempt at once, then 50 ms doubling up to {@link RECONNECT_MAX_DELAY_MS}, each spread by +-20 % so
+ * that many clients do not reconnect in step. A server back after an outage is found within about
+ * half a second (measured by the soak: see `docs/cluster.md`).
+ */
 export function reconnectDelay(retries: number): number {
-  return Math.min(50 * 2 ** retries, 2000) + Math.floor(Math.random() * 100);
+  if (retries <= 0) return 0;
+  const base = Math.min(50 * 2 ** (retries - 1), RECONNECT_MAX_DELAY_MS);
+  return Math.round(base * (0.8 + Math.random() * 0.4));
 }
 
 /** `host:port` of a Redis URL, for messages (never the credentials). */
@@ -67,7 +74,9 @@ export class RedisEngine implements Engine {
   #lastProgress = 0;
   #watchdog: NodeJS.Timeout | undefined;
   /** Whether the server lets us run the mset script (an ACL may refuse @scripting). */
-  #scripting = true;
+  readonly #msetScript: ScriptingState = { scripting: true };
+  /** Near cache: tracking wiring for every connection (see {@link RedisEngine.track}). */
+  #tracking: TrackingProvider | undefined;
 
   /** @param options - connection settings; no I/O happens until the first command. */
   constructor(options: RedisEngineOptions) {
@@ -84,6 +93,7 @@ export class RedisEngine implements Engine {
       commandsQueueMaxLength: maxQueueLength,
       // No per-command timer: the watchdog below bounds hangs with one timer per connection.
       commandOptions: { timeout: 0 },
+      ...(this.#tracking && trackingClientOptions(this.#tracking)),
       socket: {
         connectTimeout: connectTimeoutMs,
         ...(keepAliveMs === false
@@ -101,6 +111,11 @@ export class RedisEngine implements Engine {
     // node-redis reports socket errors as events too; failures reach callers through their commands.
     client.on('error', () => {});
     return client;
+  }
+
+  /** {@inheritDoc Engine.track} */
+  track(listener: TrackingListener): void {
+    this.#tracking = new TrackingProvider(listener);
   }
 
   #connect(): Promise<Client> {
@@ -235,37 +250,24 @@ export class RedisEngine implements Engine {
     // appears at once, each key with its TTL. The script is one command and one reply instead of
     // 102 of each, measured 1.3x faster.
     const ttl = String(ttlSeconds);
-    if (this.#scripting) {
-      const args = ['EVALSHA', MSET_EX_SHA, String(entries.length)];
-      for (const [key] of entries) args.push(key);
-      for (const [, value] of entries) args.push(value);
-      args.push(ttl);
-      try {
-        await this.#send(args);
-        return;
-      } catch (err) {
-        if (!(err instanceof CacheError && err.cause instanceof ErrorReply)) throw err;
-        const reply = err.cause.message;
-        if (reply.startsWith('NOSCRIPT')) {
-          args[0] = 'EVAL';
-          args[1] = MSET_EX_SCRIPT;
-          await this.#send(args);
-          return;
-        }
-        // An ACL without @scripting: use MULTI from now on. Nothing ran, so nothing is repeated.
-        if (!reply.startsWith('NOPERM')) throw err;
-        this.#scripting = false;
-      }
-    }
-    await this.#run((client) => {
-      // node-redis queues a MULTI while reconnecting even with disableOfflineQueue: fail fast instead,
-      // as every other command does, so the transaction never runs later behind the caller's back.
-      if (!client.isReady) throw new ClientOfflineError();
-      const multi = client.multi();
-      for (const [key, value] of entries) multi.addCommand(['SET', key, value, 'EX', ttl]);
-      return multi.exec();
-    });
+    await msetWithTtl(
+      this.#sendArgs,
+      () =>
+        this.#run((client) => {
+          // node-redis queues a MULTI while reconnecting even with disableOfflineQueue: fail fast instead,
+          // as every other command does, so the transaction never runs later behind the caller's back.
+          if (!client.isReady) throw new ClientOfflineError();
+          const multi = client.multi();
+          for (const [key, value] of entries) multi.addCommand(['SET', key, value, 'EX', ttl]);
+          return multi.exec();
+        }),
+      this.#msetScript,
+      entries,
+      ttlSeconds,
+    );
   }
+
+  readonly #sendArgs: SendArgs = (args) => this.#send(args);
 
   /** {@inheritDoc Engine.unlink} */
   unlink(keys: readonly string[]): Promise<number> {
@@ -285,6 +287,25 @@ export class RedisEngine implements Engine {
   /** {@inheritDoc Engine.ttl} */
   ttl(key: string): Promise<number> {
     return this.#send(['TTL', key]);
+  }
+
+  /** {@inheritDoc Engine.pttl} */
+  pttl(key: string): Promise<number> {
+    return this.#send(['PTTL', key]);
+  }
+
+  readonly #sendOne: SendOne = (_key, args) => this.#send(args);
+  /** Whether compare-and-delete may use its script (an ACL may refuse @scripting). */
+  readonly #conditional: ScriptingState = { scripting: true };
+
+  /** {@inheritDoc Engine.setIfAbsent} */
+  setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
+    return setIfAbsent(this.#sendOne, key, value, ttlMs);
+  }
+
+  /** {@inheritDoc Engine.deleteIfEquals} */
+  deleteIfEquals(key: string, value: string): Promise<boolean> {
+    return deleteIfEquals(this.#sendOne, this.#conditional, key, value);
   }
 
   /** {@inheritDoc Engine.scan} */

@@ -1,0 +1,193 @@
+/**
+ * Keys of cached functions, in the layout of Peak's Python `cache_result` (SPEC section 7):
+ *
+ * ```
+ * <tenant>:[<additionalPrefix>:]<deploymentId>:<keyPrefix>[:<entityId>]:<digest>
+ * ```
+ *
+ * The client adds `<tenant>:[<additionalPrefix>:]`; this module builds the rest. `<deploymentId>:` is
+ * omitted when there is none. `<digest>` is the base64url SHA-256 of a canonical encoding of the
+ * function's identity and its arguments: object key order does not matter, `'123'` and `123` differ,
+ * tuples and arrays are the same JSON-free encoding on every call, and two different functions never
+ * share an entry.
+ *
+ * Invalidation patterns (also Python's layout): targeted `<deploymentId>:<pattern>:<entityId>:*`
+ * (entity `42` never matches `420`: the `:` after the id is part of the pattern), broad
+ * `<deploymentId>:<pattern>*`. The deployment id and entity id are glob-escaped; the caller's pattern is
+ * a glob, as in Python.
+ *
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import { escapeGlob } from '../engines/glob.js';
+import { CacheValidationError } from '../errors.js';
+
+/** Default `keyPrefix` of cached functions (Python's default). */
+export const DEFAULT_KEY_PREFIX = 'cached';
+
+/** Deepest argument nesting digested; deeper structures are rejected. */
+const MAX_DEPTH = 100;
+
+/**
+ * A canonical, type-tagged text of `value`: equal for equal values whatever the key order of their
+ * objects, different for values of different types (`'1'` vs `1`, `1n` vs `1`, `[]` vs `{}`).
+ * @throws {CacheValidationError} for functions, symbols, circular structures and very deep values.
+ */
+export function canonical(value: unknown): string {
+  return write(value, 0, new Set());
+}
+
+function write(value: unknown, depth: number, path: Set<object>): string {
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'number':
+      // NaN, ±Infinity and -0 keep their identity (JSON would turn them into null / 0).
+      return Object.is(value, -0) ? 'n-0' : `n${value}`;
+    case 'boolean':
+      return value ? 'T' : 'F';
+    case 'bigint':
+      return `b${value}`;
+    case 'undefined':
+      return 'U';
+    case 'object':
+      break;
+    default:
+      throw new CacheValidationError(
+        `A ${typeof value} argument cannot be part of a cache key: pass the \`key\` option to build the key yourself`,
+      );
+  }
+  if (value === null) return 'N';
+  if (depth > MAX_DEPTH || path.has(value)) {
+    throw new CacheValidationError(
+      'A circular or too deeply nested argument cannot be part of a cache key: pass the `key` option',
+    );
+  }
+  path.add(value);
+  try {
+    const next = depth + 1;
+    if (value instanceof Date) return `D${Number.isNaN(value.getTime()) ? 'NaN' : value.toISOString()}`;
+    if (Array.isArray(value)) return `[${value.map((v) => write(v, next, path)).join(',')}]`;
+    if (value instanceof Map) {
+      const entries = [...value].map(([k, v]) => `${write(k, next, path)}=>${write(v, next, path)}`);
+      return `M{${entries.sort().join(',')}}`;
+    }
+    if (value instanceof Set)
+      return `S{${[...value]
+        .map((v) => write(v, next, path))
+        .sort()
+        .join(',')}}`;
+    if (value instanceof RegExp) return `R${String(value)}`;
+    if (ArrayBuffer.isView(value)) {
+      return `B${value.constructor.name}:${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64')}`;
+    }
+    const proto = Object.getPrototypeOf(value) as object | null;
+    // Class instances: their own enumerable fields, tagged with the class name.
+    const tag = proto === Object.prototype || proto === null ? '' : (proto.constructor?.name ?? '?');
+    const keys = Object.keys(value).sort();
+    const body = keys.map(
+      (k) => `${JSON.stringify(k)}:${write((value as Record<string, unknown>)[k], next, path)}`,
+    );
+    return `${tag}{${body.join(',')}}`;
+  } finally {
+    path.delete(value);
+  }
+}
+
+/** base64url SHA-256 of `text` (43 characters, no `:`). */
+export function digest(text: string): string {
+  return createHash('sha256').update(text).digest('base64url');
+}
+
+/**
+ * A function's identity for its key: its name and a hash of its source, so the same function gives the
+ * same key in every process, and two different functions (even with the same name) do not collide.
+ * Closures with identical source share entries: give them a `name`.
+ */
+export function functionIdentity(fn: (...args: never[]) => unknown, name?: string): string {
+  return `${name ?? fn.name}#${digest(Function.prototype.toString.call(fn))}`;
+}
+
+/** The `<deploymentId>:` segment, or `''` without a deployment id. */
+function deploymentSegment(deploymentId: string | null): string {
+  return deploymentId === null ? '' : `${deploymentId}:`;
+}
+
+/**
+ * The key (below the client's namespace) of one call:
+ * `[<deploymentId>:]<keyPrefix>[:<entityId>]:<digest of identity and args>`.
+ */
+export function resultKey(
+  deploymentId: string | null,
+  keyPrefix: string,
+  entityId: string | null,
+  identity: string,
+  args: readonly unknown[],
+): string {
+  const entity = entityId === null ? '' : `${entityId}:`;
+  return `${deploymentSegment(deploymentId)}${keyPrefix}:${entity}${digest(`${identity}|${canonical(args)}`)}`;
+}
+
+/** Text of an entity id for a key (strings as they are, numbers and bigints in decimal). */
+export function entityText(entityId: unknown): string | null {
+  if (entityId === null || entityId === undefined) return null;
+  if (typeof entityId === 'string' || typeof entityId === 'number' || typeof entityId === 'bigint') {
+    const text = String(entityId);
+    if (text === '') throw new CacheValidationError('An entity id must not be empty');
+    return text;
+  }
+  throw new CacheValidationError(`An entity id must be a string, number or bigint, got ${typeof entityId}`);
+}
+
+/** What {@link invalidationPatterns} deletes. */
+export interface InvalidateOptions {
+  /** The entity whose entries are cleared under each of `targetedPatterns`. */
+  entityId?: string | number | bigint | null;
+  /** Key prefixes whose entries of `entityId` are cleared: `<deploymentId>:<pattern>:<entityId>:*`. */
+  targetedPatterns?: readonly string[];
+  /** Key prefixes cleared entirely: `<deploymentId>:<pattern>*`. */
+  broadPatterns?: readonly string[];
+}
+
+/**
+ * The `flushByPattern` globs (below the client's namespace) of an invalidation.
+ * @throws {CacheValidationError} for `targetedPatterns` without an `entityId`, or non-string patterns.
+ */
+export function invalidationPatterns(deploymentId: string | null, options: InvalidateOptions): string[] {
+  const base = deploymentId === null ? '' : escapeGlob(deploymentSegment(deploymentId));
+  const entity = entityText(options.entityId);
+  const targeted = options.targetedPatterns ?? [];
+  const broad = options.broadPatterns ?? [];
+  for (const p of [...targeted, ...broad]) {
+    if (typeof p !== 'string' || p === '')
+      throw new CacheValidationError('Invalidation patterns must be non-empty strings');
+  }
+  if (targeted.length > 0 && entity === null) {
+    throw new CacheValidationError('`targetedPatterns` need an `entityId`');
+  }
+  return [
+    ...targeted.map((p) => `${base}${p}:${escapeGlob(entity as string)}:*`),
+    ...broad.map((p) => `${base}${p}*`),
+  ];
+}
+
+const DEPLOYMENT_RE = /^[A-Za-z0-9_.-]+$/;
+
+/**
+ * The deployment id of a client: the `deploymentId` option, else env `PRESS_DEPLOYMENT_ID`; `null` when
+ * neither is set (or empty).
+ * @throws {CacheValidationError} for an id with characters other than ASCII letters, digits, `_ - .`.
+ */
+export function resolveDeploymentId(
+  option: string | null | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+): string | null {
+  const id = option === undefined ? env.PRESS_DEPLOYMENT_ID : option;
+  if (id === null || id === undefined || id === '') return null;
+  if (typeof id !== 'string' || !DEPLOYMENT_RE.test(id) || id.length > 256) {
+    throw new CacheValidationError(
+      "The `deploymentId` option (or PRESS_DEPLOYMENT_ID) must be ASCII letters, digits, '_', '-' or '.'",
+    );
+  }
+  return id;
+}

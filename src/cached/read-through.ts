@@ -1,0 +1,621 @@
+/**
+ * Cached functions: `getOrSet` (read-through with stampede protection and grace), `cacheResult` (a
+ * function whose results are cached under Python's key layout) and `invalidate`. The client only wires
+ * these in (see {@link CachedHost}); engines provide the conditional writes (`setIfAbsent`,
+ * `deleteIfEquals`) and `pttl`.
+ *
+ * A call on a key:
+ * 1. `Cache-Control` bypass (`cacheControl`): run the function, read and store nothing.
+ * 2. The breaker is open (the cache failed less than `breakerMs` ago): serve the in-process fallback or
+ *    run the function, without touching the cache.
+ * 3. Concurrent calls of this process on the same key share one promise (one read, one factory run).
+ * 4. Fresh value: return it. Stale value within grace: return it and refresh in the background (one
+ *    refresh across processes, through the lock); with `timeoutMs`, wait that long for the refresh first.
+ * 5. Miss: take the lock (`SET NX PX`) and run the factory, store, release; or wait for the owner by
+ *    polling (5 ms doubling to 100 ms), at most `lockTimeoutMs`, then run the factory without the lock.
+ *
+ * Grace layout: an entry with grace is stored with a TTL of `ttl + grace` and is fresh while its
+ * remaining TTL (`PTTL`) exceeds `grace`. Nothing is added to the value, so grace never changes what a
+ * plain `get` of the key returns.
+ *
+ * @module
+ */
+import { randomUUID } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import type { Engine } from '../engines/engine.js';
+import { CacheError, CacheFactoryError, CacheValidationError } from '../errors.js';
+import type { KeySpace } from '../keys.js';
+import { validateKey } from '../keys.js';
+import type { CacheLogger } from '../logger.js';
+import { CircuitBreaker, DEFAULT_BREAKER_MS } from './breaker.js';
+import { cacheControlDecision } from './cache-control.js';
+import {
+  DEFAULT_KEY_PREFIX,
+  entityText,
+  functionIdentity,
+  type InvalidateOptions,
+  invalidationPatterns,
+  resultKey,
+} from './keys.js';
+import { FAILURE_MARK_MS, FIRST_POLL_MS, failureMark, lockKey, lockState, nextPoll } from './lock.js';
+import { decodeResult, encodeResult } from './result-codec.js';
+import { CachedFunctionCounters, type CachedFunctionStats } from './stats.js';
+
+/** Default TTL of cached values, in seconds (Python's default). */
+export const DEFAULT_TTL = 3600;
+/** Default longest wait for another caller's factory, in milliseconds. */
+export const DEFAULT_LOCK_TIMEOUT_MS = 10_000;
+/** Default entries of the in-process fallback. */
+export const DEFAULT_FALLBACK_ENTRIES = 1000;
+/** Largest TTL (plus grace) accepted, in seconds (as for `set`). */
+const MAX_TTL = 2 ** 32;
+
+/** In-process fallback options: a bounded LRU that serves repeats while the cache is failing. */
+export interface FallbackOptions {
+  /**
+   * Most entries kept (least recently used dropped first). Calls asking for the same bound share one LRU.
+   * @default 1000
+   */
+  maxEntries?: number;
+  /**
+   * Seconds an entry may be served from the fallback.
+   * @default the call's `ttl`
+   */
+  ttl?: number;
+}
+
+/** Options of {@link CacheClient.getOrSet}. */
+export interface GetOrSetOptions {
+  /**
+   * Seconds a stored value is fresh.
+   * @default 3600
+   */
+  ttl?: number;
+  /**
+   * Seconds a value past its TTL may still be served while one background refresh runs (across
+   * processes). A refresh failure keeps the stale value until the grace ends; it is reported through
+   * the client's logger and `stats()`, never thrown at the caller.
+   * @default 0 (no grace)
+   */
+  grace?: number;
+  /**
+   * With a stale value (grace), wait at most this many milliseconds for the refresh before returning the
+   * stale value; the refresh goes on in the background.
+   * @default 0 (serve the stale value at once)
+   */
+  timeoutMs?: number;
+  /**
+   * Longest wait, in milliseconds, for a factory run by another caller (another process holds the lock);
+   * then this caller runs the factory itself. Never waits longer.
+   * @default 10000
+   */
+  lockTimeoutMs?: number;
+  /**
+   * Lifetime of the lock key in milliseconds: how long a dead owner blocks the key at most.
+   * @default `lockTimeoutMs`
+   */
+  lockTtlMs?: number;
+  /**
+   * A `Cache-Control` value for this call: `no-store`, `no-cache`, `must-revalidate` and `max-age=0`
+   * bypass the cache (the factory runs once); `s-maxage`/`max-age` set the TTL.
+   * @default none
+   */
+  cacheControl?: string | null;
+  /**
+   * Milliseconds the cache is skipped after it failed (the circuit breaker; shared by the client's
+   * cached functions).
+   * @default 5000
+   */
+  breakerMs?: number;
+  /**
+   * Serve repeats from a bounded in-process LRU while the cache is failing (`true`: 1000 entries).
+   * @default false
+   */
+  fallback?: boolean | FallbackOptions;
+  /**
+   * How the value is stored: `'typed'` keeps its type on a hit (`Date`, `bigint`, `Map`, numbers...);
+   * `'client'` uses the client's codec, so a plain `get` (or Python) reads the same value.
+   * @default 'typed'
+   */
+  codec?: 'typed' | 'client';
+}
+
+/** Options of {@link CacheClient.cacheResult}: those of {@link GetOrSetOptions} plus the key's parts. */
+export interface CacheResultOptions<A extends unknown[]> extends Omit<GetOrSetOptions, 'cacheControl'> {
+  /**
+   * Second segment of the key (after the deployment id), the unit of broad invalidation.
+   * @default 'cached'
+   */
+  keyPrefix?: string;
+  /**
+   * Entity of a call, from its arguments: the key gets `:<entityId>` after the prefix, so
+   * `invalidate({ entityId, targetedPatterns: [keyPrefix] })` clears it. `null`/`undefined`: none.
+   */
+  entityId?: (...args: A) => string | number | bigint | null | undefined;
+  /**
+   * Custom key (below `<deploymentId>:`) of a call, replacing `<keyPrefix>[:<entityId>]:<digest>`.
+   */
+  key?: (...args: A) => string;
+  /** The `Cache-Control` value of a call (see {@link GetOrSetOptions.cacheControl}). */
+  cacheControl?: (...args: A) => string | null | undefined;
+  /**
+   * The function's name in its identity (the digest also covers its source).
+   * @default `fn.name`
+   */
+  name?: string;
+}
+
+/** What cached functions need from their client. @internal */
+export interface CachedHost {
+  /** Run engine I/O as the client operation `operation` (connection, namespace, error mapping). */
+  run<V>(operation: string, body: (engine: Engine, ks: KeySpace) => Promise<V>): Promise<V>;
+  /** The client's `flushByPattern`. */
+  flushByPattern(pattern: string): Promise<number>;
+  /** The client's codec (for `codec: 'client'` and for entries not written by cached functions). */
+  encode(value: unknown): string;
+  /** See {@link CachedHost.encode}. */
+  decode(raw: string): unknown;
+  /** The current additional prefix (part of the in-process identity of a key). */
+  prefix(): string | null;
+  readonly logger: CacheLogger;
+  readonly deploymentId: string | null;
+}
+
+interface Resolved {
+  ttl: number;
+  grace: number;
+  timeoutMs: number;
+  lockTimeoutMs: number;
+  lockTtlMs: number;
+  breakerMs: number;
+  fallback: LRUCache<string, string> | undefined;
+  fallbackTtlMs: number;
+  typed: boolean;
+}
+
+type Factory<T> = () => T | Promise<T>;
+
+function integer(value: unknown, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new CacheValidationError(
+      `The \`${name}\` option must be an integer from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ''}`,
+    );
+  }
+  return value;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Whether `err` is the cache failing (as opposed to bad input or the factory's own error). */
+function isCacheFailure(err: unknown): boolean {
+  return err instanceof CacheError && !(err instanceof CacheValidationError);
+}
+
+/** A short, value-free description of an error for a warning. */
+function describe(err: unknown): string {
+  if (err instanceof CacheError) return err.message;
+  return err instanceof Error ? err.name : typeof err;
+}
+
+/**
+ * The cached functions of one client. Holds the in-process state: calls in flight, the breaker, the
+ * fallback LRUs and the counters.
+ */
+export class CachedFunctions {
+  readonly #host: CachedHost;
+  readonly #inflight = new Map<string, Promise<unknown>>();
+  readonly #refreshing = new Map<string, Promise<unknown>>();
+  readonly #fallbacks = new Map<number, LRUCache<string, string>>();
+  readonly #breaker = new CircuitBreaker();
+  readonly #counters = new CachedFunctionCounters();
+
+  /** @param host - the client's side (see {@link CachedHost}). */
+  constructor(host: CachedHost) {
+    this.#host = host;
+  }
+
+  /** A snapshot of the counters. */
+  stats(): CachedFunctionStats {
+    this.#counters.breakerTrips = this.#breaker.trips;
+    return this.#counters.snapshot();
+  }
+
+  /** See {@link CacheClient.getOrSet}. */
+  getOrSet<T>(key: string, factory: Factory<T>, options: GetOrSetOptions = {}): Promise<Awaited<T>> {
+    let o: Resolved;
+    let ttl: number | undefined;
+    try {
+      validateKey(key);
+      if (typeof factory !== 'function') throw new CacheValidationError('getOrSet needs a factory function');
+      o = this.#resolve(options);
+      const decision = cacheControlDecision(options.cacheControl, o.ttl);
+      ttl = decision.kind === 'cache' ? decision.ttl : undefined;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (ttl === undefined) {
+      this.#counters.bypasses++;
+      return this.#runFactory(factory);
+    }
+    return this.#call(key, factory, { ...o, ttl: Math.min(ttl, MAX_TTL) });
+  }
+
+  /** See {@link CacheClient.cacheResult}. */
+  cacheResult<This, A extends unknown[], R>(
+    fn: (this: This, ...args: A) => R,
+    options: CacheResultOptions<A> = {},
+  ): (this: This, ...args: A) => Promise<Awaited<R>> {
+    if (typeof fn !== 'function') throw new CacheValidationError('cacheResult needs a function');
+    const { keyPrefix = DEFAULT_KEY_PREFIX, entityId, key, cacheControl, name, ...rest } = options;
+    if (typeof keyPrefix !== 'string' || keyPrefix === '') {
+      throw new CacheValidationError('The `keyPrefix` option must be a non-empty string');
+    }
+    for (const [optionName, value] of Object.entries({ entityId, key, cacheControl })) {
+      if (value !== undefined && typeof value !== 'function') {
+        throw new CacheValidationError(`The \`${optionName}\` option must be a function of the arguments`);
+      }
+    }
+    const base = this.#resolve(rest); // validated once, at wrap time
+    const identity = functionIdentity(fn as (...args: never[]) => unknown, name);
+    const self = this;
+    return function cached(this: This, ...args: A): Promise<Awaited<R>> {
+      const run = () => fn.apply(this, args);
+      let stored: string;
+      let ttl: number | undefined;
+      try {
+        const deployment = self.#host.deploymentId;
+        if (key === undefined) {
+          const entity = entityId === undefined ? null : entityText(entityId(...args));
+          stored = resultKey(deployment, keyPrefix, entity, identity, args);
+        } else {
+          const custom = validateKey(key(...args));
+          stored = deployment === null ? custom : `${deployment}:${custom}`;
+        }
+        const decision = cacheControlDecision(cacheControl?.(...args), base.ttl);
+        ttl = decision.kind === 'cache' ? decision.ttl : undefined;
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      if (ttl === undefined) {
+        self.#counters.bypasses++;
+        return self.#runFactory(run);
+      }
+      return self.#call(stored, run, { ...base, ttl: Math.min(ttl, MAX_TTL) });
+    };
+  }
+
+  /**
+   * See {@link CacheClient.invalidate}.
+   * @returns the number of keys deleted.
+   */
+  async invalidate(options: InvalidateOptions): Promise<number> {
+    if (options === null || typeof options !== 'object') {
+      throw new CacheValidationError('invalidate needs an options object');
+    }
+    const patterns = invalidationPatterns(this.#host.deploymentId, options);
+    let deleted = 0;
+    for (const pattern of patterns) deleted += await this.#host.flushByPattern(pattern);
+    return deleted;
+  }
+
+  #resolve(options: GetOrSetOptions): Resolved {
+    if (options === null || typeof options !== 'object') {
+      throw new CacheValidationError('The options must be an object');
+    }
+    const ttl = integer(options.ttl ?? DEFAULT_TTL, 'ttl', 1, MAX_TTL);
+    const grace = integer(options.grace ?? 0, 'grace', 0, MAX_TTL);
+    const lockTimeoutMs = integer(options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS, 'lockTimeoutMs', 1);
+    const codec = options.codec ?? 'typed';
+    if (codec !== 'typed' && codec !== 'client') {
+      throw new CacheValidationError("The `codec` option must be 'typed' or 'client'");
+    }
+    let fallback: LRUCache<string, string> | undefined;
+    let fallbackTtl: number | undefined;
+    if (options.fallback !== undefined && options.fallback !== false) {
+      const spec = options.fallback === true ? {} : options.fallback;
+      if (spec === null || typeof spec !== 'object') {
+        throw new CacheValidationError('The `fallback` option must be a boolean or an object');
+      }
+      const max = integer(spec.maxEntries ?? DEFAULT_FALLBACK_ENTRIES, 'fallback.maxEntries', 1);
+      fallbackTtl = spec.ttl === undefined ? undefined : integer(spec.ttl, 'fallback.ttl', 1, MAX_TTL);
+      fallback = this.#fallbacks.get(max);
+      if (fallback === undefined) {
+        fallback = new LRUCache<string, string>({ max, ttlAutopurge: false });
+        this.#fallbacks.set(max, fallback);
+      }
+    }
+    return {
+      ttl,
+      grace,
+      timeoutMs: integer(options.timeoutMs ?? 0, 'timeoutMs', 0),
+      lockTimeoutMs,
+      lockTtlMs: integer(options.lockTtlMs ?? lockTimeoutMs, 'lockTtlMs', 1),
+      breakerMs: integer(options.breakerMs ?? DEFAULT_BREAKER_MS, 'breakerMs', 0),
+      fallback,
+      fallbackTtlMs: (fallbackTtl ?? ttl) * 1000,
+      typed: codec === 'typed',
+    };
+  }
+
+  /** Run a factory as a call of its own (bypass): one run, errors go to the caller. */
+  #runFactory<T>(factory: Factory<T>): Promise<Awaited<T>> {
+    this.#counters.factoryRuns++;
+    try {
+      return Promise.resolve(factory()) as Promise<Awaited<T>>;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Steps 2-5 of the module doc, with concurrent calls of this process on one key sharing a promise. */
+  #call<T>(key: string, factory: Factory<T>, o: Resolved): Promise<Awaited<T>> {
+    const id = `${this.#host.prefix() ?? ''}\u0000${key}`;
+    const pending = this.#inflight.get(id);
+    if (pending !== undefined) {
+      this.#counters.coalesced++;
+      return pending as Promise<Awaited<T>>;
+    }
+    const call = this.#load(id, key, factory, o).finally(() => {
+      if (this.#inflight.get(id) === call) this.#inflight.delete(id);
+    });
+    this.#inflight.set(id, call);
+    return call;
+  }
+
+  async #load<T>(id: string, key: string, factory: Factory<T>, o: Resolved): Promise<Awaited<T>> {
+    if (this.#breaker.isOpen()) {
+      this.#counters.breakerSkips++;
+      return this.#withoutCache(id, factory, o);
+    }
+    let entry: { value: unknown; stale: boolean } | null;
+    try {
+      entry = await this.#read(key, o);
+    } catch (err) {
+      if (!isCacheFailure(err)) throw err;
+      this.#cacheFailed(err, o);
+      return this.#withoutCache(id, factory, o);
+    }
+    if (entry !== null && !entry.stale) {
+      this.#counters.hits++;
+      return entry.value as Awaited<T>;
+    }
+    if (entry !== null) {
+      this.#counters.staleServed++;
+      const refresh = this.#refresh(id, key, factory, o);
+      if (o.timeoutMs > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        const stale = new Promise<{ value: unknown }>((resolve) => {
+          timer = setTimeout(() => resolve({ value: entry.value }), o.timeoutMs);
+        });
+        const winner = await Promise.race([refresh, stale]).finally(() => clearTimeout(timer));
+        return (winner ?? entry).value as Awaited<T>;
+      }
+      return entry.value as Awaited<T>;
+    }
+    this.#counters.misses++;
+    return this.#fill(id, key, factory, o);
+  }
+
+  /** The entry at `key`: `null` when missing (or unreadable), else its value and whether it is stale. */
+  #read(key: string, o: Resolved): Promise<{ value: unknown; stale: boolean } | null> {
+    return this.#host.run('getOrSet', async (engine, ks) => {
+      const stored = ks.key(key);
+      const [raw, pttl] = await Promise.all([
+        engine.get(stored),
+        o.grace > 0 ? engine.pttl(stored) : Promise.resolve(-1),
+      ]);
+      if (raw === null) return null;
+      let value: unknown;
+      try {
+        value = this.#decode(raw, o);
+      } catch {
+        return null; // a corrupt entry is a miss; the fill overwrites it
+      }
+      return { value, stale: pttl >= 0 && pttl <= o.grace * 1000 };
+    });
+  }
+
+  #decode(raw: string, o: Resolved): unknown {
+    return o.typed ? decodeResult(raw, (text) => this.#host.decode(text)) : this.#host.decode(raw);
+  }
+
+  /** Fill a missing value: take the lock and run the factory, or wait for the lock's owner. */
+  async #fill<T>(id: string, key: string, factory: Factory<T>, o: Resolved): Promise<Awaited<T>> {
+    const token = randomUUID();
+    const deadline = performance.now() + o.lockTimeoutMs;
+    const waitingSince = Date.now();
+    let waited = false;
+    let delay = FIRST_POLL_MS;
+    for (;;) {
+      let acquired: boolean;
+      try {
+        acquired = await this.#host.run('getOrSet', (engine, ks) =>
+          engine.setIfAbsent(ks.key(lockKey(key)), token, o.lockTtlMs),
+        );
+      } catch (err) {
+        if (!isCacheFailure(err)) throw err;
+        this.#cacheFailed(err, o);
+        return this.#withoutCache(id, factory, o);
+      }
+      if (acquired) return this.#produce(id, key, factory, o, token);
+      if (!waited) {
+        waited = true;
+        this.#counters.lockWaits++;
+      }
+      // Wait for the owner: poll the value and the lock until the value appears, the lock is free, the
+      // owner fails, or the bound passes.
+      for (;;) {
+        const left = deadline - performance.now();
+        if (left <= 0) {
+          this.#counters.lockTimeouts++;
+          return this.#produce(id, key, factory, o, null);
+        }
+        await sleep(Math.min(delay, left));
+        delay = nextPoll(delay);
+        let polled: { found: boolean; value?: unknown; owner: string | null };
+        try {
+          polled = await this.#host.run('getOrSet', async (engine, ks) => {
+            const [raw, owner] = await Promise.all([
+              engine.get(ks.key(key)),
+              engine.get(ks.key(lockKey(key))),
+            ]);
+            if (raw !== null) {
+              try {
+                return { found: true, value: this.#decode(raw, o), owner };
+              } catch {
+                // corrupt: keep waiting for the owner's value
+              }
+            }
+            return { found: false, owner };
+          });
+        } catch (err) {
+          if (!isCacheFailure(err)) throw err;
+          this.#cacheFailed(err, o);
+          return this.#withoutCache(id, factory, o);
+        }
+        if (polled.found) return polled.value as Awaited<T>;
+        const state = lockState(polled.owner, waitingSince);
+        if (state === 'failed') {
+          throw new CacheFactoryError(
+            `getOrSet failed: the factory of another process failed while this call waited for it`,
+          );
+        }
+        if (state === 'free') break; // try to take the lock
+      }
+    }
+  }
+
+  /**
+   * Run the factory as the lock's owner (`token`; `null` when running without the lock after the wait
+   * bound), store its result, release the lock.
+   */
+  async #produce<T>(
+    id: string,
+    key: string,
+    factory: Factory<T>,
+    o: Resolved,
+    token: string | null,
+  ): Promise<Awaited<T>> {
+    this.#counters.factoryRuns++;
+    let result: Awaited<T>;
+    try {
+      result = await factory();
+    } catch (err) {
+      if (token !== null) this.#settle(this.#markFailed(key, token), 'marking a failed fill');
+      throw err;
+    }
+    let encoded: string | undefined;
+    try {
+      encoded = o.typed ? encodeResult(result) : this.#host.encode(result);
+    } catch (err) {
+      this.#host.logger.warn(
+        `peak-cache: the result for ${JSON.stringify(key)} is not cached: ${describe(err)}`,
+      );
+    }
+    try {
+      if (encoded !== undefined) {
+        const value = encoded;
+        await this.#host.run('getOrSet', (engine, ks) =>
+          engine.set(ks.key(key), value, Math.min(o.ttl + o.grace, MAX_TTL)),
+        );
+      }
+    } catch (err) {
+      if (!isCacheFailure(err)) throw err;
+      this.#cacheFailed(err, o);
+      if (encoded !== undefined) o.fallback?.set(id, encoded, { ttl: o.fallbackTtlMs });
+    }
+    if (token !== null) this.#settle(this.#release(key, token), 'releasing a fill lock');
+    return result;
+  }
+
+  /** The factory's run while the cache is failing: serve or fill the fallback. */
+  async #withoutCache<T>(id: string, factory: Factory<T>, o: Resolved): Promise<Awaited<T>> {
+    const cached = o.fallback?.get(id);
+    if (cached !== undefined) {
+      try {
+        const value = this.#decode(cached, o);
+        this.#counters.fallbackHits++;
+        return value as Awaited<T>;
+      } catch {
+        o.fallback?.delete(id);
+      }
+    }
+    this.#counters.factoryRuns++;
+    const result = await factory();
+    if (o.fallback !== undefined) {
+      try {
+        o.fallback.set(id, o.typed ? encodeResult(result) : this.#host.encode(result), {
+          ttl: o.fallbackTtlMs,
+        });
+      } catch {
+        // not encodable: not kept
+      }
+    }
+    return result;
+  }
+
+  /** A background refresh of a stale value (one per key in this process; one across processes). */
+  #refresh<T>(
+    id: string,
+    key: string,
+    factory: Factory<T>,
+    o: Resolved,
+  ): Promise<{ value: unknown } | undefined> {
+    const running = this.#refreshing.get(id) as Promise<{ value: unknown } | undefined> | undefined;
+    if (running !== undefined) return running;
+    const token = randomUUID();
+    const refresh = this.#host
+      .run('getOrSet', (engine, ks) => engine.setIfAbsent(ks.key(lockKey(key)), token, o.lockTtlMs))
+      .then(async (acquired) => {
+        if (!acquired) return undefined; // another process is refreshing
+        this.#counters.refreshes++;
+        return { value: await this.#produce(id, key, factory, o, token) };
+      })
+      .catch((err: unknown) => {
+        if (isCacheFailure(err)) this.#cacheFailed(err, o);
+        else this.#counters.refreshErrors++;
+        this.#host.logger.warn(
+          `peak-cache: refreshing ${JSON.stringify(key)} failed (the stale value is served until its grace ends): ${describe(err)}`,
+        );
+        return undefined;
+      })
+      .finally(() => {
+        if (this.#refreshing.get(id) === refresh) this.#refreshing.delete(id);
+      });
+    this.#refreshing.set(id, refresh);
+    return refresh;
+  }
+
+  #release(key: string, token: string): Promise<unknown> {
+    return this.#host.run('getOrSet', (engine, ks) => engine.deleteIfEquals(ks.key(lockKey(key)), token));
+  }
+
+  /** Swap our lock for a failure mark, so callers waiting on it get the failure (see lock.ts). */
+  #markFailed(key: string, token: string): Promise<unknown> {
+    return this.#host.run('getOrSet', async (engine, ks) => {
+      const lock = ks.key(lockKey(key));
+      if (await engine.deleteIfEquals(lock, token)) {
+        await engine.setIfAbsent(lock, failureMark(), FAILURE_MARK_MS);
+      }
+    });
+  }
+
+  /** Own a background promise: its failure is counted and reported, never unhandled. */
+  #settle(promise: Promise<unknown>, what: string): void {
+    promise.catch((err: unknown) => {
+      if (isCacheFailure(err)) this.#counters.cacheErrors++;
+      this.#host.logger.warn(`peak-cache: ${what} failed: ${describe(err)}`);
+    });
+  }
+
+  #cacheFailed(err: unknown, o: Resolved): void {
+    this.#counters.cacheErrors++;
+    if (o.breakerMs > 0 && this.#breaker.trip(o.breakerMs)) {
+      this.#host.logger.warn(
+        `peak-cache: cached functions skip the cache for ${o.breakerMs} ms after a failure: ${describe(err)}`,
+      );
+    }
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * Counters of cached functions (`getOrSet`, `cacheResult`, the decorators) of one client, reported as
+ * `stats().cachedFunctions`.
+ *
+ * @module
+ */
+
+/** Counters of one client's cached functions since it was created. All are counts of calls or events. */
+export interface CachedFunctionStats {
+  /** Calls answered by a fresh cached value. */
+  readonly hits: number;
+  /** Calls that found no value (the factory ran here, or its result came from another caller). */
+  readonly misses: number;
+  /** Calls answered by a value past its TTL but within its grace, while one refresh runs. */
+  readonly staleServed: number;
+  /** Factory runs (misses that took the lock, refreshes, bypasses, cache failures). */
+  readonly factoryRuns: number;
+  /** Calls that joined a call already in progress in this process (no I/O of their own). */
+  readonly coalesced: number;
+  /** Calls that waited for another process's factory (the lock was taken). */
+  readonly lockWaits: number;
+  /** Waits that reached `lockTimeoutMs`, after which the caller ran the factory itself. */
+  readonly lockTimeouts: number;
+  /** Background refreshes started (grace). */
+  readonly refreshes: number;
+  /** Background refreshes that failed (the stale value stays until its grace ends). */
+  readonly refreshErrors: number;
+  /** Cache operations that failed (connection, timeout, out of memory) during cached calls. */
+  readonly cacheErrors: number;
+  /** Times the circuit breaker opened after a cache failure. */
+  readonly breakerTrips: number;
+  /** Calls that skipped the cache because the breaker was open. */
+  readonly breakerSkips: number;
+  /** Calls answered by the in-process fallback while the cache was failing. */
+  readonly fallbackHits: number;
+  /** Calls that bypassed the cache because of their `Cache-Control`. */
+  readonly bypasses: number;
+}
+
+/** Mutable counters behind {@link CachedFunctionStats}. @internal */
+export class CachedFunctionCounters {
+  hits = 0;
+  misses = 0;
+  staleServed = 0;
+  factoryRuns = 0;
+  coalesced = 0;
+  lockWaits = 0;
+  lockTimeouts = 0;
+  refreshes = 0;
+  refreshErrors = 0;
+  cacheErrors = 0;
+  breakerTrips = 0;
+  breakerSkips = 0;
+  fallbackHits = 0;
+  bypasses = 0;
+
+  /** A frozen copy. */
+  snapshot(): CachedFunctionStats {
+    return Object.freeze({ ...this });
+  }
+}

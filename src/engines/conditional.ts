@@ -1,0 +1,61 @@
+/**
+ * Conditional writes shared by the Redis and Redis Cluster engines: SET NX PX (take a lock) and
+ * compare-and-delete (release it only by its owner).
+ *
+ * Compare-and-delete is one Lua script where the server allows scripting. Under an ACL that refuses
+ * `@scripting` (the README's per-tenant recipe), it falls back to `GET` then `DEL`. That path has a
+ * documented race: if the lock expires between the two commands and another owner takes it in that
+ * window, the other owner's lock is deleted (a later caller may then run the factory a second time).
+ * The window is one round trip, and a lock only expires on its own when its owner overran `lockTtlMs`.
+ *
+ * @module
+ */
+import { ErrorReply } from '@redis/client';
+import { CacheError } from '../errors.js';
+
+/** Delete KEYS[1] if its value is ARGV[1]; returns 1 when deleted. */
+export const DELETE_IF_EQUALS_SCRIPT =
+  "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
+/** Sends one command for one key and resolves with its reply. */
+export type SendOne = (key: string, args: string[]) => Promise<unknown>;
+
+/** Whether the server allows scripting, learnt from the first refusal (shared by an engine's calls). */
+export interface ScriptingState {
+  scripting: boolean;
+}
+
+/** Whether `err` (a driver error or a {@link CacheError} wrapping one) is an ACL refusal (`NOPERM`). */
+export function isNoPerm(err: unknown): boolean {
+  const reply = err instanceof ErrorReply ? err : err instanceof CacheError ? err.cause : undefined;
+  return reply instanceof ErrorReply && reply.message.startsWith('NOPERM');
+}
+
+/** `SET key value NX PX ttlMs`: `true` when stored. */
+export async function setIfAbsent(
+  send: SendOne,
+  key: string,
+  value: string,
+  ttlMs: number,
+): Promise<boolean> {
+  return (await send(key, ['SET', key, value, 'NX', 'PX', String(ttlMs)])) !== null;
+}
+
+/** Compare-and-delete: the script, or `GET` + `DEL` where an ACL refuses scripting (see module doc). */
+export async function deleteIfEquals(
+  send: SendOne,
+  state: ScriptingState,
+  key: string,
+  value: string,
+): Promise<boolean> {
+  if (state.scripting) {
+    try {
+      return (await send(key, ['EVAL', DELETE_IF_EQUALS_SCRIPT, '1', key, value])) === 1;
+    } catch (err) {
+      if (!isNoPerm(err)) throw err;
+      state.scripting = false;
+    }
+  }
+  if ((await send(key, ['GET', key])) !== value) return false;
+  return (await send(key, ['DEL', key])) === 1;
+}
