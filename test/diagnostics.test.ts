@@ -176,7 +176,7 @@ describe('diagnostics channel peak-cache:operation', () => {
     expect(ctx?.operation).toBe('get');
     expect(ctx?.hits).toBeUndefined();
     expect(JSON.stringify(ctx)).not.toContain('wrong-pw-for-diag');
-    expect(String((ctx?.error as Error).message)).not.toContain('wrong-pw-for-diag');
+    expect((failure as Error).message).not.toContain('wrong-pw-for-diag');
   });
 
   it('publishes the failures of a closed client too', async () => {
