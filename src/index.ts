@@ -3,18 +3,31 @@
  *
  * @packageDocumentation
  */
+export type { InvalidateOptions } from './cached/keys.js';
+export type { CacheResultOptions, FallbackOptions, GetOrSetOptions } from './cached/read-through.js';
+export type { CachedFunctionStats } from './cached/stats.js';
 export { CacheClient, type FlushOptions, getClient } from './client.js';
 export { type Codec, type CodecName, jsonCodec, peakCodec } from './codec.js';
+export {
+  type CacheResultDecoratorOptions,
+  type ClientSource,
+  cacheResult,
+  type InvalidateCacheDecoratorOptions,
+  invalidateCache,
+} from './decorators.js';
 export { OPERATION_CHANNEL, type OperationContext, type ServerInfo } from './diagnostics.js';
 export {
   CacheAuthError,
   CacheConnectionError,
   CacheError,
   type CacheErrorOptions,
+  CacheFactoryError,
   CacheTimeoutError,
   CacheValidationError,
 } from './errors.js';
 export type { CacheLogger } from './logger.js';
+export type { NearCacheStats } from './near-cache/near-cache.js';
+export type { NearCacheOptions } from './near-cache/options.js';
 export type { CacheClientOptions, ConnectionConfig } from './options.js';
 export { Session, type SessionOptions } from './session.js';
 export type { CacheStats, OperationName, OperationStats } from './stats.js';

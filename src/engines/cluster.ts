@@ -48,6 +48,7 @@ import {
 } from '@redis/client';
 import { CacheConnectionError, CacheError, CacheTimeoutError, CacheValidationError } from '../errors.js';
 import { deleteIfEquals, type ScriptingState, type SendOne, setIfAbsent } from './conditional.js';
+import { type TrackingListener, TrackingProvider } from '../near-cache/tracking.js';
 import type { Engine } from './engine.js';
 import { msetWithTtl } from './mset-ttl.js';
 import { reconnectDelay } from './redis.js';
@@ -212,6 +213,8 @@ export class ClusterEngine implements Engine {
   #authFailure: Error | undefined;
   /** Whether the nodes let us run the mset script (an ACL may refuse @scripting). */
   readonly #msetScript: ScriptingState = { scripting: true };
+  /** Near cache: tracking wiring for every node connection (see {@link ClusterEngine.track}). */
+  #tracking: TrackingProvider | undefined;
 
   /** @param options - cluster settings; no I/O happens until the first command. */
   constructor(options: ClusterEngineOptions) {
@@ -233,6 +236,7 @@ export class ClusterEngine implements Engine {
         ...(first.password === undefined ? {} : { password: first.password }),
         disableOfflineQueue: true,
         commandsQueueMaxLength: maxQueueLength,
+        ...(this.#tracking && { maintNotifications: 'disabled' as const }),
         socket: {
           ...(first.tls ? { tls: true as const } : {}),
           connectTimeout: connectTimeoutMs,
@@ -254,6 +258,8 @@ export class ClusterEngine implements Engine {
       },
       // No per-command timer: the watchdog bounds hangs with one timer per engine.
       commandOptions: { timeout: 0 },
+      // Near cache: RESP3 and CLIENT TRACKING on every node connection, events to one shared listener.
+      ...(this.#tracking && { RESP: 3 as const, clientSideCache: this.#tracking }),
       // Connect to a node on first use: one unreachable node does not stop the others from serving.
       minimizeConnections: true,
       useReplicas: false,
@@ -271,6 +277,11 @@ export class ClusterEngine implements Engine {
       if (state !== undefined) state.down = undefined;
     });
     return cluster;
+  }
+
+  /** {@inheritDoc Engine.track} */
+  track(listener: TrackingListener): void {
+    this.#tracking = new TrackingProvider(listener);
   }
 
   #connect(): Promise<Cluster> {

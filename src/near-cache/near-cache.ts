@@ -1,0 +1,252 @@
+/**
+ * The near cache: stored values of hot keys kept in process memory (an LRU from `lru-cache`), served
+ * without a round trip, and kept correct by the server's invalidations (see `tracking.ts`).
+ *
+ * Correctness rules, each enforced here:
+ * - A read fills the cache only when no invalidation of its key (from the server or from an own write)
+ *   and no reset happened while it was in flight: every miss takes a {@link Ticket} that an invalidation
+ *   of its key, or a reset, marks stale.
+ * - Own writes invalidate their keys when they are sent and again when they settle.
+ * - A lost, failed or replaced connection, a server flush or a topology change resets the cache: entries
+ *   are dropped and reads in flight do not fill.
+ * - An entry is never served past the key's TTL: a miss reads `PTTL` right after `GET` on the same
+ *   connection, and the entry expires locally at (send time + PTTL), never later than the server's.
+ * - Entries hold the stored (encoded) string: every hit is decoded afresh, so callers own what they get.
+ *
+ * @module
+ */
+import { LRUCache } from 'lru-cache';
+import type { Engine } from '../engines/engine.js';
+import { NearCacheEngine } from './engine.js';
+import type { ResolvedNearCacheOptions } from './options.js';
+import type { TrackingListener } from './tracking.js';
+
+/** Counters of a near cache (field `nearCache` of the client's stats). */
+export interface NearCacheStats {
+  /** Keys held now. */
+  readonly size: number;
+  /** Bytes held now, as counted for `maxBytes` (2 per UTF-16 code unit of key and value, +64 per entry). */
+  readonly bytes: number;
+  /** Keys served from memory. */
+  readonly hits: number;
+  /** Keys read from the server (absent, expired, or not yet known). */
+  readonly misses: number;
+  /** Invalidations of single keys received from the server. */
+  readonly invalidations: number;
+  /** Times everything was dropped (lost connection, server flush, topology change). */
+  readonly resets: number;
+}
+
+interface Entry {
+  /** Stored string, or `null` for a key known to be missing. */
+  readonly raw: string | null;
+  /** `performance.now()` after which the entry is not served; `Infinity` for none. */
+  readonly expiresAt: number;
+}
+
+/** A read in flight for one key: stale once its key is invalidated or the cache is reset. */
+interface Ticket {
+  readers: number;
+  stale: boolean;
+  readonly epoch: number;
+}
+
+/** Bytes counted per entry besides its key and value. */
+const ENTRY_OVERHEAD_BYTES = 64;
+
+/** Near cache of one client. Also the {@link TrackingListener} of its engine. */
+export class NearCache implements TrackingListener {
+  readonly #lru: LRUCache<string, Entry>;
+  readonly #ttlMs: number;
+  readonly #pending = new Map<string, Ticket>();
+  #epoch = 0;
+  #hits = 0;
+  #misses = 0;
+  #invalidations = 0;
+  #resets = 0;
+
+  /** @param options - validated `nearCache` option. */
+  constructor(options: ResolvedNearCacheOptions) {
+    this.#ttlMs = options.ttlMs ?? Number.POSITIVE_INFINITY;
+    this.#lru = new LRUCache<string, Entry>({
+      max: options.maxEntries,
+      ...(options.maxBytes === undefined
+        ? {}
+        : {
+            maxSize: options.maxBytes,
+            sizeCalculation: (entry: Entry, key: string) =>
+              2 * (key.length + (entry.raw?.length ?? 0)) + ENTRY_OVERHEAD_BYTES,
+          }),
+    });
+  }
+
+  /** The entry of `key` when it may be served, counting a hit or a miss. */
+  #lookup(key: string): Entry | undefined {
+    const entry = this.#lru.get(key);
+    if (entry !== undefined) {
+      if (entry.expiresAt === Number.POSITIVE_INFINITY || entry.expiresAt > performance.now()) {
+        this.#hits++;
+        return entry;
+      }
+      this.#lru.delete(key);
+    }
+    this.#misses++;
+    return undefined;
+  }
+
+  #begin(key: string): Ticket {
+    let ticket = this.#pending.get(key);
+    if (ticket === undefined) {
+      ticket = { readers: 0, stale: false, epoch: this.#epoch };
+      this.#pending.set(key, ticket);
+    }
+    ticket.readers++;
+    return ticket;
+  }
+
+  #end(key: string, ticket: Ticket): void {
+    if (--ticket.readers === 0 && this.#pending.get(key) === ticket) this.#pending.delete(key);
+  }
+
+  /** Keep what a read returned, unless its key changed (or the cache was reset) meanwhile. */
+  #fill(key: string, ticket: Ticket, raw: string | null, pttl: number, sentAt: number): void {
+    if (ticket.stale || ticket.epoch !== this.#epoch) return;
+    let expiresAt = sentAt + this.#ttlMs;
+    if (pttl >= 0) {
+      // The server evaluated PTTL after `sentAt`: the key lives at least until sentAt + pttl.
+      if (pttl === 0) return;
+      expiresAt = Math.min(expiresAt, sentAt + pttl);
+    } else if ((pttl === -2) !== (raw === null)) {
+      // The key was written or deleted between GET and PTTL: its invalidation is on its way.
+      return;
+    }
+    this.#lru.set(key, { raw, expiresAt });
+  }
+
+  /**
+   * `GET key` through the near cache: a hit resolves at once; a miss reads the value and its PTTL (same
+   * connection, in that order) and fills the cache.
+   */
+  get(engine: Engine, key: string): Promise<string | null> {
+    const entry = this.#lookup(key);
+    if (entry !== undefined) return Promise.resolve(entry.raw);
+    const ticket = this.#begin(key);
+    const sentAt = performance.now();
+    const value = engine.get(key);
+    const ttl = engine.pttl(key);
+    return Promise.all([value, ttl]).then(
+      ([raw, pttl]) => {
+        this.#fill(key, ticket, raw, pttl, sentAt);
+        this.#end(key, ticket);
+        return raw;
+      },
+      (err: unknown) => {
+        this.#end(key, ticket);
+        throw err;
+      },
+    );
+  }
+
+  /** `MGET keys` through the near cache: hits from memory, one MGET (and a PTTL per key) for the rest. */
+  mget(engine: Engine, keys: readonly string[]): Promise<(string | null)[]> {
+    const values = new Array<string | null>(keys.length);
+    const missing: number[] = [];
+    for (let i = 0; i < keys.length; i++) {
+      const entry = this.#lookup(keys[i] as string);
+      if (entry === undefined) missing.push(i);
+      else values[i] = entry.raw;
+    }
+    if (missing.length === 0) return Promise.resolve(values);
+    const missKeys = missing.map((i) => keys[i] as string);
+    const tickets = missKeys.map((key) => this.#begin(key));
+    const sentAt = performance.now();
+    const read = engine.mget(missKeys);
+    const ttls = Promise.all(missKeys.map((key) => engine.pttl(key)));
+    const release = () => {
+      for (let j = 0; j < missKeys.length; j++) this.#end(missKeys[j] as string, tickets[j] as Ticket);
+    };
+    return Promise.all([read, ttls]).then(
+      ([raws, pttls]) => {
+        for (let j = 0; j < missKeys.length; j++) {
+          const raw = raws[j] ?? null;
+          this.#fill(missKeys[j] as string, tickets[j] as Ticket, raw, pttls[j] as number, sentAt);
+          values[missing[j] as number] = raw;
+        }
+        release();
+        return values;
+      },
+      (err: unknown) => {
+        release();
+        throw err;
+      },
+    );
+  }
+
+  /**
+   * An own write of `keys` was just sent as `reply`: invalidate them now and again once it settles.
+   * @returns `reply`'s outcome.
+   */
+  written<T>(keys: readonly string[], reply: Promise<T>): Promise<T> {
+    this.#drop(keys);
+    return reply.then(
+      (value) => {
+        this.#drop(keys);
+        return value;
+      },
+      (err: unknown) => {
+        this.#drop(keys);
+        throw err;
+      },
+    );
+  }
+
+  #drop(keys: readonly string[]): void {
+    for (const key of keys) this.#forget(key);
+  }
+
+  #forget(key: string): void {
+    this.#lru.delete(key);
+    const ticket = this.#pending.get(key);
+    if (ticket !== undefined) {
+      ticket.stale = true;
+      this.#pending.delete(key);
+    }
+  }
+
+  /** {@inheritDoc TrackingListener.invalidate} */
+  invalidate(key: string): void {
+    this.#invalidations++;
+    this.#forget(key);
+  }
+
+  /** {@inheritDoc TrackingListener.reset} */
+  reset(): void {
+    this.#resets++;
+    this.#epoch++;
+    this.#pending.clear();
+    this.#lru.clear();
+  }
+
+  /** A snapshot of the counters. */
+  stats(): NearCacheStats {
+    return {
+      size: this.#lru.size,
+      bytes: this.#lru.calculatedSize,
+      hits: this.#hits,
+      misses: this.#misses,
+      invalidations: this.#invalidations,
+      resets: this.#resets,
+    };
+  }
+}
+
+/**
+ * The engine a client uses: `engine` itself when the near cache is off (`near` undefined) or the engine
+ * cannot track (memory), else `engine` behind `near` (which becomes its tracking listener).
+ */
+export function withNearCache(near: NearCache | undefined, engine: Engine): Engine {
+  if (near === undefined || engine.track === undefined) return engine;
+  near.reset();
+  engine.track(near);
+  return new NearCacheEngine(engine, near);
+}
