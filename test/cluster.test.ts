@@ -4,8 +4,10 @@
  * One cluster for the whole file; the failover test runs last (it changes the topology).
  */
 
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { createClient } from '@redis/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterEngine } from '../src/engines/cluster.js';
@@ -117,6 +119,25 @@ describe('hash slots', () => {
     } finally {
       raw.destroy();
     }
+  });
+});
+
+describe('driver API', () => {
+  it('uses node-redis public API only: no private field of the driver in the engines', () => {
+    const dir = join(import.meta.dirname, '../src/engines');
+    // `_slots`, `_self`, `_execute...`, `_options`, `_commandOptions` are node-redis internals; a node's
+    // `client` / `connectPromise` fields are its bookkeeping (the public way is `nodeClient()`).
+    const privateField = /\._[a-zA-Z]|\.(client|connectPromise)\b|\bdelete\s+\w+\.client/;
+    const offending: string[] = [];
+    for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
+      readFileSync(join(dir, file), 'utf8')
+        .split('\n')
+        .forEach((line, i) => {
+          if (privateField.test(line.replace(/\/\/.*$|^\s*\*.*$/, '')))
+            offending.push(`${file}:${i + 1}: ${line.trim()}`);
+        });
+    }
+    expect(offending).toEqual([]);
   });
 });
 
@@ -405,7 +426,7 @@ describe('credentials', () => {
 });
 
 describe('node failures', () => {
-  it('a frozen primary: its calls reject within timeoutMs + 20%, the others carry on', async () => {
+  it('a frozen primary: its calls reject within timeoutMs + 20%, then fail fast; the others carry on', async () => {
     const timeoutMs = 500;
     const cache = client('frozen', { timeoutMs });
     const owner = await c.slotOwners();
@@ -419,19 +440,31 @@ describe('node failures', () => {
 
     await c.kill(victim as number, 'SIGSTOP');
     try {
-      for (let round = 0; round < 2; round++) {
-        const start = Date.now();
-        const [frozen, many, other] = await Promise.allSettled([
-          cache.get(frozenKey).finally(() => {
-            expect(Date.now() - start).toBeLessThanOrEqual(timeoutMs * 1.2);
-          }),
+      // First round: the watchdog notices the silence after timeoutMs.
+      const start = Date.now();
+      const [frozen, many, other] = await Promise.allSettled([
+        cache.get(frozenKey).finally(() => {
+          expect(Date.now() - start).toBeLessThanOrEqual(timeoutMs * 1.2);
+        }),
+        cache.mget(...keys),
+        cache.get(otherKey),
+      ]);
+      expect(Date.now() - start).toBeLessThanOrEqual(timeoutMs * 1.2);
+      expect(frozen.status === 'rejected' && frozen.reason).toBeInstanceOf(CacheTimeoutError);
+      expect(many.status === 'rejected' && many.reason).toBeInstanceOf(CacheTimeoutError);
+      expect(other).toEqual({ status: 'fulfilled', value: otherKey });
+      // Then the node is known to be down (its connection is being replaced): its calls fail fast.
+      for (let round = 0; round < 3; round++) {
+        const again = Date.now();
+        const [frozen2, many2, other2] = await Promise.allSettled([
+          cache.get(frozenKey),
           cache.mget(...keys),
           cache.get(otherKey),
         ]);
-        expect(Date.now() - start).toBeLessThanOrEqual(timeoutMs * 1.2);
-        expect(frozen.status === 'rejected' && frozen.reason).toBeInstanceOf(CacheTimeoutError);
-        expect(many.status === 'rejected' && many.reason).toBeInstanceOf(CacheTimeoutError);
-        expect(other).toEqual({ status: 'fulfilled', value: otherKey });
+        expect(Date.now() - again).toBeLessThan(100);
+        expect(frozen2.status === 'rejected' && frozen2.reason).toBeInstanceOf(CacheConnectionError);
+        expect(many2.status === 'rejected' && many2.reason).toBeInstanceOf(CacheConnectionError);
+        expect(other2).toEqual({ status: 'fulfilled', value: otherKey });
       }
     } finally {
       await c.kill(victim as number, 'SIGCONT');
@@ -444,15 +477,50 @@ describe('node failures', () => {
     expect(await cache.mget(...keys)).toEqual(keys);
   });
 
-  it('a primary killed during a steady workload: calls fail fast, then the same client recovers', async () => {
+  it('a primary killed under load: only CacheErrors, error-free within node timeout + 3 s, no replicated write lost', async () => {
     const timeoutMs = 1000;
     const cache = client('failover', { timeoutMs });
+    const workers = 4;
     const keys = Array.from({ length: 300 }, (_, i) => `k${i}`);
-    await cache.mset(Object.fromEntries(keys.map((k) => [k, 'v'])));
+    // Each key is written by one worker only, with increasing versions: `<key>#<version>`.
+    const acked = new Map<string, number>(keys.map((k) => [k, 0]));
+    const attempted = new Map<string, number>(keys.map((k) => [k, 0]));
+    await cache.mset(Object.fromEntries(keys.map((k) => [k, `${k}#0`])));
     const owner = await c.slotOwners();
-    const victim = (await c.primaries())[0] as number;
+    const primaries = await c.primaries();
+    const victim = primaries[0] as number;
     const victimKeys = new Set(keys.filter((k) => owner(keySlot(`failover:${k}`)) === victim));
     expect(victimKeys.size).toBeGreaterThan(50);
+
+    // Replication barrier: a raw connection per primary writes a key of its own slots, then WAITs for one
+    // replica. Every write the cache acknowledged before the barrier started has then reached a replica.
+    const barrierKeys = new Map<number, string>();
+    for (let i = 0; barrierKeys.size < primaries.length; i++) {
+      const port = owner(keySlot(`barrier:${i}`)) as number;
+      if (!barrierKeys.has(port)) barrierKeys.set(port, `barrier:${i}`);
+    }
+    const raw = await Promise.all(
+      primaries.map(async (port) => {
+        const r = createClient({ socket: { port, reconnectStrategy: false } });
+        r.on('error', () => {});
+        return [port, await r.connect()] as const;
+      }),
+    );
+    let replicated = new Map(acked);
+    let barriers = 0;
+    const barrier = async () => {
+      const snapshot = new Map(acked);
+      const replies = await Promise.all(
+        raw.map(async ([port, r]) => {
+          await r.set(barrierKeys.get(port) as string, String(Date.now()));
+          return r.sendCommand(['WAIT', '1', '500']);
+        }),
+      );
+      if (replies.every((n) => Number(n) >= 1)) {
+        replicated = snapshot;
+        barriers++;
+      }
+    };
 
     interface Outcome {
       readonly start: number;
@@ -463,13 +531,28 @@ describe('node failures', () => {
     const outcomes: Outcome[] = [];
     let stop = false;
     const worker = async (w: number) => {
-      for (let i = w; !stop; i += 4) {
-        const key = keys[i % keys.length] as string;
+      const mine = keys.filter((_, i) => i % workers === w);
+      for (let i = 0; !stop; i++) {
+        const key = mine[i % mine.length] as string;
+        const other = mine[(i + 1) % mine.length] as string;
         const start = Date.now();
         try {
-          if (i % 3 === 0) await cache.mset({ [key]: `v${i}`, [`${key}:b`]: i }, 60);
-          else if (i % 3 === 1) await cache.set(key, `v${i}`);
-          else await cache.get(key);
+          if (i % 3 === 0) {
+            const vk = (attempted.get(key) as number) + 1;
+            const vo = (attempted.get(other) as number) + 1;
+            attempted.set(key, vk);
+            attempted.set(other, vo);
+            await cache.mset({ [key]: `${key}#${vk}`, [other]: `${other}#${vo}` }, 60);
+            acked.set(key, vk);
+            acked.set(other, vo);
+          } else if (i % 3 === 1) {
+            const v = (attempted.get(key) as number) + 1;
+            attempted.set(key, v);
+            await cache.set(key, `${key}#${v}`);
+            acked.set(key, v);
+          } else {
+            await cache.get(key);
+          }
           outcomes.push({ start, ms: Date.now() - start, key });
         } catch (error) {
           outcomes.push({ start, ms: Date.now() - start, key, error });
@@ -477,10 +560,27 @@ describe('node failures', () => {
         }
       }
     };
-    const workers = [0, 1, 2, 3].map(worker);
+    const running = Array.from({ length: workers }, (_, w) => worker(w));
     await sleep(500);
+    await barrier();
     const killedAt = Date.now();
     await c.kill(victim, 'SIGKILL');
+    // A client created now still finds the dead primary in the topology: its calls for the dead node's
+    // slots fail fast (the connection attempt is refused), they do not wait timeoutMs.
+    const late = new CacheClient({
+      connectionConfig: {
+        nodes: c.ports.map((port) => `redis://127.0.0.1:${port}`),
+        tenant: 'failover',
+        timeoutMs,
+      },
+      env: {},
+    });
+    clients.push(late);
+    const lateKey = [...victimKeys][0] as string;
+    await late.get(keys.find((k) => !victimKeys.has(k)) as string); // discovery, on a live node
+    const lateStart = Date.now();
+    const lateResult = await late.get(lateKey).catch((err: unknown) => err);
+    const lateMs = Date.now() - lateStart;
     const errorFreeMs = 2000;
     const lastError = () => {
       const failed = outcomes.filter((o) => o.error !== undefined);
@@ -492,7 +592,8 @@ describe('node failures', () => {
       if (Date.now() - lastError() > errorFreeMs && Date.now() - killedAt > 1000) break;
     }
     stop = true;
-    await Promise.all(workers);
+    await Promise.all(running);
+    await Promise.all(raw.map(([, r]) => r.destroy()));
 
     const before = outcomes.filter((o) => o.start + o.ms < killedAt);
     const failures = outcomes.filter((o) => o.error !== undefined);
@@ -505,19 +606,38 @@ describe('node failures', () => {
       const kind = f.error instanceof Error ? f.error.name : typeof f.error;
       kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
     }
+    // Every key after recovery: never older than its last replicated write, never a value not written.
+    const values = (await cache.mget(...keys)) as string[];
+    let olderThanAcked = 0;
+    const olderThanReplicated: string[] = [];
+    const phantom: string[] = [];
+    keys.forEach((key, i) => {
+      const [name, version] = String(values[i]).split('#');
+      const v = Number(version);
+      if (name !== key || v > (attempted.get(key) as number)) phantom.push(`${key}=${values[i]}`);
+      if (v < (replicated.get(key) as number)) olderThanReplicated.push(`${key}=${values[i]}`);
+      if (v < (acked.get(key) as number)) olderThanAcked++;
+    });
     console.info(
       `failover: ${outcomes.length} calls, ${failures.length} failed (${[...kinds].map(([k, n]) => `${k} x${n}`).join(', ')}), ` +
-        `recovered ${recoveredAfter} ms after the kill, slowest call ${slowest} ms`,
+        `error-free again ${recoveredAfter} ms after the kill (node timeout ${c.nodeTimeoutMs} ms), slowest call ${slowest} ms; ` +
+        `a new client's first call on the dead node failed in ${lateMs} ms; ${barriers} replication barriers; ` +
+        `${olderThanAcked} key(s) older than their last acknowledged write (lost by asynchronous replication), ` +
+        `${olderThanReplicated.length} older than their last replicated write`,
     );
     expect(before.length).toBeGreaterThan(0);
     expect(before.filter((o) => o.error !== undefined)).toEqual([]);
     expect(failures.filter((f) => !(f.error instanceof CacheError))).toEqual([]);
     expect(slowest).toBeLessThanOrEqual(timeoutMs + 500);
-    expect(recoveredAfter).toBeLessThanOrEqual(c.nodeTimeoutMs + 6000);
+    expect(recoveredAfter).toBeLessThanOrEqual(c.nodeTimeoutMs + 3000);
+    expect(lateResult).toBeInstanceOf(CacheConnectionError);
+    expect(lateMs).toBeLessThan(timeoutMs / 4);
     // Error-free again, on the failed primary's slots too (now served by its promoted replica).
     expect(after.length).toBeGreaterThan(50);
     expect(after.filter((o) => victimKeys.has(o.key)).length).toBeGreaterThan(10);
     expect(await c.primaries()).not.toContain(victim);
-    expect(await cache.mget(...keys)).toHaveLength(300);
+    expect(barriers).toBeGreaterThan(0);
+    expect(phantom).toEqual([]);
+    expect(olderThanReplicated).toEqual([]);
   });
 });
