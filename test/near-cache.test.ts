@@ -1,0 +1,113 @@
+/**
+ * Near cache on one redis-server: as the default user (with `DEBUG` enabled, so keys can be kept from
+ * expiring in the background), and as the README's per-tenant ACL user. Plus the option's validation and
+ * the memory engine, which ignores it.
+ */
+import { createClient } from '@redis/client';
+import { describe, expect, it } from 'vitest';
+import { CacheClient, CacheValidationError } from '../src/index.js';
+import { type RedisServer, startRedis } from './helpers/redis-server.js';
+import { registerNearCacheSuite } from './near-cache.suite.js';
+
+const PASSWORD = 'tenant-pw';
+
+/** The README's ACL recipe for `tenant`. */
+function aclRecipe(tenant: string): string[] {
+  return [
+    'ACL',
+    'SETUSER',
+    tenant,
+    'reset',
+    'on',
+    `>${PASSWORD}`,
+    `~${tenant}:*`,
+    'resetchannels',
+    '-@all',
+    '+@read',
+    '+@write',
+    '+@keyspace',
+    '+@connection',
+    '+@transaction',
+    '-@dangerous',
+  ];
+}
+
+function serverSuite(name: string, acl: boolean): void {
+  let server: RedisServer;
+  let foreign: ReturnType<typeof createClient>;
+  registerNearCacheSuite(
+    name,
+    async () => {
+      server = await startRedis({ args: acl ? [] : ['--enable-debug-command', 'yes'] });
+      foreign = createClient({ url: server.url });
+      foreign.on('error', () => {});
+      await foreign.connect();
+      return {
+        options: (tenant, nearCache) => ({
+          connectionConfig: {
+            url: acl ? `redis://${tenant}:${PASSWORD}@127.0.0.1:${server.port}` : server.url,
+            tenant,
+          },
+          env: {},
+          nearCache,
+        }),
+        cli: (...args) => server.cli(...args),
+        foreignSet: async (key, value) => {
+          await foreign.set(key, value);
+        },
+        python: { host: '127.0.0.1', port: server.port, cluster: false },
+        killClients: async () => {
+          await server.cli('CLIENT', 'KILL', 'TYPE', 'normal');
+        },
+        debugCommands: !acl,
+        ...(acl
+          ? { prepareTenant: async (tenant: string) => void (await server.cli(...aclRecipe(tenant))) }
+          : {}),
+      };
+    },
+    async () => {
+      await foreign?.close().catch(() => foreign.destroy());
+      await server?.stop();
+    },
+  );
+}
+
+serverSuite('redis-server', false);
+serverSuite('redis-server as a per-tenant ACL user', true);
+
+describe('near cache: option and engines without tracking', () => {
+  it('validates the option with an error naming the field', () => {
+    const make = (nearCache: unknown) => () =>
+      new CacheClient({
+        connectionConfig: { url: 'memory://', tenant: 't' },
+        env: {},
+        nearCache: nearCache as never,
+      });
+    expect(make({})).toThrow(/nearCache\.maxEntries.*required/);
+    expect(make({ maxEntries: 0 })).toThrow(/nearCache\.maxEntries.*positive integer/);
+    expect(make({ maxEntries: 1.5 })).toThrow(CacheValidationError);
+    expect(make({ maxEntries: 10, maxBytes: -1 })).toThrow(/nearCache\.maxBytes/);
+    expect(make({ maxEntries: 10, ttlMs: '5' })).toThrow(/nearCache\.ttlMs/);
+    expect(make({ maxEntries: 10, size: 3 })).toThrow(/Unknown nearCache option `size`/);
+    expect(make('on')).toThrow(/`nearCache` option must be an object/);
+    expect(make(undefined)).not.toThrow();
+  });
+
+  it('the memory engine ignores it: every read sees the shared store', async () => {
+    const a = new CacheClient({
+      connectionConfig: { url: 'memory://', tenant: 't' },
+      env: {},
+      nearCache: { maxEntries: 10 },
+    });
+    const b = new CacheClient({ connectionConfig: { url: 'memory://', tenant: 't' }, env: {} });
+    try {
+      await a.set('k', 'one');
+      expect(await a.get('k')).toBe('one');
+      await b.set('k', 'two');
+      expect(await a.get('k')).toBe('two');
+      expect(a.stats().nearCache).toMatchObject({ size: 0, hits: 0 });
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+});
