@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CacheClient, CacheError } from '../src/index.js';
 import { registerConformanceSuite } from './conformance.js';
+import { commandCalls } from './helpers/command-stats.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 
 const PASSWORD = 'tenant-pw';
@@ -49,6 +50,7 @@ registerConformanceSuite(
       rawKeys: (match) => server.scanKeys(match),
       rawGet: (key) => server.rawGet(key),
       inspectable: true,
+      commandCalls: async () => commandCalls(await server.cli('INFO', 'commandstats')),
       prepareTenants: async (tenants) => {
         for (const tenant of tenants) await server.cli(...aclRecipe(tenant, PASSWORD));
       },

@@ -1,4 +1,5 @@
 import { registerConformanceSuite } from './conformance.js';
+import { commandCalls } from './helpers/command-stats.js';
 import { type RedisCluster, startRedisCluster } from './helpers/redis-cluster.js';
 
 let cluster: RedisCluster | undefined;
@@ -17,6 +18,15 @@ registerConformanceSuite(
       rawKeys: (match = '*') => c.scanAll(match),
       rawGet: (key) => c.rawGet(key),
       inspectable: true,
+      // Every primary (the client never uses replicas, and a replica counts the expiries its primary
+      // sends it as commands).
+      commandCalls: async () => {
+        let total = 0;
+        for (const port of await c.primaries()) {
+          total += commandCalls(await c.cli(port, 'INFO', 'commandstats'));
+        }
+        return total;
+      },
     };
   },
   async () => {

@@ -1,4 +1,5 @@
 import { registerConformanceSuite } from './conformance.js';
+import { commandCalls } from './helpers/command-stats.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 
 let server: RedisServer;
@@ -12,6 +13,7 @@ registerConformanceSuite(
       rawKeys: (match) => server.scanKeys(match),
       rawGet: (key) => server.rawGet(key),
       inspectable: true,
+      commandCalls: async () => commandCalls(await server.cli('INFO', 'commandstats')),
     };
   },
   () => server.stop(),

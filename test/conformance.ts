@@ -18,6 +18,11 @@ export interface ConformanceTarget {
   readonly inspectable: boolean;
   /** Called before each test with the tenants it uses (e.g. to create their ACL users). */
   prepareTenants?(tenants: string[]): Promise<void>;
+  /**
+   * Commands the server (every node of a cluster) has run so far, bookkeeping excluded (see
+   * helpers/command-stats.ts): unchanged across a call proves it sent nothing. Absent for memory://.
+   */
+  commandCalls?(): Promise<number>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -338,6 +343,89 @@ export function registerConformanceSuite(
       it('rejects patterns beyond the complexity bound', async () => {
         await expect(cache.flushByPattern('*'.repeat(17))).rejects.toBeInstanceOf(CacheValidationError);
         await expect(cache.flushByPattern('x'.repeat(2000))).rejects.toBeInstanceOf(CacheValidationError);
+      });
+    });
+
+    describe('well-formed unicode (keys, prefixes, patterns)', () => {
+      /** Keys with a lone surrogate (no UTF-8 form), and where the first one is. */
+      const ILL_FORMED: readonly (readonly [string, string])[] = [
+        ['a\uD800', 'U+D800 at index 1'],
+        ['a\uDC00', 'U+DC00 at index 1'],
+        ['\uDFFF', 'U+DFFF at index 0'],
+        ['x\uD83D', 'U+D83D at index 1'],
+        ['\uDE00y', 'U+DE00 at index 0'],
+        ['ok😀\uD800z', 'U+D800 at index 4'],
+        ['\uDE00\uD83D', 'U+DE00 at index 0'],
+      ];
+
+      it('rejects a key with a lone surrogate in every operation, before any command reaches the server', async () => {
+        await cache.set('ok', 'kept');
+        const before = await target.commandCalls?.();
+        for (const [key, where] of ILL_FORMED) {
+          const rejected = [
+            cache.set(key, 'one'),
+            cache.set(key, 'one', 60),
+            cache.get(key),
+            cache.get(key, 'default'),
+            cache.delete('ok', key),
+            cache.exists('ok', key),
+            cache.expire(key, 60),
+            cache.ttl(key),
+            cache.mget('ok', key),
+            cache.mset({ fine: 1, [key]: 2 }),
+            cache.mset(new Map([[key, 1]]), 60),
+          ];
+          for (const call of rejected) {
+            await expect(call).rejects.toBeInstanceOf(CacheValidationError);
+            await expect(call).rejects.toThrow(
+              `A key must be well-formed Unicode, but has a lone surrogate ${where}`,
+            );
+          }
+        }
+        if (before !== undefined) {
+          expect(await target.commandCalls?.()).toBe(before);
+          // The count does see this client's commands.
+          expect(await cache.get('ok')).toBe('kept');
+          expect(await target.commandCalls?.()).toBe(before + 1);
+        }
+        expect(await cache.exists('ok', 'fine')).toBe(1);
+      });
+
+      it('rejects patterns and prefixes with a lone surrogate before any I/O', async () => {
+        await cache.set('a\uFFFD', 'replacement character');
+        const before = await target.commandCalls?.();
+        for (const pattern of ['a\uD800', 'a\uD800*', '*\uDC00', '[\uD800]']) {
+          const flush = cache.flushByPattern(pattern);
+          await expect(flush).rejects.toBeInstanceOf(CacheValidationError);
+          await expect(flush).rejects.toThrow(
+            /^The pattern must be well-formed Unicode, but has a lone surrogate/,
+          );
+        }
+        for (const prefix of ['p\uD800', '\uDC00']) {
+          expect(() => cache.setAdditionalPrefix(prefix)).toThrow(
+            /^The additional prefix must be well-formed Unicode/,
+          );
+          expect(() => client({ additionalPrefix: prefix })).toThrow(CacheValidationError);
+        }
+        expect(() => client({}, 't\uD800')).toThrow(CacheValidationError);
+        expect(cache.getAdditionalPrefix()).toBeNull();
+        if (before !== undefined) expect(await target.commandCalls?.()).toBe(before);
+        // U+FFFD itself is a character like any other: the lone surrogates never reached it.
+        expect(await cache.get('a\uFFFD')).toBe('replacement character');
+      });
+
+      it('engines agree: lone surrogates never collide on U+FFFD; surrogate pairs and U+FFFD are keys like any other', async () => {
+        await expect(cache.set('a\uD800', 'one')).rejects.toBeInstanceOf(CacheValidationError);
+        await expect(cache.set('a\uDC00', 'two')).rejects.toBeInstanceOf(CacheValidationError);
+        expect(await cache.get('a\uFFFD')).toBeNull();
+        await cache.mset({ 'a😀': 'pair', 'a\uFFFD': 'fffd', '\uD83D\uDE00': 'pair only' });
+        expect(await cache.mget('a😀', 'a\uFFFD', '😀')).toEqual(['pair', 'fffd', 'pair only']);
+        if (target.inspectable) {
+          expect(await target.rawGet(`${tenant}:a😀`)).toBe('pair');
+          expect(await target.rawGet(`${tenant}:a\uFFFD`)).toBe('fffd');
+        }
+        expect(await cache.flushByPattern('a*')).toBe(2);
+        expect(await cache.exists('😀')).toBe(1);
       });
     });
 
