@@ -25,7 +25,10 @@ import type { TrackingListener } from './tracking.js';
 export interface NearCacheStats {
   /** Keys held now. */
   readonly size: number;
-  /** Bytes held now, as counted for `maxBytes` (2 per UTF-16 code unit of key and value, +64 per entry). */
+  /**
+   * Bytes held now, as counted for `maxBytes` (2 per UTF-16 code unit of key and value, +64 per entry);
+   * `0` when `maxBytes` is not set.
+   */
   readonly bytes: number;
   /** Keys served from memory. */
   readonly hits: number;
@@ -111,15 +114,10 @@ export class NearCache implements TrackingListener {
   /** Keep what a read returned, unless its key changed (or the cache was reset) meanwhile. */
   #fill(key: string, ticket: Ticket, raw: string | null, pttl: number, sentAt: number): void {
     if (ticket.stale || ticket.epoch !== this.#epoch) return;
-    let expiresAt = sentAt + this.#ttlMs;
-    if (pttl >= 0) {
-      // The server evaluated PTTL after `sentAt`: the key lives at least until sentAt + pttl.
-      if (pttl === 0) return;
-      expiresAt = Math.min(expiresAt, sentAt + pttl);
-    } else if ((pttl === -2) !== (raw === null)) {
-      // The key was written or deleted between GET and PTTL: its invalidation is on its way.
-      return;
-    }
+    // A key written or deleted between GET and PTTL (its invalidation is on its way), or expiring now.
+    if ((pttl === -2) !== (raw === null) || pttl === 0) return;
+    // The server evaluated PTTL after `sentAt`: the key lives at least until sentAt + pttl.
+    const expiresAt = pttl > 0 ? Math.min(sentAt + this.#ttlMs, sentAt + pttl) : sentAt + this.#ttlMs;
     this.#lru.set(key, { raw, expiresAt });
   }
 
