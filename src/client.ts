@@ -61,6 +61,8 @@ export interface RawInput {
   readonly values?: readonly unknown[];
   /** Expiries in whole seconds (`undefined`: none). */
   readonly ttls?: readonly (number | undefined)[];
+  /** The body resolves a raw read reply (`string | null`, or an array of them): count hits and misses. */
+  readonly read?: boolean;
 }
 
 /** An operation's I/O on a connection and key space. */
@@ -343,7 +345,7 @@ export class CacheClient {
    * be strings within `maxValueBytes`, and `input.ttls` (seconds; `undefined` = no expiry) as for `set`.
    * Then `body` runs on the engine like any operation: lazy connect, one debug line with the stored keys,
    * failures mapped to {@link CacheError}s named after `operation`, credentials refresh, tracing and
-   * {@link CacheClient.stats}. Not a stable API.
+   * {@link CacheClient.stats} (with hits and misses when `input.read`). Not a stable API.
    */
   rawOperation<R>(
     operation: string,
@@ -360,9 +362,16 @@ export class CacheClient {
     } catch (err) {
       return Promise.reject(err);
     }
+    const counters = input.read === true ? this.#stats.counters(operation) : undefined;
     return this.#run(operation, ({ engine }, ks) => {
-      if (this.#debugOn) this.#debug(operation, ks.keys(input.keys));
-      return body(engine, ks);
+      // Not `ks.keys()`: tracing counts the keys the body itself names.
+      if (this.#debugOn) this.#debug(operation, input.keys.map((key) => ks.namespace + key));
+      const result = body(engine, ks);
+      if (counters === undefined) return result;
+      return result.then((raw) => {
+        counters.reads((Array.isArray(raw) ? raw : [raw]) as (string | null)[]);
+        return raw;
+      });
     });
   }
 
@@ -496,7 +505,7 @@ export class CacheClient {
           server: describeServer(endpoint.url, endpoint.clusterNodes !== undefined),
         };
         if (this.#closed) {
-          void connected.engine.close();
+          abandon(connected.engine);
           throw new CacheConnectionError('the client is closed');
         }
         this.#connected = connected;
@@ -527,7 +536,9 @@ export class CacheClient {
     this.#stats.counters(operation).calls++;
     // Tracing (diagnostics.ts): one check when nobody subscribes, no context object built.
     if (isTraced()) {
-      return traceOperation(operation, this.#connected, body, (traced) => this.#send(operation, traced, map));
+      return traceOperation(operation, this.#connected, body, map, (tBody, tMap) =>
+        this.#send(operation, tBody, tMap),
+      );
     }
     return this.#send(operation, body, map);
   }
@@ -589,7 +600,7 @@ export class CacheClient {
           'peak-cache: the server rejected the platform credentials; fetching them again once',
         );
         this.#connected = undefined;
-        void conn.engine.close();
+        abandon(conn.engine);
       }
       const fresh = this.#connected ?? (await this.#connect());
       const value = await body(fresh, this.#keys(fresh.tenant));
@@ -638,6 +649,14 @@ export class CacheClient {
     if (failure !== undefined) throw failure.error;
     return deleted;
   }
+}
+
+/**
+ * Close an engine no one uses any more, in the background. It has no caller to report a failure to, and
+ * an unowned rejection would crash the host: the failure is dropped.
+ */
+function abandon(engine: Engine): void {
+  engine.close().catch(() => {});
 }
 
 /** Re-throw `err` as the same class of {@link CacheError}, its message prefixed with the operation. */

@@ -3,11 +3,19 @@
  * `KeyvPeakCache` on a real redis-server and on `memory://`, then the adapter's own guarantees: key
  * layout, namespace and tenant isolation of `clear()`, native multi-key commands, TTL rounding, errors.
  */
+import { tracingChannel } from 'node:diagnostics_channel';
 import keyvTestSuite, { keyvIteratorTests } from '@keyv/test-suite';
 import { Keyv } from 'keyv';
 import * as vitest from 'vitest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type CacheClient, CacheConnectionError, CacheError, CacheValidationError } from '../src/index.js';
+import {
+  type CacheClient,
+  CacheConnectionError,
+  CacheError,
+  CacheValidationError,
+  OPERATION_CHANNEL,
+  type OperationContext,
+} from '../src/index.js';
 import {
   createKeyv,
   KEYV_ITERATOR_BATCH_SIZE,
@@ -325,6 +333,50 @@ describe('KeyvPeakCache', () => {
     expect(await client.ping()).toBe(true);
     await createKeyv(client, { closeClient: true }).disconnect();
     await expect(client.ping()).rejects.toBeInstanceOf(CacheConnectionError);
+  });
+
+  it('shows in stats(), debug lines (key names, never values) and tracing as keyv.* operations', async () => {
+    const lines: string[] = [];
+    const client = pool.open({
+      connectionConfig: { url: server.url, tenant: 'acme' },
+      logger: { debug: (line) => lines.push(line), warn: () => {} },
+    });
+    const keyv = createKeyv(client, { namespace: 'obs' });
+    const traced: { operation: string; keys: number; hits?: number; misses?: number }[] = [];
+    const subscriber = {
+      start: () => {},
+      end: () => {},
+      asyncStart: () => {},
+      asyncEnd: (ctx: OperationContext) => traced.push({ ...ctx }),
+      error: () => {},
+    };
+    const operationChannel = tracingChannel<unknown, OperationContext>(OPERATION_CHANNEL);
+    operationChannel.subscribe(subscriber);
+    try {
+      await keyv.set('k', 'secret-value');
+      await keyv.get('k');
+      await keyv.get('missing');
+      await keyv.get(['k', 'missing', 'k']);
+    } finally {
+      operationChannel.unsubscribe(subscriber);
+    }
+    const stats = client.stats().operations;
+    expect(stats['keyv.set']).toMatchObject({ calls: 1, errors: 0 });
+    expect(stats['keyv.get']).toMatchObject({ calls: 2, hits: 1, misses: 1 });
+    expect(stats['keyv.getMany']).toMatchObject({ calls: 1, hits: 2, misses: 1 });
+    expect(lines).toEqual([
+      'keyv.set "acme:obs:k"',
+      'keyv.get "acme:obs:k"',
+      'keyv.get "acme:obs:missing"',
+      'keyv.getMany "acme:obs:k", "acme:obs:missing", "acme:obs:k"',
+    ]);
+    expect(traced.map((t) => [t.operation, t.keys])).toEqual([
+      ['keyv.set', 1],
+      ['keyv.get', 1],
+      ['keyv.get', 1],
+      ['keyv.getMany', 3],
+    ]);
+    expect(JSON.stringify(traced)).not.toContain('secret-value');
   });
 
   it('createKeyv passes Keyv options through (namespace, default ttl)', async () => {

@@ -125,17 +125,18 @@ export class KeyvPeakCache extends EventEmitter implements KeyvStoreAdapter {
    * contract types it; the value is always Keyv's serialized string.
    */
   get<Value>(key: string): Promise<StoredData<Value>> {
-    return this.client.rawOperation('keyv.get', { keys: [key] }, (engine, ks) =>
-      engine.get(ks.key(key)).then(orUndefined<Value>),
-    );
+    return this.client
+      .rawOperation('keyv.get', { keys: [key], read: true }, (engine, ks) => engine.get(ks.key(key)))
+      .then(orUndefined<Value>);
   }
 
   /** The strings at `keys` in order (`undefined` for misses), in one `MGET`. Typed as for `get`. */
   async getMany<Value>(keys: string[]): Promise<StoredData<Value>[]> {
     if (keys.length === 0) return [];
-    return this.client.rawOperation('keyv.getMany', { keys }, (engine, ks) =>
-      engine.mget(ks.keys(keys)).then((values) => values.map(orUndefined<Value>)),
+    const values = await this.client.rawOperation('keyv.getMany', { keys, read: true }, (engine, ks) =>
+      engine.mget(ks.keys(keys)),
     );
+    return values.map(orUndefined<Value>);
   }
 
   /**
