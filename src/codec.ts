@@ -1,11 +1,17 @@
 /**
  * Value codecs. The default `peak` codec is wire-identical to Peak's Python client: strings are stored
- * raw, everything else as JSON in the format of Python's `json.dumps` (separators `, ` and `: `,
- * non-ASCII escaped as `\uXXXX`). The `json` codec round-trips types losslessly.
+ * raw, everything else as JSON exactly as Python's `json.dumps` writes it (separators `, ` and `: `,
+ * non-ASCII escaped as `\uXXXX`, floats spelled as `repr()` spells them, `NaN`/`Infinity`, integers
+ * of any size from `bigint`), and read as Python's `json.loads` reads it. The `json` codec writes
+ * standard JSON and round-trips types losslessly.
  *
  * @module
  */
+import { parsePythonJson, safeJsonParse } from './codec/parse.js';
+import { pythonNumber } from './codec/python-number.js';
 import { CacheValidationError } from './errors.js';
+
+export { safeJsonParse };
 
 /** Turns values into the strings stored in the cache, and back. */
 export interface Codec {
@@ -38,7 +44,11 @@ interface JsonFormat {
   readonly item: string;
   /** Between an object key and its value. */
   readonly key: string;
-  /** Escape every character outside printable ASCII, and write two-digit exponents, as Python does. */
+  /**
+   * Python's `json.dumps`: escape every character outside printable ASCII, spell numbers as Python
+   * does ({@link pythonNumber}: `1e-05`, `NaN`, `Infinity`) and write `bigint` as a plain integer.
+   * Otherwise standard JSON: non-finite numbers and `bigint` are rejected.
+   */
   readonly python: boolean;
 }
 
@@ -60,12 +70,11 @@ function writeString(text: string, format: JsonFormat): string {
 }
 
 function writeNumber(n: number, format: JsonFormat): string {
-  if (!Number.isFinite(n)) reject(`${n} is not a finite number`);
-  const text = String(n);
-  if (!format.python) return text;
-  // Python's repr() writes at least two exponent digits: 1e-07, 1e+21.
-  const e = text.indexOf('e');
-  return e === -1 || text.length - e > 3 ? text : `${text.slice(0, e + 2)}0${text.slice(e + 2)}`;
+  if (format.python) return pythonNumber(n);
+  if (!Number.isFinite(n)) {
+    reject(`${n} is not a finite number (standard JSON has no NaN or Infinity; the peak codec writes them)`);
+  }
+  return String(n);
 }
 
 /**
@@ -84,7 +93,8 @@ function write(value: unknown, key: string, format: JsonFormat, depth: number): 
     case 'undefined':
       return undefined;
     case 'bigint':
-      return reject('BigInt is not supported (convert it to a string or number)');
+      if (format.python) return value.toString();
+      return reject('BigInt is not supported by the json codec (the peak codec writes it as an integer)');
     case 'function':
       return reject('functions cannot be serialised');
     case 'symbol':
@@ -131,8 +141,8 @@ function encodeWith(value: unknown, format: JsonFormat): string {
 }
 
 /**
- * Compact JSON, as `JSON.stringify` writes it, that rejects what JSON cannot represent (BigInt,
- * functions, symbols, `NaN`, `Infinity`, circular structures, `Map`, `Set`) with a
+ * Compact JSON, as `JSON.stringify` writes it, that rejects what standard JSON cannot represent
+ * (`bigint`, functions, symbols, `NaN`, `Infinity`, circular structures, `Map`, `Set`) with a
  * {@link CacheValidationError} instead of dropping it or writing `null`.
  */
 export function toJson(value: unknown): string {
@@ -141,42 +151,51 @@ export function toJson(value: unknown): string {
 
 /**
  * JSON exactly as Python's `json.dumps` writes it with default arguments: `, ` and `: ` separators,
- * every character outside printable ASCII escaped as `\uXXXX`, two-digit exponents (`1e-07`). Numbers
- * JavaScript cannot tell apart from Python's may still be spelt differently (`1.0` is `1` here; Python
- * writes `1e-05` where JavaScript writes `0.00001`); they decode to the same value on both sides.
- * Rejects what JSON cannot represent, as {@link toJson} does.
+ * every character outside printable ASCII escaped as `\uXXXX` (lone surrogates too: `\ud800`), a
+ * `bigint` as a plain integer, and numbers as {@link pythonNumber} spells them: a safe integer as an
+ * int (`42`), anything else as Python's `repr(float)` (`0.1`, `1e-05`, `1e+16`, `9007199254740992.0`,
+ * `-0.0`, `NaN`, `Infinity`, `-Infinity`), so a float is byte-equal whichever side wrote it. (Python's
+ * integral floats below 2^53 are the exception: JavaScript cannot tell `1.0` from `1` and writes `1`.)
+ * Rejects what JSON cannot represent otherwise (functions, symbols, circular structures, `Map`, `Set`).
  */
 export function toPythonJson(value: unknown): string {
   return encodeWith(value, PYTHON);
 }
 
-const POISON = /"(?:__proto__|constructor)"\s*:/;
+// Not in TypeScript's ES2023 lib; every supported Node (20+) has it.
+type MaybeWellFormed = string & { isWellFormed(): boolean };
 
-function stripPoison(this: unknown, key: string, value: unknown): unknown {
-  if (key === '__proto__') return undefined;
-  if (key === 'constructor' && value !== null && typeof value === 'object' && 'prototype' in value) {
-    return undefined;
+/**
+ * A raw string value as the peak codec stores it: as it is, unless it holds a lone surrogate, which
+ * UTF-8 cannot carry (Redis would store U+FFFD instead, silently).
+ */
+function rawString(value: string): string {
+  if (!(value as MaybeWellFormed).isWellFormed()) {
+    throw new CacheValidationError(
+      'A string value holding a lone surrogate (not well-formed UTF-16) cannot be stored: UTF-8 cannot carry it',
+    );
   }
   return value;
 }
 
 /**
- * `JSON.parse` safe against prototype poisoning: `__proto__` keys and `constructor.prototype` entries
- * are dropped, so a value written by another client can never reach `Object.prototype`.
+ * The default codec, wire-compatible with Peak's Python client (see the module documentation).
+ *
+ * - `encode`: a string is stored raw (a string holding a lone surrogate is a
+ *   {@link CacheValidationError}); anything else as {@link toPythonJson} writes it.
+ * - `decode`: a value starting with `{` or `[` is read as Python's `json.loads` reads it (`NaN`,
+ *   `Infinity`, `-Infinity` become those numbers; an integer beyond +-(2^53 - 1) becomes a `bigint`
+ *   with every digit; other numbers are `number`s), safe against prototype poisoning; anything else,
+ *   or JSON Python would reject, is returned as the string stored (so `42` reads back as `'42'`).
  */
-export function safeJsonParse(text: string): unknown {
-  return POISON.test(text) ? JSON.parse(text, stripPoison) : JSON.parse(text);
-}
-
-/** The default codec, wire-compatible with Peak's Python client. */
 export const peakCodec: Codec = {
-  encode: (value) => (typeof value === 'string' ? value : toPythonJson(value)),
+  encode: (value) => (typeof value === 'string' ? rawString(value) : toPythonJson(value)),
   decode(raw) {
     const first = raw.charCodeAt(0);
     // '{' or '[': JSON, as Python decodes it; anything else comes back as the string stored.
     if (first === 0x7b || first === 0x5b) {
       try {
-        return safeJsonParse(raw);
+        return parsePythonJson(raw);
       } catch {
         return raw;
       }
@@ -185,7 +204,13 @@ export const peakCodec: Codec = {
   },
 };
 
-/** Lossless codec for keyspaces only TypeScript touches: every value (strings too) JSON-encoded. */
+/**
+ * Lossless codec for keyspaces only TypeScript touches: every value (strings too) is written as
+ * standard JSON ({@link toJson}) and read with `JSON.parse` (safe against prototype poisoning). What
+ * standard JSON cannot hold exactly is rejected rather than changed: `bigint`, `NaN` and `Infinity`
+ * are a {@link CacheValidationError} (the peak codec writes them in Python's dialect). Lone surrogates
+ * in strings are escaped (`\ud800`) and round-trip.
+ */
 export const jsonCodec: Codec = {
   encode: toJson,
   decode(raw) {
