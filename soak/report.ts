@@ -104,7 +104,8 @@ export type IncidentKind =
   | 'secretLeak'
   | 'calmError'
   | 'slowFailure'
-  | 'authProbeAccepted';
+  | 'authProbeAccepted'
+  | 'unhandledRejection';
 
 /** Incident kinds that fail the run. */
 export const FAILING_INCIDENTS: readonly IncidentKind[] = [
@@ -114,18 +115,23 @@ export const FAILING_INCIDENTS: readonly IncidentKind[] = [
   'unexpectedValidationError',
   'secretLeak',
   'authProbeAccepted',
+  'unhandledRejection',
 ];
 
-/** A server restart or freeze, and how the clients came back. */
+/**
+ * A server restart or freeze (on a cluster: a primary killed and failed over, frozen, or its client
+ * connections killed), and how the clients came back.
+ */
 export interface Disruption {
-  readonly kind: 'restart' | 'freeze';
+  readonly kind: 'restart' | 'freeze' | 'failover' | 'conn-kill';
   /** Seconds since the start of the workload. */
   readonly at: number;
   /** How long the server was down or frozen, in milliseconds. */
   outageMs: number;
   /**
-   * From the server answering again to every tenant client having completed a call; `null`: not within
-   * the recovery limit (fails the run); `undefined`: the run ended first (not measured).
+   * From the server answering again (on a cluster: every slot served again) to every tenant client having
+   * completed a call (on a cluster: a call on the disrupted primary's slots); `null`: not within the
+   * recovery limit (fails the run); `undefined`: the run ended first (not measured).
    */
   recoveryMs: number | null | undefined;
   /** Failed calls from the start of the disruption until recovery. */
@@ -346,6 +352,7 @@ export function verdict(stats: SoakStats): Verdict {
     calmError: '',
     slowFailure: '',
     authProbeAccepted: 'call(s) with a wrong password accepted',
+    unhandledRejection: 'unhandled promise rejection(s)',
   };
   for (const kind of FAILING_INCIDENTS) {
     const n = stats.count(kind);
@@ -432,11 +439,13 @@ export function formatReport(stats: SoakStats, config: ReportConfig, result: Ver
     );
   }
   lines.push(`library warnings: ${stats.warnings}`);
-  lines.push('', 'disruptions:');
+  const kinds = new Map<string, number>();
+  for (const d of stats.disruptions) kinds.set(d.kind, (kinds.get(d.kind) ?? 0) + 1);
+  lines.push('', `disruptions: ${[...kinds].map(([k, n]) => `${n} ${k}`).join(', ') || 'none'}`);
   if (stats.disruptions.length === 0) lines.push('  (none)');
   for (const d of stats.disruptions) {
     lines.push(
-      `  ${d.at.toFixed(1).padStart(6)} s  ${d.kind.padEnd(7)} outage ${ms(d.outageMs).padStart(8)}  recovered ${d.recoveryMs === null ? 'NEVER' : d.recoveryMs === undefined ? '(run ended first)' : `after ${ms(d.recoveryMs)}`}  errors ${d.errors}`,
+      `  ${d.at.toFixed(1).padStart(6)} s  ${d.kind.padEnd(9)} outage ${ms(d.outageMs).padStart(8)}  recovered ${d.recoveryMs === null ? 'NEVER' : d.recoveryMs === undefined ? '(run ended first)' : `after ${ms(d.recoveryMs)}`}  errors ${d.errors}`,
     );
   }
   const mem = result.memory;

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import { type RedisCluster, startRedisCluster } from '../test/helpers/redis-cluster.js';
 import { type RedisServer, startRedis } from '../test/helpers/redis-server.js';
 import {
   formatReport,
@@ -36,6 +37,9 @@ interface NumericOption {
   readonly zeroOk: boolean;
   readonly help: string;
 }
+
+/** `cluster-node-timeout` of the soak's cluster: a killed primary is failed over after about this long. */
+const CLUSTER_NODE_TIMEOUT_MS = 3000;
 
 const OPTIONS: readonly NumericOption[] = [
   {
@@ -127,6 +131,14 @@ const OPTIONS: readonly NumericOption[] = [
     help: 'try a wrong password every N s (0: never)',
   },
   {
+    key: 'connKillEverySec',
+    flag: 'conn-kill-every',
+    env: 'SOAK_CONN_KILL_EVERY',
+    fallback: 10,
+    zeroOk: true,
+    help: 'with --cluster: CLIENT KILL the clients of a primary every N s (0: never)',
+  },
+  {
     key: 'seed',
     flag: 'seed',
     env: 'SOAK_SEED',
@@ -159,6 +171,7 @@ function usage(): string {
     );
   }
   lines.push(
+    `  --${'cluster'.padEnd(20)} ${'SOAK_CLUSTER=1'.padEnd(24)} run on a 3+3 Redis Cluster: primaries are killed (failovers), frozen, their connections killed`,
     '  --help',
     '',
     'Fails (exit 1) when: a call takes longer than timeoutMs + connectTimeoutMs + 1 s (hung); a value, count,',
@@ -177,11 +190,15 @@ function usage(): string {
  * variables, which win over defaults.
  * @throws {Error} with a message for the user on a bad or unknown option.
  */
-export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): WorkloadConfig | 'help' {
+export function parseConfig(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+): (WorkloadConfig & { readonly cluster: boolean }) | 'help' {
   const { values, positionals } = parseArgs({
     args: [...argv],
     options: {
       help: { type: 'boolean', short: 'h' },
+      cluster: { type: 'boolean' },
       ...Object.fromEntries(OPTIONS.map((o) => [o.flag, { type: 'string' as const }])),
     },
     strict: true,
@@ -205,7 +222,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Wo
     }
     config[o.key] = n;
   }
-  return config as unknown as WorkloadConfig;
+  const cluster = values.cluster === true || ['1', 'true', 'yes', 'on'].includes(env.SOAK_CLUSTER ?? '');
+  return { ...(config as unknown as WorkloadConfig), cluster };
 }
 
 /** Kill the server on a sudden exit, checking the pid still is our redis-server on our port. */
@@ -221,7 +239,7 @@ function killServerSync(pidFile: string, port: number): void {
 }
 
 async function main(): Promise<number> {
-  let config: WorkloadConfig;
+  let config: WorkloadConfig & { readonly cluster: boolean };
   try {
     const parsed = parseConfig(process.argv.slice(2), process.env);
     if (parsed === 'help') {
@@ -253,6 +271,7 @@ async function main(): Promise<number> {
   const pidDir = mkdtempSync(join(tmpdir(), 'peak-cache-soak-'));
   const pidFile = join(pidDir, 'redis.pid');
   let server: RedisServer | undefined;
+  let cluster: RedisCluster | undefined;
   let serverRunning = false;
 
   // Whatever happens (an exception, a second Ctrl-C), do not leave a redis-server behind.
@@ -269,6 +288,11 @@ async function main(): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // A library must never leave a promise without an owner: any unhandled rejection fails the run.
+  process.on('unhandledRejection', (reason) => {
+    const text = reason instanceof Error ? `${reason.name}: ${reason.message}` : String(reason);
+    stats.incident('unhandledRejection', 'process', -1, text.split(password).join('<password>'));
+  });
 
   const limit = hangLimitMs(config);
   const reportConfig: ReportConfig = {
@@ -286,18 +310,31 @@ async function main(): Promise<number> {
     authProbeEverySec: config.authProbeEverySec,
     seed: config.seed,
     exposeGc: typeof globalThis.gc === 'function',
+    cluster: config.cluster,
   };
 
   try {
-    server = await startRedis({ password, args: ['--pidfile', pidFile] });
-    serverRunning = true;
-    console.log(
-      `soak: redis-server on 127.0.0.1:${server.port} (password-protected); ${config.callers} callers on ${config.tenants} tenants for ${config.seconds} s; seed ${config.seed}`,
-    );
-    const planned = schedule(config).map((e) => `${e.kind} at ${(e.at / 1000).toFixed(1)} s`);
+    let target: RedisServer | { url: string; port: number };
+    if (config.cluster) {
+      cluster = await startRedisCluster({ password, nodeTimeoutMs: CLUSTER_NODE_TIMEOUT_MS });
+      const seed = cluster.ports[0] as number;
+      target = { url: `redis://:${password}@127.0.0.1:${seed}`, port: seed };
+      console.log(
+        `soak: Redis Cluster of 3 primaries + 3 replicas on 127.0.0.1:${cluster.ports.join(',')} (password-protected, cluster-node-timeout ${CLUSTER_NODE_TIMEOUT_MS} ms); ${config.callers} callers on ${config.tenants} tenants for ${config.seconds} s; seed ${config.seed}`,
+      );
+    } else {
+      server = await startRedis({ password, args: ['--pidfile', pidFile] });
+      serverRunning = true;
+      target = server;
+      console.log(
+        `soak: redis-server on 127.0.0.1:${server.port} (password-protected); ${config.callers} callers on ${config.tenants} tenants for ${config.seconds} s; seed ${config.seed}`,
+      );
+    }
+    const planned = schedule(config, config.cluster).map((e) => `${e.kind} at ${(e.at / 1000).toFixed(1)} s`);
     console.log(`soak: disruptions planned: ${planned.length > 0 ? planned.join(', ') : 'none'}`);
     await runWorkload({
-      server,
+      server: target,
+      ...(cluster ? { cluster } : {}),
       password,
       config,
       stats,
@@ -310,6 +347,7 @@ async function main(): Promise<number> {
   } catch (err) {
     stats.fatal = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
   } finally {
+    await cluster?.stop().catch(() => undefined);
     if (server && serverRunning) {
       const stopped = await Promise.race([
         server.stop().then(() => true),

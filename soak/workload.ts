@@ -23,11 +23,23 @@
  * `flushByPattern`), `expire` results and TTLs are checked the same way. Reads that are not stable are
  * only checked for ownership. TTLs are far longer than the run, so nothing expires on its own.
  *
+ * ## On a Redis Cluster (`--cluster`)
+ *
+ * A killed primary's data survives on the replica that replaces it, so an epoch does not begin empty: a
+ * key's state carries over. But replication is asynchronous, so a write the primary acknowledged just
+ * before it died may be lost. Before each SIGKILL the soak therefore runs a **replication barrier** on the
+ * victim (a write of its own, then `WAIT 1`): every write acknowledged before the barrier started has
+ * reached a replica and must survive. Writes acknowledged between the barrier and the kill (a few
+ * milliseconds) count as "may or may not have survived", like failed writes. Nothing else is relaxed.
+ *
  * @module
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { inspect } from 'node:util';
+import { createClient } from '@redis/client';
+import { keySlot } from '../src/engines/slot.js';
 import { CacheClient, CacheError, CacheValidationError } from '../src/index.js';
+import type { RedisCluster } from '../test/helpers/redis-cluster.js';
 import type { RedisServer } from '../test/helpers/redis-server.js';
 import { type Disruption, type SoakStats, startMemorySampler } from './report.js';
 
@@ -59,12 +71,19 @@ export interface WorkloadConfig {
   readonly seed: number;
   /** Print a progress line every this many seconds; 0: never. */
   readonly progressEverySec: number;
+  /** Cluster mode: CLIENT KILL every client connection of one primary every this many seconds; 0: never. */
+  readonly connKillEverySec: number;
 }
 
 /** What the workload runs against and reports to. */
 export interface WorkloadContext {
-  /** The server (started with `password`); restarted and frozen by the workload. */
-  readonly server: RedisServer;
+  /**
+   * The server (started with `password`); restarted and frozen by the workload. With `cluster`, only its
+   * `url` and `port` are used: those of a seed node.
+   */
+  readonly server: RedisServer | { readonly url: string; readonly port: number };
+  /** A Redis Cluster (every node with `password`): its primaries are killed, frozen, their clients killed. */
+  readonly cluster?: RedisCluster;
   /** The server's password: it must appear in no error message. */
   readonly password: string;
   readonly config: WorkloadConfig;
@@ -104,6 +123,14 @@ interface Tenant {
 class World {
   /** Bumped just before each SIGKILL: calls with the same epoch at start and end ran on one server. */
   epoch = 0;
+  /** Cluster mode: a key's data survives an epoch change (a failover), see the module doc. */
+  persistent = false;
+  /** Cluster mode: epoch -> start of the replication barrier run before the kill that ended it. */
+  readonly lossFrom = new Map<number, number>();
+  /** Cluster mode: the start of a replication barrier whose kill has not happened yet. */
+  barrierAt: number | undefined;
+  /** Cluster mode, while measuring recovery: the killed primary's slots (other calls do not count). */
+  recoverySlots: ReadonlySet<number> | undefined;
   /** The disruption in progress (from its start until every client recovered). */
   disruption: Disruption | undefined;
   /** `performance.now()` after which a call is "calm" (no disruption since long enough). */
@@ -195,6 +222,8 @@ interface LoggedMutation {
   readonly end: number;
   /** Acknowledged (else: failed, outcome unknown). */
   readonly ok: boolean;
+  /** `performance.now()` when it was logged (just after it settled). */
+  readonly t1: number;
 }
 
 function apply(states: readonly State[], m: Mutation): State[] {
@@ -229,17 +258,40 @@ class KeyModel {
   seq = 0;
   #log: LoggedMutation[] = [];
 
-  constructor(readonly name: string) {}
+  /**
+   * @param name - the key, as the caller names it.
+   * @param slot - its hash slot in the tenant's layout (`<tenant>:<name>`), for cluster recovery.
+   */
+  constructor(
+    readonly name: string,
+    readonly slot: number,
+    readonly world: World,
+  ) {}
+
+  /**
+   * Whether `e` certainly happened and survives: acknowledged, within one epoch, and (on a cluster) not
+   * acknowledged after the replication barrier of the kill that ended its epoch (or of a kill to come).
+   */
+  #certain(e: LoggedMutation): boolean {
+    if (!e.ok || e.start !== e.end) return false;
+    if (!this.world.persistent) return true;
+    const lossFrom = this.world.lossFrom.get(e.end);
+    if (lossFrom !== undefined && e.t1 >= lossFrom) return false;
+    const barrier = this.world.barrierAt;
+    return !(barrier !== undefined && e.end === this.world.epoch && e.t1 >= barrier);
+  }
 
   /** Log a settled mutation and forget what can no longer matter to a read starting in `epoch` or later. */
   record(m: Mutation, out: Settled, epoch: number): void {
-    this.#log.push({ m, start: out.start, end: out.end, ok: out.ok });
-    // Mutations that settled in an earlier epoch were wiped by the restart.
-    let log = this.#log.filter((e) => e.end >= epoch);
-    // An acknowledged stable write or delete of this epoch decides the state: older entries are moot.
+    this.#log.push({ m, start: out.start, end: out.end, ok: out.ok, t1: performance.now() });
+    // Mutations that settled in an earlier epoch were wiped by the restart (not on a cluster).
+    let log = this.world.persistent ? this.#log : this.#log.filter((e) => e.end >= epoch);
+    // An acknowledged stable write or delete decides the state: older entries are moot. (A certain entry
+    // stays certain: a later barrier starts after it was acknowledged.)
     for (let i = log.length - 1; i > 0; i--) {
-      const e = log[i];
-      if (e?.ok && e.start === epoch && e.end === epoch && e.m.kind !== 'expire') {
+      const e = log[i] as LoggedMutation;
+      const current = this.world.persistent || (e.start === epoch && e.end === epoch);
+      if (current && this.#certain(e) && e.m.kind !== 'expire') {
         log = log.slice(i);
         break;
       }
@@ -251,9 +303,9 @@ class KeyModel {
   states(epoch: number): State[] {
     let states: State[] = [MISSING];
     for (const e of this.#log) {
-      if (e.end < epoch || e.start > epoch) continue;
-      if (e.ok && e.start === epoch && e.end === epoch) states = apply(states, e.m);
-      else states = union(states, apply(states, e.m)); // may or may not have run in this epoch
+      if (e.start > epoch || (!this.world.persistent && e.end < epoch)) continue;
+      if (this.#certain(e) && (this.world.persistent || e.start === epoch)) states = apply(states, e.m);
+      else states = union(states, apply(states, e.m)); // may or may not have run (or survived)
     }
     return states;
   }
@@ -412,7 +464,10 @@ class Caller {
     readonly checker: Checker,
     config: WorkloadConfig,
   ) {
-    this.#keys = Array.from({ length: config.keysPerCaller }, (_, j) => new KeyModel(`u${slot}:k${j}`));
+    this.#keys = Array.from({ length: config.keysPerCaller }, (_, j) => {
+      const name = `u${slot}:k${j}`;
+      return new KeyModel(name, keySlot(`${tenant.name}:${name}`), world);
+    });
     this.#rng = prng(config.seed * 1_000_003 + id);
     // Far longer than the run: nothing expires by itself, so a miss is never explained by a TTL.
     this.#ttlBase = Math.ceil(config.seconds) + 3600;
@@ -459,7 +514,8 @@ class Caller {
     return this.#ttlBase + Math.floor(this.#rng() * 600);
   }
 
-  async #call(op: Op, fn: () => Promise<unknown>): Promise<Settled | undefined> {
+  /** Run one call of `op` on `keys` (for recovery on a cluster: only calls on the victim's slots count). */
+  async #call(op: Op, keys: readonly KeyModel[], fn: () => Promise<unknown>): Promise<Settled | undefined> {
     const calmAtStart = this.world.disruption === undefined && performance.now() > this.world.calmAfter;
     const out = await guarded(this.world, this.limitMs, fn, (detail) => {
       this.#stats.incident('hang', op, this.id, detail);
@@ -470,7 +526,14 @@ class Caller {
     if (out.ok) {
       this.#stats.success(op, out.ms);
       const t = this.tenant;
-      if (t.mark !== undefined && t.firstOk === undefined) t.firstOk = performance.now();
+      const slots = this.world.recoverySlots;
+      if (
+        t.mark !== undefined &&
+        t.firstOk === undefined &&
+        (slots === undefined || keys.some((k) => slots.has(k.slot)))
+      ) {
+        t.firstOk = performance.now();
+      }
       return out;
     }
     const { code, message } = this.checker.classify(out.error, op, this.id);
@@ -550,13 +613,13 @@ class Caller {
     switch (op) {
       case 'get': {
         const key = this.#key();
-        const out = await this.#call(op, () => client.get(key.name));
+        const out = await this.#call(op, [key], () => client.get(key.name));
         if (out?.ok) this.#checkRead(op, key, out.value, out);
         return out?.ok ?? false;
       }
       case 'mget': {
         const keys = this.#distinctKeys(2 + Math.floor(this.#rng() * 3));
-        const out = await this.#call(op, () => client.mget(...keys.map((k) => k.name)));
+        const out = await this.#call(op, keys, () => client.mget(...keys.map((k) => k.name)));
         if (out?.ok) {
           const values = out.value;
           if (!Array.isArray(values) || values.length !== keys.length)
@@ -570,7 +633,7 @@ class Caller {
         const seq = ++key.seq;
         const ttl = this.#rng() < 0.5 ? -1 : this.#ttl();
         const value = valueFor(this.id, key.name, seq);
-        const out = await this.#call(op, () => client.set(key.name, value, ttl < 0 ? undefined : ttl));
+        const out = await this.#call(op, [key], () => client.set(key.name, value, ttl < 0 ? undefined : ttl));
         if (!out) return false;
         if (out.ok && out.value !== true) this.#wrong(op, `returned ${describe(out.value)}, not true`);
         key.record({ kind: 'write', seq, ttl }, out, epoch());
@@ -583,7 +646,7 @@ class Caller {
         const mapping = Object.fromEntries(
           writes.map(({ key, seq }) => [key.name, valueFor(this.id, key.name, seq)]),
         );
-        const out = await this.#call(op, () => client.mset(mapping, ttl));
+        const out = await this.#call(op, keys, () => client.mset(mapping, ttl));
         if (!out) return false;
         if (out.ok && out.value !== true) this.#wrong(op, `returned ${describe(out.value)}, not true`);
         for (const { key, seq } of writes) key.record({ kind: 'write', seq, ttl }, out, epoch());
@@ -591,14 +654,14 @@ class Caller {
       }
       case 'delete': {
         const keys = this.#distinctKeys(1 + Math.floor(this.#rng() * 3));
-        const out = await this.#call(op, () => client.delete(...keys.map((k) => k.name)));
+        const out = await this.#call(op, keys, () => client.delete(...keys.map((k) => k.name)));
         if (!out) return false;
         if (out.ok) this.#checkCount(op, keys, out.value, out);
         for (const key of keys) key.record({ kind: 'delete' }, out, epoch());
         return out.ok;
       }
       case 'flushByPattern': {
-        const out = await this.#call(op, () => client.flushByPattern(`u${this.slot}:*`));
+        const out = await this.#call(op, this.#keys, () => client.flushByPattern(`u${this.slot}:*`));
         if (!out) return false;
         if (out.ok) this.#checkCount(op, this.#keys, out.value, out);
         for (const key of this.#keys) key.record({ kind: 'delete' }, out, epoch());
@@ -606,14 +669,14 @@ class Caller {
       }
       case 'exists': {
         const keys = this.#distinctKeys(1 + Math.floor(this.#rng() * 3));
-        const out = await this.#call(op, () => client.exists(...keys.map((k) => k.name)));
+        const out = await this.#call(op, keys, () => client.exists(...keys.map((k) => k.name)));
         if (out?.ok) this.#checkCount(op, keys, out.value, out);
         return out?.ok ?? false;
       }
       case 'expire': {
         const key = this.#key();
         const ttl = this.#ttl();
-        const out = await this.#call(op, () => client.expire(key.name, ttl));
+        const out = await this.#call(op, [key], () => client.expire(key.name, ttl));
         if (!out) return false;
         let result: boolean | undefined;
         if (out.ok) {
@@ -638,7 +701,7 @@ class Caller {
       }
       case 'ttl': {
         const key = this.#key();
-        const out = await this.#call(op, () => client.ttl(key.name));
+        const out = await this.#call(op, [key], () => client.ttl(key.name));
         if (!out?.ok) return false;
         const got = out.value;
         if (typeof got !== 'number' || !Number.isInteger(got) || got < -2 || got === 0) {
@@ -663,22 +726,34 @@ class Caller {
 
 // --- disruptions -------------------------------------------------------------------------------------
 
+/** A planned disruption: a SIGKILL and restart (a failover on a cluster), a freeze, or killed connections. */
+export interface PlannedEvent {
+  readonly at: number;
+  readonly kind: 'restart' | 'freeze' | 'conn-kill';
+}
+
 /**
  * When restarts and freezes happen, in ms from the start: restarts every `restartEverySec`, freezes every
- * `freezeEverySec` starting half a restart period in. An event that would start within
- * {@link EVENT_GAP_MS} of another one (restarts win) or leave less than that before the end is dropped.
+ * `freezeEverySec` starting half a restart period in, and (on a cluster) connection kills every
+ * `connKillEverySec` starting a quarter period in. An event that would start within
+ * {@link EVENT_GAP_MS} of another one (restarts win, then freezes) or leave less than that before the end
+ * is dropped. The events run one after the other: one that is due while another runs waits for it.
  */
-export function schedule(config: WorkloadConfig): { at: number; kind: 'restart' | 'freeze' }[] {
+export function schedule(config: WorkloadConfig, cluster = false): PlannedEvent[] {
   const end = config.seconds * 1000;
   const restart = config.restartEverySec * 1000;
   const freeze = config.freezeEverySec * 1000;
-  const candidates: { at: number; kind: 'restart' | 'freeze' }[] = [];
+  const connKill = cluster ? config.connKillEverySec * 1000 : 0;
+  const candidates: PlannedEvent[] = [];
   if (restart > 0) for (let at = restart; at < end; at += restart) candidates.push({ at, kind: 'restart' });
   const offset = restart > 0 ? restart / 2 : freeze / 2;
   if (freeze > 0) for (let at = offset; at < end; at += freeze) candidates.push({ at, kind: 'freeze' });
+  if (connKill > 0) {
+    for (let at = connKill / 4; at < end; at += connKill) candidates.push({ at, kind: 'conn-kill' });
+  }
   // Each event occupies [at, at + outage + gap): events whose spans overlap conflict.
-  const until = (e: { at: number; kind: 'restart' | 'freeze' }) =>
-    e.at + (e.kind === 'restart' ? config.downMs : config.freezeMs) + EVENT_GAP_MS;
+  const outage = { restart: config.downMs, freeze: config.freezeMs, 'conn-kill': 0 };
+  const until = (e: PlannedEvent) => e.at + outage[e.kind] + EVENT_GAP_MS;
   const kept: typeof candidates = [];
   for (const e of candidates) {
     if (until(e) > end) continue;
@@ -711,20 +786,95 @@ async function measureRecovery(
   }
 }
 
+/**
+ * Run `WAIT 1` after a write of the primary at `port` (a key of `slots`) on a connection of its own:
+ * `true` when a replica acknowledged it, i.e. every write the primary acknowledged before has reached a
+ * replica.
+ */
+async function replicationBarrier(
+  port: number,
+  password: string,
+  slots: ReadonlySet<number>,
+): Promise<boolean> {
+  let key = 'soak-barrier:0';
+  for (let i = 0; !slots.has(keySlot(key)); i++) key = `soak-barrier:${i}`;
+  const raw = createClient({ socket: { host: '127.0.0.1', port, reconnectStrategy: false }, password });
+  raw.on('error', () => {});
+  try {
+    await raw.connect();
+    await raw.set(key, String(Date.now()));
+    return Number(await raw.sendCommand(['WAIT', '1', '1000'])) >= 1;
+  } catch {
+    return false;
+  } finally {
+    raw.destroy();
+  }
+}
+
+/**
+ * One disruption of a cluster, on a random primary: kill it and wait for its replica to take over (then
+ * start it again as a replica, in the background of the recovery measurement), freeze it, or kill every
+ * client connection it has. Resolves when the cluster serves every slot again, with the victim's slots.
+ */
+async function disruptCluster(
+  ctx: WorkloadContext,
+  cluster: RedisCluster,
+  world: World,
+  kind: PlannedEvent['kind'],
+): Promise<{ slots: Set<number>; after?: () => Promise<void> }> {
+  const primaries = await cluster.primaries();
+  const victim = primaries[Math.floor(Math.random() * primaries.length)] as number;
+  const owner = await cluster.slotOwners();
+  const slots = new Set<number>();
+  for (let slot = 0; slot < 16384; slot++) if (owner(slot) === victim) slots.add(slot);
+  if (kind === 'restart') {
+    world.barrierAt = performance.now();
+    const replicated = await replicationBarrier(victim, ctx.password, slots);
+    world.lossFrom.set(world.epoch, replicated ? world.barrierAt : Number.NEGATIVE_INFINITY);
+    world.epoch++;
+    world.barrierAt = undefined;
+    await cluster.kill(victim, 'SIGKILL');
+    // The failover: the victim's replica is promoted once the others agree the victim failed.
+    for (const end = performance.now() + 30_000; ; await sleep(50)) {
+      if (!(await cluster.primaries()).includes(victim)) break;
+      if (performance.now() > end) throw new Error(`no failover of ${victim} within 30 s`);
+    }
+    await cluster.waitHealthy(30_000);
+    return {
+      slots,
+      after: async () => {
+        await cluster.restart(victim);
+        await cluster.waitHealthy(30_000);
+      },
+    };
+  }
+  if (kind === 'freeze') {
+    await cluster.kill(victim, 'SIGSTOP');
+    try {
+      await sleep(ctx.config.freezeMs);
+    } finally {
+      await cluster.kill(victim, 'SIGCONT');
+    }
+    return { slots };
+  }
+  await cluster.cli(victim, 'CLIENT', 'KILL', 'TYPE', 'normal');
+  return { slots };
+}
+
 async function disrupt(
   ctx: WorkloadContext,
   world: World,
   tenants: readonly Tenant[],
   startedAt: number,
 ): Promise<void> {
-  const { server, config, stats } = ctx;
+  const { server, cluster, config, stats } = ctx;
   const signal = world.signal;
-  for (const event of schedule(config)) {
+  for (const event of schedule(config, cluster !== undefined)) {
     const wait = startedAt + event.at - performance.now();
     if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => undefined);
     if (world.stopping) return;
     const d: Disruption = {
-      kind: event.kind,
+      kind: cluster !== undefined && event.kind === 'restart' ? 'failover' : event.kind,
       at: Number(stats.elapsed().toFixed(2)),
       outageMs: 0,
       recoveryMs: undefined,
@@ -734,15 +884,25 @@ async function disrupt(
     world.disruption = d;
     const t0 = performance.now();
     const at = `[${stats.elapsed().toFixed(1).padStart(5)} s]`;
-    ctx.log(`${at} ${event.kind === 'restart' ? 'SIGKILL' : `SIGSTOP for ${config.freezeMs} ms`}`);
-    if (event.kind === 'restart') {
+    const action = {
+      restart: cluster ? 'SIGKILL of a primary' : 'SIGKILL',
+      freeze: `SIGSTOP${cluster ? ' of a primary' : ''} for ${config.freezeMs} ms`,
+      'conn-kill': 'CLIENT KILL of every client connection of a primary',
+    };
+    ctx.log(`${at} ${action[event.kind]}`);
+    let after: (() => Promise<void>) | undefined;
+    if (cluster) {
+      const hit = await disruptCluster(ctx, cluster, world, event.kind);
+      world.recoverySlots = hit.slots;
+      after = hit.after;
+    } else if (event.kind === 'restart' && 'stop' in server) {
       world.epoch++; // before the SIGKILL: a call that sees the same epoch at start and end ran on one server
       ctx.onServerRunning?.(false);
       await server.stop(true);
       await sleep(config.downMs);
       await server.restart();
       ctx.onServerRunning?.(true);
-    } else {
+    } else if ('stop' in server) {
       server.pause();
       try {
         await sleep(config.freezeMs);
@@ -752,7 +912,11 @@ async function disrupt(
     }
     const up = performance.now();
     d.outageMs = up - t0;
+    // A failed-over primary restarts (as a replica) while the clients' recovery is measured.
+    const restarted = after?.();
     d.recoveryMs = await measureRecovery(world, tenants, up);
+    world.recoverySlots = undefined;
+    await restarted;
     const recovered =
       d.recoveryMs === null
         ? 'NEVER'
@@ -760,7 +924,7 @@ async function disrupt(
           ? '(run ended first)'
           : `${d.recoveryMs.toFixed(0)} ms later`;
     ctx.log(
-      `${at} ${event.kind}: server back after ${d.outageMs.toFixed(0)} ms, every client recovered ${recovered} (epoch ${world.epoch})`,
+      `${at} ${d.kind}: ${cluster ? 'cluster serving every slot' : 'server back'} after ${d.outageMs.toFixed(0)} ms, every client recovered ${recovered} (epoch ${world.epoch})`,
     );
     world.disruption = undefined;
     world.calmAfter = performance.now() + CALM_MARGIN_MS;
@@ -778,14 +942,15 @@ async function probeAuth(
 ): Promise<void> {
   const { config, server, stats } = ctx;
   const signal = world.signal;
-  const url = `redis://:${encodeURIComponent(wrongPassword)}@127.0.0.1:${server.port}`;
+  const at = (port: number) => `redis://:${encodeURIComponent(wrongPassword)}@127.0.0.1:${port}`;
+  const where = ctx.cluster ? { nodes: ctx.cluster.ports.map(at) } : { url: at(server.port) };
   const limit = hangLimitMs(config);
   while (!world.stopping && performance.now() < deadline) {
     await sleep(config.authProbeEverySec * 1000, undefined, { signal }).catch(() => undefined);
     if (world.stopping || performance.now() >= deadline) return;
     const probe = new CacheClient({
       connectionConfig: {
-        url,
+        ...where,
         tenant: 'probe',
         timeoutMs: config.timeoutMs,
         connectTimeoutMs: config.connectTimeoutMs,
@@ -818,8 +983,11 @@ async function probeAuth(
  * is left running (the caller stops it).
  */
 export async function runWorkload(ctx: WorkloadContext): Promise<void> {
-  const { config, stats, server, password, signal } = ctx;
+  const { config, stats, server, password, signal, cluster } = ctx;
   const world = new World();
+  world.persistent = cluster !== undefined;
+  const withPassword = (port: number) => `redis://:${encodeURIComponent(password)}@127.0.0.1:${port}`;
+  const where = cluster ? { nodes: cluster.ports.map(withPassword) } : { url: server.url };
   const wrongPassword = `soak-wrong-${password.slice(-12)}x`;
   const checker = new Checker(stats, [password, wrongPassword]);
   const limit = hangLimitMs(config);
@@ -834,7 +1002,7 @@ export async function runWorkload(ctx: WorkloadContext): Promise<void> {
     const name = `soak${i}`;
     const client = new CacheClient({
       connectionConfig: {
-        url: server.url,
+        ...where,
         tenant: name,
         timeoutMs: config.timeoutMs,
         connectTimeoutMs: config.connectTimeoutMs,
@@ -892,7 +1060,9 @@ export async function runWorkload(ctx: WorkloadContext): Promise<void> {
     clearTimeout(samplingEnd);
     stopSampling();
     // Leave the server answering, then close every client (bounded: close() waits for pending calls).
-    server.resume();
+    if ('resume' in server) server.resume();
+    if (cluster)
+      for (const port of cluster.ports) if (cluster.running(port)) await cluster.kill(port, 'SIGCONT');
     await Promise.all(
       tenants.map((t) =>
         guarded(

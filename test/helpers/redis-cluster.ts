@@ -16,6 +16,8 @@ export interface RedisClusterOptions {
   nodeTimeoutMs?: number;
   /** Number of primaries (each gets one replica). */
   primaries?: number;
+  /** `requirepass` (and `masterauth`) of every node; none by default. */
+  password?: string;
 }
 
 /** A running test cluster. */
@@ -44,6 +46,13 @@ export interface RedisCluster {
   rawGet(key: string): Promise<string | null>;
   /** Send a signal to one node's process (SIGKILL waits for the exit). */
   kill(port: number, signal?: NodeJS.Signals): Promise<void>;
+  /**
+   * Start a stopped node again with its cluster config (it rejoins the cluster: a primary that was failed
+   * over comes back as a replica of its replacement); resolves once it answers PING.
+   */
+  restart(port: number): Promise<void>;
+  /** Whether the node's process is running (not killed; a frozen one counts as running). */
+  running(port: number): boolean;
   /** Wait until every live node reports `cluster_state:ok` with all slots covered. */
   waitHealthy(timeoutMs?: number): Promise<void>;
   /** Stop every node and remove the data directory. Idempotent. */
@@ -101,6 +110,8 @@ function parseInfo(text: string): Map<string, string> {
 /** Start a cluster of `2 * primaries` nodes. Call `stop()` in `afterAll`. */
 export async function startRedisCluster(options: RedisClusterOptions = {}): Promise<RedisCluster> {
   const nodeTimeoutMs = options.nodeTimeoutMs ?? 2000;
+  const password = options.password;
+  const auth = password === undefined ? [] : ['--requirepass', password, '--masterauth', password];
   const count = 2 * (options.primaries ?? 3);
   const dir = mkdtempSync(join(tmpdir(), 'peak-cache-cluster-'));
   const all = await freePorts(2 * count);
@@ -137,6 +148,7 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
         `dump-${port}.rdb`,
         '--logfile',
         join(dir, `redis-${port}.log`),
+        ...auth,
       ],
       { stdio: 'ignore' },
     );
@@ -144,7 +156,7 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     children.set(port, child);
   };
 
-  const cli = (port: number, ...args: string[]) => redisCli(port, undefined, args);
+  const cli = (port: number, ...args: string[]) => redisCli(port, password, args);
   const running = (child: ChildProcess | undefined): child is ChildProcess =>
     child !== undefined && child.exitCode === null && child.signalCode === null;
   const alive = () => ports.filter((p) => running(children.get(p)));
@@ -222,7 +234,7 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
       for (const port of ports) if ((await cli(port, 'PING')) !== 'PONG') return false;
       return true;
     });
-    await redisCli(ports[0] as number, undefined, [
+    await redisCli(ports[0] as number, password, [
       '--cluster',
       'create',
       ...ports.map((p) => `127.0.0.1:${p}`),
@@ -260,7 +272,7 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     ports,
     nodeTimeoutMs,
     cli,
-    clusterCli: (...args) => redisCli(anyAlive(), undefined, ['-c', ...args]),
+    clusterCli: (...args) => redisCli(anyAlive(), password, ['-c', ...args]),
     primaries,
     async portOf(key) {
       const slot = Number(await cli(anyAlive(), 'CLUSTER', 'KEYSLOT', key));
@@ -276,7 +288,7 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     },
     scanNode,
     async rawGet(key) {
-      const out = await redisCli(anyAlive(), undefined, ['-c', '--raw', 'GET', key]);
+      const out = await redisCli(anyAlive(), password, ['-c', '--raw', 'GET', key]);
       return out === '' ? null : out;
     },
     async kill(port, signal = 'SIGKILL') {
@@ -290,6 +302,14 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
         child.kill(signal);
       }
     },
+    async restart(port) {
+      if (running(children.get(port))) return;
+      const i = ports.indexOf(port);
+      if (i < 0) throw new Error(`redis cluster: ${port} is not a node of this cluster`);
+      spawnNode(port, busPorts[i] as number);
+      await waitFor(`${port} to answer PING`, 15_000, async () => (await cli(port, 'PING')) === 'PONG');
+    },
+    running: (port) => running(children.get(port)),
     waitHealthy,
     stop,
   };
