@@ -102,7 +102,7 @@ describe('cache-manager 7 over KeyvPeakCache', () => {
     const products = cache('acme');
     const orders = cache('acme', 'orders');
     const otherTenant = cache('acme2');
-    await products.mset([
+    await products.mset<unknown>([
       { key: 'a', value: 1 },
       { key: 'b', value: { n: 2 }, ttl: 5000 },
     ]);
