@@ -37,6 +37,7 @@ import {
   timedFlush,
 } from './flush.ts';
 import { describeMachine } from './machine.ts';
+import { NEAR_CACHE_CONTENDERS, NEAR_CACHE_WORKLOADS } from './near-cache.ts';
 import {
   type BenchConfig,
   type BenchResults,
@@ -170,6 +171,7 @@ async function runRound(
     for (const state of rotate(states, round + slice)) {
       if (state.failed) continue;
       gc?.();
+      state.contender.activate?.();
       try {
         state.next = await withTimeout(
           timedLoop(state.call, workload.concurrency, sliceMs, state.acc, state.next),
@@ -178,6 +180,8 @@ async function runRound(
         );
       } catch (err) {
         fail(state, err);
+      } finally {
+        state.contender.deactivate?.();
       }
     }
   }
@@ -209,7 +213,7 @@ async function runThroughput(
   results: BenchResults,
 ): Promise<void> {
   const ids = new Set(workloads.flatMap((w) => w.contenders));
-  const specs = CONTENDERS.filter((c) => ids.has(c.id));
+  const specs = [...CONTENDERS, ...NEAR_CACHE_CONTENDERS].filter((c) => ids.has(c.id));
   const started = await startContenders(specs, server.url);
   const cells = new Map<string, CellResult>();
   for (const w of workloads) {
@@ -377,9 +381,11 @@ async function main(): Promise<void> {
   const startedAt = new Date();
   const t0 = performance.now();
   const picked = process.env.BENCH_CONTENDERS?.split(',').map((s) => s.trim());
-  const workloads = WORKLOADS.filter((w) => !config.only || config.only.includes(w.id)).map((w) =>
-    picked ? { ...w, contenders: w.contenders.filter((c) => c === w.baseline || picked.includes(c)) } : w,
-  );
+  const workloads = [...WORKLOADS, ...NEAR_CACHE_WORKLOADS]
+    .filter((w) => !config.only || config.only.includes(w.id))
+    .map((w) =>
+      picked ? { ...w, contenders: w.contenders.filter((c) => c === w.baseline || picked.includes(c)) } : w,
+    );
   const runFlush = !config.only || config.only.includes('flush');
   const name =
     process.env.BENCH_OUT || (config.quick ? 'quick' : config.only || picked ? 'partial' : 'latest');

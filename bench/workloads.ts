@@ -50,6 +50,8 @@ export interface Workload {
 }
 
 const REDIS = ['raw', 'peak', 'ioredis', 'keyv', 'cache-manager', 'bentocache'] as const;
+/** get/set at 256 in flight also run peak-cache traced: the cost of a subscriber (issue 12). */
+const REDIS_TRACED = [...REDIS, 'peak-traced', 'peak-otel'] as const;
 
 /** Every throughput workload, in report order. */
 export const WORKLOADS: readonly Workload[] = [
@@ -70,7 +72,7 @@ export const WORKLOADS: readonly Workload[] = [
     concurrency: 256,
     keysPerCall: 1,
     latency: false,
-    contenders: REDIS,
+    contenders: REDIS_TRACED,
     baseline: 'raw',
   },
   {
@@ -90,7 +92,7 @@ export const WORKLOADS: readonly Workload[] = [
     concurrency: 256,
     keysPerCall: 1,
     latency: false,
-    contenders: REDIS,
+    contenders: REDIS_TRACED,
     baseline: 'raw',
   },
   {

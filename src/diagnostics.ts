@@ -157,15 +157,17 @@ function recordReads(ctx: OperationContext, raw: unknown): void {
 
 /**
  * Run one operation under tracing: publishes `start`, `end`, then `error`/`asyncStart`/`asyncEnd`.
- * `send(body)` runs the operation with a body wrapped to learn the tenant, server, key count and hits;
- * the operation's result passes through untouched and is never put in the context.
+ * `send(body, map)` runs the operation with `body` wrapped to learn the tenant, server and key count,
+ * and `map` wrapped to count hits (no extra promise); the operation's result passes through untouched
+ * and is never put in the context.
  * @internal
  */
 export function traceOperation<C extends TracedConnection, V, R>(
   operation: string,
   connected: C | undefined,
   body: (conn: C, ks: KeySpace) => Promise<V>,
-  send: (body: (conn: C, ks: KeySpace) => Promise<V>) => Promise<R>,
+  map: ((value: V) => R) | undefined,
+  send: (body: (conn: C, ks: KeySpace) => Promise<V>, map: (value: V) => R) => Promise<R>,
 ): Promise<R> {
   const ctx: OperationContext = {
     operation,
@@ -173,38 +175,48 @@ export function traceOperation<C extends TracedConnection, V, R>(
     server: connected?.server,
     keys: 0,
   };
-  const traced = (conn: C, ks: KeySpace): Promise<V> => {
-    ctx.tenant = conn.tenant;
-    ctx.server = conn.server;
-    const counting = new CountingKeySpace(ks.tenant, ks.prefix);
-    const pending = body(conn, counting);
-    ctx.keys = counting.count;
-    return pending.then((raw) => {
-      recordReads(ctx, raw);
-      return raw;
-    });
-  };
-  return start.runStores(ctx, () => {
-    let pending: Promise<R>;
-    try {
-      pending = send(traced);
-    } catch (err) {
-      pending = Promise.reject(err);
-    }
-    end.publish(ctx);
-    return pending.then(
-      (result) => {
-        asyncStart.publish(ctx);
-        asyncEnd.publish(ctx);
+  // Module-level functions and inline arrows only: this runs per call while someone subscribes.
+  return start.runStores(ctx, runTraced<C, V, R>, undefined, ctx, body, map, send);
+}
+
+function runTraced<C extends TracedConnection, V, R>(
+  ctx: OperationContext,
+  body: (conn: C, ks: KeySpace) => Promise<V>,
+  map: ((value: V) => R) | undefined,
+  send: (body: (conn: C, ks: KeySpace) => Promise<V>, map: (value: V) => R) => Promise<R>,
+): Promise<R> {
+  let pending: Promise<R>;
+  try {
+    pending = send(
+      (conn, ks) => {
+        ctx.tenant = conn.tenant;
+        ctx.server = conn.server;
+        const counting = new CountingKeySpace(ks.tenant, ks.prefix);
+        const result = body(conn, counting);
+        ctx.keys = counting.count;
         return result;
       },
-      (err: unknown) => {
-        ctx.error = err;
-        error.publish(ctx);
-        asyncStart.publish(ctx);
-        asyncEnd.publish(ctx);
-        throw err;
+      (raw) => {
+        recordReads(ctx, raw);
+        return map === undefined ? (raw as unknown as R) : map(raw);
       },
     );
-  });
+  } catch (err) {
+    pending = Promise.reject(err);
+  }
+  end.publish(ctx);
+  return pending.then(
+    (result) => {
+      asyncStart.publish(ctx);
+      asyncEnd.publish(ctx);
+      return result;
+    },
+    (err: unknown) => {
+      ctx.error = err;
+      error.publish(ctx);
+      asyncStart.publish(ctx);
+      asyncEnd.publish(ctx);
+      throw err;
+    },
+  );
 }
