@@ -1,0 +1,200 @@
+/**
+ * Near cache rows of `npm run bench` (issue 11): one hot key read at 1 and 256 calls in flight, with the
+ * near cache against the raw driver, and the invalidation lag of a write by another connection.
+ *
+ * - `near-get-1`, `near-get-256`: every call reads the same key (`hot`). Baseline: raw node-redis GET +
+ *   JSON.parse. Also shown: peak-cache without the near cache, and node-redis 6's own client-side cache
+ *   (RESP3 `clientSideCache`, which caches raw replies and `structuredClone`s each hit).
+ * - `near-lag`: each call writes a new value from ANOTHER connection (raw node-redis SET) and then reads
+ *   through the near-cached client until it returns that value (yielding to I/O between reads): the call's
+ *   latency is the invalidation lag as a caller sees it (write sent -> new value read). Baseline: the same
+ *   write followed by one GET on the raw driver (the time to see a write without any cache).
+ *
+ * @module
+ */
+import { type Contender, type ContenderSpec, connectRawNodeRedis, send, VALUE } from './contenders.ts';
+import type { Workload } from './workloads.ts';
+
+/** The one key every hot-key call reads. */
+const HOT = 'hot';
+const turn = () => new Promise((resolve) => setImmediate(resolve));
+
+function parseOrNull(raw: string | null): unknown {
+  return raw === null ? null : JSON.parse(raw);
+}
+
+/** Raw node-redis: GET of the hot key + JSON.parse (the baseline). */
+async function rawHot(url: string): Promise<Contender> {
+  const client = await connectRawNodeRedis(url);
+  const key = `raw-hot:${HOT}`;
+  return {
+    api: { get: 'sendCommand GET (one key)', set: 'sendCommand SET' },
+    get: async () => parseOrNull(await send<string | null>(client, ['GET', key])),
+    set: async (_key, value) => {
+      await send(client, ['SET', key, JSON.stringify(value)]);
+    },
+    close: () => client.close(),
+  };
+}
+
+/** node-redis 6's own client-side cache (RESP3, `clientSideCache`): `client.get` of the hot key. */
+async function rawCsc(url: string): Promise<Contender> {
+  const { createClient } = await import('@redis/client');
+  const client = createClient({
+    url,
+    RESP: 3,
+    clientSideCache: { maxEntries: 1000 },
+    disableOfflineQueue: true,
+    commandOptions: { timeout: 0 },
+  });
+  client.on('error', () => {});
+  await client.connect();
+  const key = `raw-csc:${HOT}`;
+  return {
+    api: { get: 'client.get (clientSideCache)', set: 'client.set' },
+    get: async () => parseOrNull((await client.get(key)) as string | null),
+    set: async (_key, value) => {
+      await client.set(key, JSON.stringify(value));
+    },
+    close: () => client.close(),
+  };
+}
+
+/** peak-cache reading the hot key, with or without the near cache. */
+async function peakHot(url: string, near: boolean): Promise<Contender> {
+  const { CacheClient } = await import('../src/index.ts');
+  const cache = new CacheClient({
+    connectionConfig: { url, tenant: near ? 'bench-near' : 'bench-hot' },
+    debugLogs: false,
+    env: {},
+    ...(near ? { nearCache: { maxEntries: 1000 } } : {}),
+  });
+  await cache.ping();
+  return {
+    api: { get: near ? 'get (nearCache)' : 'get', set: 'set' },
+    get: () => cache.get(HOT),
+    set: (_key, value) => cache.set(HOT, value),
+    close: () => cache.close(),
+  };
+}
+
+/** Baseline of the lag row: a write by one connection, then a GET by another. */
+async function rawWriteRead(url: string): Promise<Contender> {
+  const writer = await connectRawNodeRedis(url);
+  const reader = await connectRawNodeRedis(url);
+  const key = `raw-lag:${HOT}`;
+  let seq = 0;
+  return {
+    api: { get: 'SET by a 2nd connection, then GET' },
+    get: async () => {
+      await send(writer, ['SET', key, JSON.stringify({ ...VALUE, seq: ++seq })]);
+      const { seq: _seq, ...value } = parseOrNull(await send<string | null>(reader, ['GET', key])) as {
+        seq: number;
+      };
+      return value;
+    },
+    set: async (_key, value) => {
+      await send(writer, ['SET', key, JSON.stringify(value)]);
+    },
+    close: async () => {
+      await Promise.all([writer.close(), reader.close()]);
+    },
+  };
+}
+
+/** The lag row: a write by another connection, then near-cached reads until the new value shows. */
+async function peakNearLag(url: string): Promise<Contender> {
+  const { CacheClient } = await import('../src/index.ts');
+  const writer = await connectRawNodeRedis(url);
+  const cache = new CacheClient({
+    connectionConfig: { url, tenant: 'bench-lag' },
+    debugLogs: false,
+    env: {},
+    nearCache: { maxEntries: 1000 },
+  });
+  await cache.ping();
+  const stored = `bench-lag:${HOT}`;
+  let seq = 0;
+  return {
+    api: { get: 'SET by another connection, get (nearCache) until seen' },
+    get: async () => {
+      const current = ++seq;
+      await cache.get(HOT); // cached before the write
+      await send(writer, ['SET', stored, JSON.stringify({ ...VALUE, seq: current })]);
+      for (;;) {
+        const read = (await cache.get(HOT)) as { seq?: number } | null;
+        if (read?.seq === current) {
+          const { seq: _seq, ...value } = read;
+          return value;
+        }
+        await turn();
+      }
+    },
+    set: async (_key, value) => {
+      await cache.set(HOT, value);
+    },
+    close: async () => {
+      await Promise.all([writer.close(), cache.close()]);
+    },
+  };
+}
+
+/** Contenders of the near cache rows. */
+export const NEAR_CACHE_CONTENDERS: readonly ContenderSpec[] = [
+  { id: 'raw-hot', label: 'node-redis 6 raw, one key (baseline)', kind: 'redis', create: rawHot },
+  { id: 'peak-near', label: 'peak-cache nearCache', kind: 'redis', create: (url) => peakHot(url, true) },
+  {
+    id: 'peak-hot',
+    label: 'peak-cache, no near cache (info)',
+    kind: 'redis',
+    create: (url) => peakHot(url, false),
+  },
+  { id: 'raw-csc', label: 'node-redis clientSideCache (info)', kind: 'redis', create: rawCsc },
+  {
+    id: 'raw-write-read',
+    label: 'raw SET + GET, 2 connections (baseline)',
+    kind: 'redis',
+    create: rawWriteRead,
+  },
+  { id: 'peak-near-lag', label: 'peak-cache nearCache, foreign SET', kind: 'redis', create: peakNearLag },
+];
+
+const HOT_CONTENDERS = ['raw-hot', 'peak-near', 'peak-hot', 'raw-csc'] as const;
+
+/** The near cache workloads, in report order. */
+export const NEAR_CACHE_WORKLOADS: readonly Workload[] = [
+  {
+    id: 'near-get-1',
+    title: 'near cache: get of one hot key, 1 in flight',
+    op: 'get',
+    concurrency: 1,
+    keysPerCall: 1,
+    latency: true,
+    contenders: HOT_CONTENDERS,
+    baseline: 'raw-hot',
+  },
+  {
+    id: 'near-get-256',
+    title: 'near cache: get of one hot key, 256 in flight',
+    op: 'get',
+    concurrency: 256,
+    keysPerCall: 1,
+    latency: false,
+    contenders: HOT_CONTENDERS,
+    baseline: 'raw-hot',
+    note: 'Target: peak-cache nearCache >= 5x the raw driver at 256 in flight (stretch 20x).',
+  },
+  {
+    id: 'near-lag',
+    title: 'near cache: invalidation lag (write by another connection, then read until seen)',
+    op: 'get',
+    concurrency: 1,
+    keysPerCall: 1,
+    latency: true,
+    contenders: ['raw-write-read', 'peak-near-lag'],
+    baseline: 'raw-write-read',
+    note:
+      'Each call: a SET from another connection, then reads until the new value is returned. The p50/p99 ' +
+      'of the near cache row are the invalidation lag as a caller sees it (target p99 < 5 ms).',
+  },
+];
