@@ -325,6 +325,9 @@ describe('KeyvPeakCache', () => {
     const throwing = createKeyv(client, { throwOnErrors: true });
     await expect(throwing.get('k')).rejects.toBeInstanceOf(CacheError);
     await expect(throwing.clear()).rejects.toBeInstanceOf(CacheConnectionError);
+    // Keyv passes has/getMany failures on even without throwOnErrors.
+    await expect(keyv.has('k')).rejects.toThrow(/^keyv\.has failed/);
+    await expect(keyv.get(['a', 'b'])).rejects.toBeInstanceOf(CacheConnectionError);
   });
 
   it('disconnect() leaves the client open unless closeClient is set', async () => {
