@@ -132,7 +132,7 @@ export class CacheClient {
     this.#maxValueBytes = positiveInteger(options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES, 'maxValueBytes');
     this.#prefix = validatePrefix(options.additionalPrefix);
     const near = resolveNearCacheOptions(options.nearCache);
-    this.#near = near === undefined ? undefined : new NearCache(near);
+    this.#near = near === undefined ? undefined : new NearCache(near, (raw) => this.#codec.decode(raw));
     this.#source = chooseSource(options.session, config, options.env ?? process.env, this.#logger);
     this.#cached = new CachedFunctions({
       run: (operation, body) => this.#run(operation, (conn, ks) => body(conn.engine, ks)),
@@ -209,10 +209,12 @@ export class CacheClient {
     } catch (err) {
       return Promise.reject(err);
     }
+    const near = this.#near;
+    let stored = '';
     return this.#run(
       'get',
       ({ engine }, ks) => {
-        const stored = ks.key(key);
+        stored = ks.key(key);
         if (this.#debugOn) this.#debug('get', [stored]);
         return engine.get(stored);
       },
@@ -222,7 +224,7 @@ export class CacheClient {
           return defaultValue === undefined ? null : defaultValue;
         }
         this.#stats.get.hits++;
-        return this.#codec.decode(raw) as T;
+        return (near === undefined ? this.#codec.decode(raw) : near.value(stored, raw)) as T;
       },
     );
   }
@@ -274,16 +276,22 @@ export class CacheClient {
   async mget<T = unknown>(...keys: string[]): Promise<(T | null)[]> {
     for (const key of keys) validateKey(key);
     if (keys.length === 0) return [];
+    const near = this.#near;
+    let stored: string[] = [];
     return this.#run(
       'mget',
       ({ engine }, ks) => {
-        const stored = ks.keys(keys);
+        stored = ks.keys(keys);
         this.#debug('mget', stored);
         return engine.mget(stored);
       },
       (raws) => {
         this.#stats.mget.reads(raws);
-        return raws.map((raw) => (raw === null ? null : (this.#codec.decode(raw) as T)));
+        return raws.map((raw, i) =>
+          raw === null
+            ? null
+            : ((near === undefined ? this.#codec.decode(raw) : near.value(stored[i] as string, raw)) as T),
+        );
       },
     );
   }

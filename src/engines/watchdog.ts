@@ -10,7 +10,8 @@
  * CPU-bound work) the tick comes late, and commands may not even have been written yet, or their replies
  * not read: silence during such a pause says nothing about the server. Such a tick calls `restart(now)`
  * instead, so the engine restarts its clocks rather than failing healthy calls. The timer never keeps
- * Node alive.
+ * Node alive. A callback that throws is contained (a throw from a timer would crash the host): the next
+ * tick runs as usual.
  */
 export function startWatchdog(
   intervalMs: number,
@@ -22,8 +23,12 @@ export function startWatchdog(
     const now = Date.now();
     const late = now - lastTick > 2 * intervalMs + 50;
     lastTick = now;
-    if (late) restart(now);
-    else check(now);
+    try {
+      if (late) restart(now);
+      else check(now);
+    } catch {
+      // Nothing to report it to; the next tick checks again.
+    }
   }, intervalMs);
   timer.unref();
   return timer;
@@ -31,12 +36,19 @@ export function startWatchdog(
 
 /**
  * `pending`, bounded by `ms`: past it the promise rejects with `onTimeout()`'s error (which should also
- * abandon the attempt, e.g. destroy the half-open connection). The timer is cleared either way.
+ * abandon the attempt, e.g. destroy the half-open connection; should `onTimeout` throw, that is the
+ * error). The timer is cleared either way, and `pending` stays owned: a late rejection is not unhandled.
  */
 export async function withDeadline<T>(pending: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(onTimeout()), ms);
+    timer = setTimeout(() => {
+      try {
+        reject(onTimeout());
+      } catch (err) {
+        reject(err);
+      }
+    }, ms);
   });
   try {
     return await Promise.race([pending, deadline]);
