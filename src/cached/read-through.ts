@@ -482,7 +482,16 @@ export class CachedFunctions {
             `getOrSet failed: the factory of another process failed while this call waited for it`,
           );
         }
-        if (state === 'free') break; // try to take the lock
+        if (state === 'free') {
+          // A failure mark left before this call started waiting: remove it, then take the lock.
+          const mark = polled.owner;
+          if (mark !== null) {
+            await this.#host
+              .run('getOrSet', (engine, ks) => engine.deleteIfEquals(ks.key(lockKey(key)), mark))
+              .catch(() => undefined); // the next attempt reports a failing cache
+          }
+          break;
+        }
       }
     }
   }

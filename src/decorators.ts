@@ -1,0 +1,152 @@
+/**
+ * Standard (TC39) method decorators for cached functions: `@cacheResult` and `@invalidateCache`, the
+ * TypeScript counterparts of Python's `cache_result` and `invalidate_cache` decorators. They need
+ * TypeScript 5+ without `experimentalDecorators` (or a runtime with native decorators).
+ *
+ * @example
+ * ```ts
+ * class Users {
+ *   @cacheResult({ client: () => cache, ttl: 600, keyPrefix: 'users', entityId: (id) => id })
+ *   async find(id: string): Promise<User> { ... }
+ *
+ *   @invalidateCache({ client: () => cache, entityId: (id) => id, targetedPatterns: ['users'] })
+ *   async rename(id: string, name: string): Promise<void> { ... }
+ * }
+ * ```
+ *
+ * @module
+ */
+import type { InvalidateOptions } from './cached/keys.js';
+import type { CacheResultOptions } from './cached/read-through.js';
+import type { CacheClient } from './client.js';
+import { CacheValidationError } from './errors.js';
+import { defaultLogger } from './logger.js';
+
+/** Where a decorated method finds its client: the client, or a function of the instance returning it. */
+export type ClientSource<This> = CacheClient | ((instance: This) => CacheClient);
+
+/** Options of {@link cacheResult}: those of `CacheClient#cacheResult` plus the client. */
+export interface CacheResultDecoratorOptions<This, A extends unknown[]> extends CacheResultOptions<A> {
+  /**
+   * The client, or a function returning it (called at each call with the instance, so the client may be
+   * created after the class is defined).
+   */
+  client: ClientSource<This>;
+}
+
+/** Options of {@link invalidateCache}. */
+export interface InvalidateCacheDecoratorOptions<This, A extends unknown[]> {
+  /** See {@link CacheResultDecoratorOptions.client}. */
+  client: ClientSource<This>;
+  /** The entity of a call, from its arguments (needed by `targetedPatterns`). */
+  entityId?: (...args: A) => string | number | bigint | null | undefined;
+  /** Key prefixes whose entries of the call's entity are cleared (see `CacheClient#invalidate`). */
+  targetedPatterns?: readonly string[];
+  /** Key prefixes cleared entirely. */
+  broadPatterns?: readonly string[];
+  /**
+   * Called when the invalidation fails (the method's result is still returned, as in Python).
+   * @default a warning through `process.emitWarning`
+   */
+  onError?: (error: unknown) => void;
+}
+
+type AsyncMethod<This, A extends unknown[], V> = (this: This, ...args: A) => Promise<V>;
+
+function clientOf<This>(source: ClientSource<This>, instance: This): CacheClient {
+  const client = typeof source === 'function' ? source(instance) : source;
+  if (client === null || typeof client !== 'object' || typeof client.cacheResult !== 'function') {
+    throw new CacheValidationError('The `client` option must be a CacheClient or return one');
+  }
+  return client;
+}
+
+/** `Class.method` (or `method` when the class has no name), for the function's identity. */
+function methodName(instance: unknown, isStatic: boolean, name: string | symbol): string {
+  const owner = isStatic
+    ? (instance as { name?: unknown } | null)?.name
+    : (instance as { constructor?: { name?: unknown } } | null)?.constructor?.name;
+  return typeof owner === 'string' && owner !== '' ? `${owner}.${String(name)}` : String(name);
+}
+
+/**
+ * Cache an async method's results (Python: `cache_result`): the decorated method behaves as
+ * `client.cacheResult(method, options)`. The function's identity is `Class.method` plus its source;
+ * the instance (`this`) is not part of the key (use `key` or `entityId` to include what matters).
+ * @throws {CacheValidationError} (rejected by the call) when `client` is not a CacheClient.
+ */
+export function cacheResult<This, A extends unknown[] = unknown[]>(
+  options: CacheResultDecoratorOptions<This, A>,
+) {
+  const { client, ...rest } = options;
+  // The option functions may take a prefix of the method's parameters.
+  return <Args extends [...A, ...unknown[]], V>(
+    target: AsyncMethod<This, Args, V>,
+    context: ClassMethodDecoratorContext<This, AsyncMethod<This, Args, V>>,
+  ): AsyncMethod<This, Args, V> => {
+    // One wrapped function per client and class (subclasses share the method's entries only by name).
+    const wrapped = new WeakMap<CacheClient, Map<string, AsyncMethod<This, Args, V>>>();
+    return function (this: This, ...args: Args): Promise<V> {
+      let fn: AsyncMethod<This, Args, V> | undefined;
+      try {
+        const c = clientOf(client, this);
+        const name = rest.name ?? methodName(this, context.static, context.name);
+        let byName = wrapped.get(c);
+        if (byName === undefined) {
+          byName = new Map();
+          wrapped.set(c, byName);
+        }
+        fn = byName.get(name);
+        if (fn === undefined) {
+          fn = c.cacheResult(target, { ...rest, name } as unknown as CacheResultOptions<Args>) as AsyncMethod<
+            This,
+            Args,
+            V
+          >;
+          byName.set(name, fn);
+        }
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return fn.apply(this, args);
+    };
+  };
+}
+
+/**
+ * Invalidate cached results after an async method succeeds (Python: `invalidate_cache`): once the method
+ * resolves, `client.invalidate({ entityId, targetedPatterns, broadPatterns })` runs and is awaited, then
+ * the method's result is returned. A failing method invalidates nothing. A failing invalidation is
+ * reported through `onError` and does not fail the call.
+ */
+export function invalidateCache<This, A extends unknown[] = unknown[]>(
+  options: InvalidateCacheDecoratorOptions<This, A>,
+) {
+  const { client, entityId, targetedPatterns, broadPatterns, onError } = options;
+  const report =
+    onError ??
+    ((err: unknown) =>
+      defaultLogger.warn(
+        `peak-cache: invalidateCache failed: ${err instanceof Error ? err.message : 'unknown error'}`,
+      ));
+  return <Args extends [...A, ...unknown[]], V>(
+    target: AsyncMethod<This, Args, V>,
+    _context: ClassMethodDecoratorContext<This, AsyncMethod<This, Args, V>>,
+  ): AsyncMethod<This, Args, V> =>
+    async function (this: This, ...args: Args): Promise<V> {
+      const result = await target.apply(this, args);
+      try {
+        const entity = entityId?.(...(args as unknown as A)) ?? null;
+        // As in Python: without an entity, targeted patterns are skipped.
+        const request: InvalidateOptions = {
+          entityId: entity,
+          ...(targetedPatterns === undefined || entity === null ? {} : { targetedPatterns }),
+          ...(broadPatterns === undefined ? {} : { broadPatterns }),
+        };
+        await clientOf(client, this).invalidate(request);
+      } catch (err) {
+        report(err);
+      }
+      return result;
+    };
+}

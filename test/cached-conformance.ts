@@ -1,0 +1,381 @@
+/**
+ * Conformance suite of cached functions (`getOrSet`, `cacheResult`, `invalidate`, the decorators), run
+ * unchanged on the memory engine, a real redis-server (also as a per-tenant ACL user) and a Redis
+ * Cluster. Two clients on one server stand for two processes (each has its own in-process state); the
+ * real multi-process cases are in cached-redis.test.ts.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { functionIdentity, resultKey } from '../src/cached/keys.js';
+import { FAILURE_MARK_MS, lockKey } from '../src/cached/lock.js';
+import {
+  CacheClient,
+  type CacheClientOptions,
+  CacheValidationError,
+  cacheResult,
+  invalidateCache,
+} from '../src/index.js';
+import { ClientPool } from './helpers/clients.js';
+
+/** What an engine under test provides. */
+export interface CachedTarget {
+  /** Options (connection included) for a client of `tenant`; `extra` is merged in. */
+  options(tenant: string, extra?: Partial<CacheClientOptions>): CacheClientOptions;
+  /** Called before each test with its tenant (e.g. to create its ACL user). */
+  prepareTenant?(tenant: string): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Register the suite for one engine. `setup` runs in `beforeAll`; `teardown` in `afterAll`. */
+export function registerCachedSuite(
+  name: string,
+  setup: () => Promise<CachedTarget>,
+  teardown: () => Promise<void> = async () => {},
+): void {
+  describe(`cached functions: ${name}`, () => {
+    let target: CachedTarget;
+    const pool = new ClientPool();
+    let counter = 0;
+    let tenant: string;
+    /** A client of this test's tenant (deployment `dep-1` unless `extra` says otherwise). */
+    const open = (extra: Partial<CacheClientOptions> = {}): CacheClient =>
+      pool.open(target.options(tenant, { deploymentId: 'dep-1', ...extra }));
+
+    beforeAll(async () => {
+      target = await setup();
+    });
+    afterAll(async () => {
+      await pool.closeAll();
+      await teardown();
+    });
+    beforeEach(async () => {
+      tenant = `cf${process.pid}x${counter++}`;
+      await target.prepareTenant?.(tenant);
+    });
+
+    it('concurrent callers of one cold key (two clients) run the factory once', async () => {
+      const [a, b] = [open(), open()];
+      let runs = 0;
+      const factory = async () => {
+        runs++;
+        await sleep(150);
+        return { report: 42 };
+      };
+      const calls = Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? a : b).getOrSet('report', factory));
+      const results = await Promise.all(calls);
+      expect(runs).toBe(1);
+      for (const r of results) expect(r).toEqual({ report: 42 });
+      expect(a.stats().cachedFunctions?.coalesced).toBeGreaterThan(0);
+      // The loser client waited on the lock, then read the owner's value.
+      const waits = (a.stats().cachedFunctions?.lockWaits ?? 0) + (b.stats().cachedFunctions?.lockWaits ?? 0);
+      expect(waits).toBe(1);
+      // The lock is released once the value is stored.
+      expect(await open({ deploymentId: null }).exists(lockKey('report'))).toBe(0);
+    });
+
+    it('results keep their types on a hit (numbers, strings of digits, null, Date, bigint, nested)', async () => {
+      const cache = open();
+      const value = {
+        n: 42,
+        s: '123',
+        f: 1.5,
+        t: true,
+        z: null,
+        u: undefined,
+        d: new Date('2024-01-02T03:04:05.678Z'),
+        big: 2n ** 70n,
+        nested: [[1, '1'], { deep: [null, false] }],
+      };
+      let runs = 0;
+      const fn = cache.cacheResult(async (id: string) => {
+        runs++;
+        return { ...value, id };
+      });
+      const first = await fn('a');
+      const hit = await fn('a');
+      expect(runs).toBe(1);
+      expect(hit).toEqual({ ...value, id: 'a' });
+      expect(hit.d).toBeInstanceOf(Date);
+      expect(typeof hit.big).toBe('bigint');
+      expect(hit.s).toBe('123');
+      expect(hit).not.toBe(first); // a hit is decoded afresh: mutating it cannot corrupt the cache
+      // Primitives and null are values too.
+      const prim = cache.cacheResult(async (k: string) => (k === 'null' ? null : k === 'num' ? 7 : '7'));
+      expect([await prim('null'), await prim('num'), await prim('str')]).toEqual([null, 7, '7']);
+      expect([await prim('null'), await prim('num'), await prim('str')]).toEqual([null, 7, '7']);
+      expect(cache.stats().cachedFunctions?.hits).toBe(4);
+    });
+
+    it('different functions never share an entry; object key order does not matter, types do', async () => {
+      const cache = open();
+      const calls: string[] = [];
+      const double = cache.cacheResult(async (x: unknown) => {
+        calls.push(`double ${JSON.stringify(x)}`);
+        return 'double';
+      });
+      const triple = cache.cacheResult(async (x: unknown) => {
+        calls.push(`triple ${JSON.stringify(x)}`);
+        return 'triple';
+      });
+      expect(await double({ a: 1, b: 2 })).toBe('double');
+      expect(await triple({ a: 1, b: 2 })).toBe('triple');
+      expect(await double({ b: 2, a: 1 })).toBe('double'); // same entry
+      expect(await double('123')).toBe('double');
+      expect(await double(123)).toBe('double'); // '123' and 123 differ
+      expect(await double([1, 2])).toBe('double');
+      expect(await double([2, 1])).toBe('double'); // positional order matters
+      expect(calls).toEqual([
+        'double {"a":1,"b":2}',
+        'triple {"a":1,"b":2}',
+        'double "123"',
+        'double 123',
+        'double [1,2]',
+        'double [2,1]',
+      ]);
+    });
+
+    it('stores results under <tenant>:[<prefix>:]<deploymentId>:<keyPrefix>[:<entityId>]:<digest>', async () => {
+      const cache = open({ additionalPrefix: 'svc' });
+      async function findUser(id: number) {
+        return { id };
+      }
+      const find = cache.cacheResult(findUser, { keyPrefix: 'users', entityId: (id) => id });
+      await find(42);
+      const expected = resultKey('dep-1', 'users', '42', functionIdentity(findUser), [42]);
+      expect(expected).toMatch(/^dep-1:users:42:[A-Za-z0-9_-]{43}$/);
+      const plain = open({ deploymentId: null, additionalPrefix: 'svc' });
+      expect(await plain.exists(expected)).toBe(1);
+      expect(await plain.flushByPattern('dep-1:users:42:*')).toBe(1);
+      // Without a deployment id (none configured, no PRESS_DEPLOYMENT_ID) the segment is omitted.
+      const bare = pool.open(target.options(tenant, { env: {} }));
+      const noDep = bare.cacheResult(findUser, { keyPrefix: 'users', entityId: (id) => id });
+      await noDep(7);
+      expect(await bare.flushByPattern('users:7:*')).toBe(1);
+      // The env variable is the default.
+      const fromEnv = pool.open(target.options(tenant, { env: { PRESS_DEPLOYMENT_ID: 'env-dep' } }));
+      await fromEnv.cacheResult(findUser, { keyPrefix: 'users' })(1);
+      expect(await bare.flushByPattern('env-dep:users:*')).toBe(1);
+    });
+
+    it("entity 42's invalidation keeps 420's entries; broad patterns clear the prefix", async () => {
+      const cache = open();
+      let runs = 0;
+      const find = cache.cacheResult(
+        async (id: number) => {
+          runs++;
+          return id;
+        },
+        { keyPrefix: 'users', entityId: (id) => id },
+      );
+      const list = cache.cacheResult(async () => [1, 2], { keyPrefix: 'user-lists' });
+      await Promise.all([find(42), find(420), find(4), list()]);
+      expect(runs).toBe(3);
+      expect(await cache.invalidate({ entityId: 42, targetedPatterns: ['users'] })).toBe(1);
+      await find(420);
+      await find(4);
+      expect(runs).toBe(3); // 420 and 4 still cached
+      await find(42);
+      expect(runs).toBe(4); // 42 ran again
+      expect(await cache.invalidate({ broadPatterns: ['user-lists'] })).toBe(1);
+      expect(await cache.invalidate({ entityId: 'x*', targetedPatterns: ['users'] })).toBe(0); // escaped
+      await expect(cache.invalidate({ targetedPatterns: ['users'] })).rejects.toBeInstanceOf(
+        CacheValidationError,
+      );
+    });
+
+    it('invalidate clears a Python-layout entry; a Python-style pattern delete clears ours', async () => {
+      const cache = open();
+      const plain = open({ deploymentId: null });
+      // As Python's cache_result writes it: <dep>:<prefix>:<entity>:<base64 of the sorted JSON args>.
+      const pythonKey = `dep-1:users:42:${Buffer.from('{"args": [42], "kwargs": {}}').toString('base64')}`;
+      await plain.set(pythonKey, '{"id": 42}');
+      await plain.set(`dep-1:users:420:${Buffer.from('{"args": [420]}').toString('base64')}`, '{"id": 420}');
+      expect(await cache.invalidate({ entityId: 42, targetedPatterns: ['users'] })).toBe(1);
+      expect(await plain.exists(pythonKey)).toBe(0);
+      // Python's invalidate_cache(targeted) runs flush_by_pattern('<dep>:<pattern>:<entity>*').
+      let runs = 0;
+      const find = cache.cacheResult(
+        async (id: number) => {
+          runs++;
+          return id;
+        },
+        { keyPrefix: 'users', entityId: (id) => id },
+      );
+      await find(7);
+      expect(await plain.flushByPattern('dep-1:users:7*')).toBe(1);
+      await find(7);
+      expect(runs).toBe(2);
+      // Python's broad delete: flush_by_pattern('<dep>:<pattern>*').
+      expect(await plain.flushByPattern('dep-1:users*')).toBe(2); // 7 and the Python 420 entry
+    });
+
+    it('a failing factory: every concurrent caller gets its error, one run, nothing cached', async () => {
+      const [a, b] = [open(), open()];
+      let runs = 0;
+      const boom = new Error('factory broke');
+      const factory = async () => {
+        runs++;
+        await sleep(100);
+        throw boom;
+      };
+      const calls = Array.from({ length: 10 }, (_, i) => (i < 5 ? a : b).getOrSet('fails', factory));
+      const settled = await Promise.allSettled(calls);
+      expect(runs).toBe(1);
+      for (const s of settled) {
+        expect(s.status).toBe('rejected');
+        const reason = (s as PromiseRejectedResult).reason as Error;
+        // Same process: the factory's own error; the other client: a CacheFactoryError.
+        expect(reason === boom || reason.name === 'CacheFactoryError').toBe(true);
+      }
+      expect(settled.filter((s) => (s as PromiseRejectedResult).reason === boom).length).toBeGreaterThan(0);
+      // Not cached: the next call runs the factory again (after the failure mark, no wait).
+      expect(await a.getOrSet('fails', async () => 'ok')).toBe('ok');
+    });
+
+    it('Cache-Control: no-store/no-cache/must-revalidate bypass, max-age/s-maxage set the TTL, 0 stores nothing', async () => {
+      const cache = open();
+      const plain = open({ deploymentId: null });
+      let runs = 0;
+      const f = async () => ++runs;
+      for (const header of ['no-store', 'No-Cache', 'must-revalidate, max-age=60', 'max-age=0']) {
+        const before = runs;
+        await cache.getOrSet(`cc-${header}`, f, { cacheControl: header });
+        await cache.getOrSet(`cc-${header}`, f, { cacheControl: header });
+        expect(runs - before).toBe(2); // each call runs the function once
+        expect(await plain.exists(`cc-${header}`)).toBe(0);
+      }
+      await cache.getOrSet('cc-max', f, { cacheControl: 'public, max-age=120' });
+      expect(await plain.ttl('cc-max')).toBeGreaterThan(100);
+      expect(await plain.ttl('cc-max')).toBeLessThanOrEqual(120);
+      await cache.getOrSet('cc-s', f, { cacheControl: 'max-age=10, s-maxage=300', ttl: 60 });
+      expect(await plain.ttl('cc-s')).toBeGreaterThan(250);
+      await cache.getOrSet('cc-bad', f, { cacheControl: 'max-age=abc', ttl: 60 });
+      expect(await plain.ttl('cc-bad')).toBeGreaterThan(50);
+      expect(await plain.ttl('cc-bad')).toBeLessThanOrEqual(60);
+      // cacheResult: the header comes from the arguments.
+      const g = cache.cacheResult(async (_req: { cc: string }) => ++runs, { cacheControl: (req) => req.cc });
+      const before = runs;
+      await g({ cc: 'no-store' });
+      await g({ cc: 'no-store' });
+      expect(runs - before).toBe(2);
+      await g({ cc: 'max-age=30' });
+      await g({ cc: 'max-age=30' });
+      expect(runs - before).toBe(3);
+      expect(cache.stats().cachedFunctions?.bypasses).toBe(10);
+    });
+
+    it('grace serves the stale value while exactly one refresh runs (two clients)', async () => {
+      const [a, b] = [open(), open()];
+      let refreshes = 0;
+      let release: () => void = () => {};
+      const gate = new Promise<void>((r) => {
+        release = r;
+      });
+      await a.getOrSet('g', async () => 'v1', { ttl: 1, grace: 60 });
+      await sleep(1100); // past its TTL, within its grace
+      const refresh = async () => {
+        refreshes++;
+        await gate;
+        return 'v2';
+      };
+      const t0 = performance.now();
+      const stale = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).getOrSet('g', refresh, { ttl: 1, grace: 60 })),
+      );
+      expect(performance.now() - t0).toBeLessThan(1000); // nobody waited for the refresh
+      expect(stale.every((v) => v === 'v1')).toBe(true);
+      await sleep(100);
+      expect(refreshes).toBe(1);
+      release();
+      await sleep(200);
+      expect(await b.getOrSet('g', refresh, { ttl: 1, grace: 60 })).toBe('v2');
+      expect(refreshes).toBe(1);
+      const served =
+        (a.stats().cachedFunctions?.staleServed ?? 0) + (b.stats().cachedFunctions?.staleServed ?? 0);
+      expect(served).toBeGreaterThanOrEqual(2);
+    });
+
+    it('a failed refresh keeps the stale value and is reported, not thrown', async () => {
+      const warnings: string[] = [];
+      const cache = open({ logger: { debug: () => {}, warn: (m) => warnings.push(m) } });
+      await cache.getOrSet('gf', async () => 'old', { ttl: 1, grace: 60 });
+      await sleep(1100);
+      const failing = async (): Promise<string> => {
+        throw new Error('backend down');
+      };
+      expect(await cache.getOrSet('gf', failing, { ttl: 1, grace: 60 })).toBe('old');
+      await sleep(50);
+      expect(cache.stats().cachedFunctions?.refreshErrors).toBe(1);
+      expect(warnings.some((w) => w.includes('refreshing "gf" failed'))).toBe(true);
+      // A failed refresh is retried at most every FAILURE_MARK_MS (across processes): no hammering.
+      expect(await cache.getOrSet('gf', failing, { ttl: 1, grace: 60 })).toBe('old');
+      await sleep(50);
+      expect(cache.stats().cachedFunctions?.refreshErrors).toBe(1);
+      await sleep(FAILURE_MARK_MS);
+      // With timeoutMs a quick refresh is awaited.
+      expect(await cache.getOrSet('gf', async () => 'new', { ttl: 1, grace: 60, timeoutMs: 1000 })).toBe(
+        'new',
+      );
+    });
+
+    it("codec 'client': a plain get (and Python) reads the value getOrSet stored; grace adds nothing to it", async () => {
+      const cache = open({ codec: 'json' });
+      await cache.getOrSet('plain', async () => ({ a: [1, 2] }), { codec: 'client', grace: 30 });
+      expect(await cache.get('plain')).toEqual({ a: [1, 2] });
+      // An entry written by set reads as a hit through getOrSet (typed codec falls back to the client's).
+      await cache.set('written', { b: 1 });
+      expect(await cache.getOrSet('written', async () => 'unused')).toEqual({ b: 1 });
+    });
+
+    it('decorators: @cacheResult caches per arguments, @invalidateCache clears the entity after success', async () => {
+      const cache = open();
+      let runs = 0;
+      class Users {
+        @cacheResult({ client: () => cache, keyPrefix: 'users', entityId: (id: number) => id })
+        async find(id: number): Promise<{ id: number; at: Date }> {
+          runs++;
+          return { id, at: new Date(0) };
+        }
+
+        @invalidateCache({ client: () => cache, entityId: (id: number) => id, targetedPatterns: ['users'] })
+        async rename(id: number, _name: string): Promise<string> {
+          return `renamed ${id}`;
+        }
+
+        @invalidateCache({ client: () => cache, entityId: (id: number) => id, targetedPatterns: ['users'] })
+        async failingRename(_id: number): Promise<string> {
+          throw new Error('write failed');
+        }
+      }
+      const users = new Users();
+      expect((await users.find(1)).at).toBeInstanceOf(Date);
+      await users.find(1);
+      await new Users().find(1); // instances share entries (this is not part of the key)
+      await users.find(10);
+      expect(runs).toBe(2);
+      await expect(users.failingRename(1)).rejects.toThrow('write failed');
+      await users.find(1);
+      expect(runs).toBe(2); // a failed write invalidates nothing
+      expect(await users.rename(1, 'x')).toBe('renamed 1');
+      await users.find(1);
+      await users.find(10);
+      expect(runs).toBe(3); // only entity 1 ran again
+    });
+
+    it('validates options before any I/O', async () => {
+      const cache = open();
+      await expect(cache.getOrSet('k', async () => 1, { ttl: 0 })).rejects.toBeInstanceOf(
+        CacheValidationError,
+      );
+      await expect(cache.getOrSet('k', async () => 1, { grace: -1 })).rejects.toBeInstanceOf(
+        CacheValidationError,
+      );
+      expect(() => cache.cacheResult(async () => 1, { keyPrefix: '' })).toThrow(CacheValidationError);
+      const f = cache.cacheResult(async (_cb: unknown) => 1);
+      await expect(f(() => 1)).rejects.toThrow(/key/);
+      expect(() => new CacheClient({ ...target.options(tenant), deploymentId: 'a b' })).toThrow(
+        CacheValidationError,
+      );
+    });
+  });
+}

@@ -1,0 +1,254 @@
+/**
+ * Cached functions on a real redis-server: the conformance suite (as the default user and as the
+ * README's per-tenant ACL user, where scripting is refused), and what only real processes and a real
+ * server show: several processes on one cold key, a SIGKILLed lock owner, a SIGSTOPped server, the
+ * fallback, and Python-layout keys written and deleted with redis-cli.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CacheClient } from '../src/index.js';
+import { registerCachedSuite } from './cached-conformance.js';
+import { ClientPool } from './helpers/clients.js';
+import { type RedisServer, startRedis } from './helpers/redis-server.js';
+
+let server: RedisServer;
+let aclServer: RedisServer;
+
+registerCachedSuite(
+  'redis-server',
+  async () => {
+    server = await startRedis();
+    return { options: (tenant, extra = {}) => ({ connectionConfig: { url: server.url, tenant }, ...extra }) };
+  },
+  () => server.stop(),
+);
+
+// The README's ACL recipe: no @scripting, so compare-and-delete takes its GET + DEL path.
+const RECIPE = '+@read +@write +@keyspace +@connection +@transaction -@dangerous'.split(' ');
+registerCachedSuite(
+  'redis-server with a per-tenant ACL user',
+  async () => {
+    aclServer = await startRedis();
+    return {
+      options: (tenant, extra = {}) => ({
+        connectionConfig: { url: `redis://${tenant}:pw@127.0.0.1:${aclServer.port}`, tenant },
+        ...extra,
+      }),
+      prepareTenant: async (tenant) => {
+        await aclServer.cli(
+          'ACL',
+          'SETUSER',
+          tenant,
+          'reset',
+          'on',
+          '>pw',
+          `~${tenant}:*`,
+          'resetchannels',
+          '-@all',
+          ...RECIPE,
+        );
+      },
+    };
+  },
+  () => aclServer.stop(),
+);
+
+const CHILD = join(import.meta.dirname, 'fixtures', 'cached-child.ts');
+
+interface ChildResult {
+  runs: number;
+  value?: { from: number };
+  error?: string;
+  ms: number;
+}
+
+interface Child {
+  proc: ChildProcess;
+  /** Resolves once the child is connected and waits for {@link Child.go}. */
+  ready: Promise<void>;
+  /** Resolves when its factory starts. */
+  started: Promise<void>;
+  /** Start its getOrSet call. */
+  go(): void;
+  done: Promise<ChildResult>;
+}
+
+/** A child process calling getOrSet once (see fixtures/cached-child.ts). */
+function child(env: Record<string, string>): Child {
+  const proc = spawn(process.execPath, ['--import', 'tsx', CHILD], {
+    env: { ...process.env, ...env },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  let out = '';
+  const waiters: [string, () => void][] = [];
+  const seen = (line: string) =>
+    new Promise<void>((resolve) => {
+      waiters.push([line, resolve]);
+    });
+  const ready = seen('READY');
+  const started = seen('RUN');
+  proc.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+    for (const [line, resolve] of waiters) if (out.includes(`${line}\n`)) resolve();
+  });
+  const done = once(proc, 'exit').then(() => {
+    const lines = out.trim().split('\n');
+    const last = lines[lines.length - 1] ?? '{}';
+    const parsed = last.startsWith('{') ? (JSON.parse(last) as Omit<ChildResult, 'runs'>) : { ms: -1 };
+    return { ...parsed, runs: lines.filter((l) => l === 'RUN').length };
+  });
+  return { proc, ready, started, go: () => proc.stdin?.end('go\n'), done };
+}
+
+describe('cached functions across processes (redis-server)', () => {
+  let redis: RedisServer;
+  let n = 0;
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(() => redis.stop());
+
+  it('several processes call getOrSet on one cold key at once: the factory runs exactly once', async () => {
+    const env = { URL: redis.url, TENANT: 'procs', KEY: `cold-${n++}`, FACTORY_MS: '300' };
+    const children = Array.from({ length: 5 }, () => child(env));
+    await Promise.all(children.map((c) => c.ready));
+    for (const c of children) c.go();
+    const results = await Promise.all(children.map((c) => c.done));
+    expect(results.reduce((sum, r) => sum + r.runs, 0)).toBe(1);
+    const owner = results.find((r) => r.runs === 1)?.value?.from;
+    for (const r of results) {
+      expect(r.error).toBeUndefined();
+      expect(r.value?.from).toBe(owner); // every process got the owner's result
+    }
+  }, 90_000);
+
+  it('a SIGKILLed lock owner does not block waiters past lockTimeoutMs', async () => {
+    const key = `killed-${n++}`;
+    // The owner's lock lives 20 s: only the waiters' bound can free them.
+    const owner = child({
+      URL: redis.url,
+      TENANT: 'procs',
+      KEY: key,
+      FACTORY_MS: '60000',
+      LOCK_TIMEOUT_MS: '20000',
+    });
+    const env = { URL: redis.url, TENANT: 'procs', KEY: key, FACTORY_MS: '100', LOCK_TIMEOUT_MS: '1500' };
+    const waiters = Array.from({ length: 4 }, () => child(env));
+    await Promise.all([owner, ...waiters].map((c) => c.ready));
+    owner.go();
+    await owner.started;
+    for (const w of waiters) w.go();
+    await new Promise((r) => setTimeout(r, 300)); // the waiters poll the lock
+    owner.proc.kill('SIGKILL');
+    const results = await Promise.all(waiters.map((w) => w.done));
+    for (const r of results) {
+      expect(r.error).toBeUndefined();
+      expect(r.value?.from).toBeTypeOf('number');
+      expect(r.ms).toBeGreaterThan(1400); // they did wait for the owner...
+      expect(r.ms).toBeLessThan(1500 + 100 + 1500); // ...but not past the bound (plus the factory)
+    }
+    expect((await owner.done).runs).toBe(1);
+  }, 90_000);
+
+  it('an entry written by redis-cli in the Python layout is cleared by invalidate; a redis-cli pattern delete clears ours', async () => {
+    const pool = new ClientPool();
+    const cache = pool.open({ connectionConfig: { url: redis.url, tenant: 'py' }, deploymentId: 'dep-9' });
+    const pyKey = `py:dep-9:orders:42:${Buffer.from('{"args": [42], "kwargs": {}}').toString('base64')}`;
+    await redis.cli('SET', pyKey, '{"total": 3}', 'EX', '600');
+    await redis.cli('SET', `py:dep-9:orders:420:abc`, '{"total": 4}', 'EX', '600');
+    expect(await cache.invalidate({ entityId: 42, targetedPatterns: ['orders'] })).toBe(1);
+    expect(await redis.scanKeys('py:dep-9:orders:*')).toEqual(['py:dep-9:orders:420:abc']);
+    // Ours, deleted the way Python's invalidate_cache does it (SCAN MATCH <dep>:<pattern>:<entity>*).
+    let runs = 0;
+    const find = cache.cacheResult(
+      async (id: number) => {
+        runs++;
+        return { id };
+      },
+      { keyPrefix: 'orders', entityId: (id) => id },
+    );
+    await find(5);
+    const ours = await redis.scanKeys('py:dep-9:orders:5*');
+    expect(ours).toHaveLength(1);
+    await redis.cli('DEL', ...ours);
+    await find(5);
+    expect(runs).toBe(2);
+    await pool.closeAll();
+  });
+});
+
+describe('cached functions when the server freezes (SIGSTOP)', () => {
+  let redis: RedisServer;
+  const pool = new ClientPool();
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    redis.resume();
+    await pool.closeAll();
+    await redis.stop();
+  });
+
+  it('20 calls take about 20x the function time plus one timeout, not 20 timeouts; the fallback serves repeats', async () => {
+    const TIMEOUT = 400;
+    const FN_MS = 50;
+    const cache = pool.open({
+      connectionConfig: { url: redis.url, tenant: 'frozen', timeoutMs: TIMEOUT, connectTimeoutMs: TIMEOUT },
+      logger: { debug: () => {}, warn: () => {} },
+    });
+    let runs = 0;
+    const slow = cache.cacheResult(
+      async (i: number) => {
+        runs++;
+        await new Promise((r) => setTimeout(r, FN_MS));
+        return i * 2;
+      },
+      { breakerMs: 30_000, fallback: { maxEntries: 100 } },
+    );
+    expect(await slow(-1)).toBe(-2); // connected and warm
+    redis.pause();
+    const t0 = performance.now();
+    for (let i = 0; i < 20; i++) expect(await slow(i)).toBe(i * 2);
+    const elapsed = performance.now() - t0;
+    // 20 x 50 ms + one 400 ms timeout = 1400 ms; 20 timeouts would be 9000 ms.
+    expect(elapsed).toBeGreaterThan(20 * FN_MS + TIMEOUT * 0.9);
+    expect(elapsed).toBeLessThan(20 * FN_MS + TIMEOUT + 1500);
+    const stats = cache.stats().cachedFunctions;
+    expect(stats?.breakerTrips).toBe(1);
+    expect(stats?.breakerSkips).toBe(19);
+    // The fallback really engages: repeats are served from process memory, the function does not run.
+    const before = runs;
+    for (let i = 0; i < 20; i++) expect(await slow(i)).toBe(i * 2);
+    expect(runs).toBe(before);
+    expect(cache.stats().cachedFunctions?.fallbackHits).toBe(20);
+    redis.resume();
+  }, 30_000);
+
+  it('out of memory: the result is returned and the cache is skipped for breakerMs', async () => {
+    await redis.cli('CONFIG', 'SET', 'maxmemory', '1');
+    await redis.cli('CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
+    const cache = pool.open({
+      connectionConfig: { url: redis.url, tenant: 'oom' },
+      logger: { debug: () => {}, warn: () => {} },
+    });
+    let runs = 0;
+    const f = async () => ++runs;
+    expect(await cache.getOrSet('k', f, { breakerMs: 60_000 })).toBe(1);
+    expect(await cache.getOrSet('k', f, { breakerMs: 60_000 })).toBe(2); // breaker open: no cache
+    expect(cache.stats().cachedFunctions?.breakerTrips).toBe(1);
+    await redis.cli('CONFIG', 'SET', 'maxmemory', '0');
+  });
+});
+
+describe('cached functions: a client that is not connected yet', () => {
+  it('getOrSet on an unreachable server returns the factory result', async () => {
+    const cache = new CacheClient({
+      connectionConfig: { url: 'redis://127.0.0.1:1', tenant: 't', connectTimeoutMs: 200 },
+      logger: { debug: () => {}, warn: () => {} },
+    });
+    expect(await cache.getOrSet('k', async () => 'computed')).toBe('computed');
+    await cache.close();
+  });
+});
