@@ -123,6 +123,9 @@ async function killDuringFlushes(target: Target, keys: number): Promise<{ failed
     await Promise.all([cache.close(), seeder.close(), neighbour.close()]);
   }
   for (const err of recoveryErrors) expect(err).toBeInstanceOf(CacheConnectionError);
+  console.info(
+    `flush faults: ${failed} of ${OFFSETS.length} flushes of ${keys} keys interrupted by the kill; ${recoveryErrors.length} failed calls while reconnecting`,
+  );
   return { failed, total: OFFSETS.length };
 }
 
