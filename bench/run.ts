@@ -18,6 +18,7 @@
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { CACHED_CONTENDERS, CACHED_WORKLOADS } from './cached.ts';
 import { renderChart } from './chart.ts';
 import {
   CONTENDERS,
@@ -213,7 +214,7 @@ async function runThroughput(
   results: BenchResults,
 ): Promise<void> {
   const ids = new Set(workloads.flatMap((w) => w.contenders));
-  const specs = [...CONTENDERS, ...NEAR_CACHE_CONTENDERS].filter((c) => ids.has(c.id));
+  const specs = [...CONTENDERS, ...NEAR_CACHE_CONTENDERS, ...CACHED_CONTENDERS].filter((c) => ids.has(c.id));
   const started = await startContenders(specs, server.url);
   const cells = new Map<string, CellResult>();
   for (const w of workloads) {
@@ -381,7 +382,7 @@ async function main(): Promise<void> {
   const startedAt = new Date();
   const t0 = performance.now();
   const picked = process.env.BENCH_CONTENDERS?.split(',').map((s) => s.trim());
-  const workloads = [...WORKLOADS, ...NEAR_CACHE_WORKLOADS]
+  const workloads = [...WORKLOADS, ...NEAR_CACHE_WORKLOADS, ...CACHED_WORKLOADS]
     .filter((w) => !config.only || config.only.includes(w.id))
     .map((w) =>
       picked ? { ...w, contenders: w.contenders.filter((c) => c === w.baseline || picked.includes(c)) } : w,
