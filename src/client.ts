@@ -42,7 +42,10 @@ export const CREDENTIALS_REFRESH_COOLDOWN_MS = 30_000;
 
 /** Options of {@link CacheClient.flushByPattern} and {@link CacheClient.flushTenant}. */
 export interface FlushOptions {
-  /** Called after each deleted batch with the number of keys deleted so far. */
+  /**
+   * Called after each deleted batch with the number of keys deleted so far. Should it throw, the flush
+   * stops as on a failure and rejects with a {@link CacheError} carrying that error as `cause`.
+   */
   onProgress?: (deleted: number) => void;
 }
 
@@ -333,6 +336,10 @@ export class CacheClient {
    * (`<tenant>:[<prefix>:]`). Only `pattern` is a glob: the namespace is matched literally.
    * Uses SCAN + UNLINK in batches (never KEYS).
    * @returns the number of keys deleted.
+   * @throws {CacheValidationError} for a pattern that is not a well-formed string within the bounds of
+   *   `validatePattern` (before any I/O).
+   * @throws {CacheConnectionError} (`flushByPattern failed: ...`) when the connection fails: the batches
+   *   in flight are awaited first; a later flush deletes what this one did not reach.
    */
   async flushByPattern(pattern: string, options: FlushOptions = {}): Promise<number> {
     validatePattern(pattern);
@@ -342,6 +349,8 @@ export class CacheClient {
   /**
    * Delete every key of the tenant, whatever its additional prefix. Other tenants are never touched.
    * @returns the number of keys deleted.
+   * @throws {CacheConnectionError} (`flushTenant failed: ...`) when the connection fails: the batches in
+   *   flight are awaited first; a later flush deletes what this one did not reach.
    */
   async flushTenant(options: FlushOptions = {}): Promise<number> {
     return this.#run('flushTenant', (conn, ks) => this.#flush(conn, ks.tenantPattern(), options));
