@@ -12,6 +12,7 @@
  * - `BENCH_CONTENDERS=raw,peak`: only these contenders (the baselines always run).
  * - `BENCH_OUT=name`: write `bench/results/<name>.{md,json}` (and the chart beside them).
  * - `BENCH_RENDER=bench/results/latest.json`: measure nothing; re-render that run's markdown and chart.
+ * - `BENCH_CLUSTER=1`: then the Redis Cluster rows (`bench/cluster.ts`), in `bench/results/cluster.*`.
  *
  * @module
  */
@@ -421,6 +422,11 @@ async function main(): Promise<void> {
   }
   results.totalSeconds = (performance.now() - t0) / 1000;
   writeReports(results, name);
+  // Issue 13: the cluster rows (their own 3+3 cluster, about 2 minutes), see bench/cluster.ts.
+  if (process.env.BENCH_CLUSTER === '1') {
+    const { runClusterBench } = await import('./cluster.ts');
+    await runClusterBench(name === 'latest' ? 'cluster' : `${name}-cluster`);
+  }
 }
 
 main().catch((err: unknown) => {
