@@ -44,9 +44,12 @@ function check(): void {
   );
 }
 
+/** The real `setImmediate`, kept before any test can install fake timers. */
+const realSetImmediate = globalThis.setImmediate;
+
 /** Let pending rejections surface: Node reports them once the microtask queue drains. */
 function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
+  return new Promise((resolve) => realSetImmediate(resolve));
 }
 
 afterEach(async () => {
