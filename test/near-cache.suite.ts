@@ -278,22 +278,40 @@ export function registerNearCacheSuite(
       expect(await seenAfter(cache, 'killed', 'newer', t0)).toBeLessThan(LAG_BOUND_MS);
     });
 
-    it('a mutated result does not change the next read', async () => {
+    it('a mutated result does not change the next read (shared frozen values, or copies)', async () => {
+      const original = { list: [1, 2], nested: { a: 'x' } };
+      type Value = { list: number[]; nested: { a: string }; extra?: number };
+      // Default: hits share one deeply frozen value; mutating it throws (strict mode) and changes nothing.
       const { cache } = await open();
-      await cache.set('obj', { list: [1, 2], nested: { a: 'x' } });
-      const first = await cache.get<{ list: number[]; nested: { a: string }; extra?: number }>('obj');
+      await cache.set('obj', original);
+      const first = (await cache.get<Value>('obj')) as Value;
       const hits = near(cache).hits;
-      first?.list.push(3);
-      if (first) {
+      expect(() => first.list.push(3)).toThrow(TypeError);
+      expect(() => {
         first.nested.a = 'changed';
+      }).toThrow(TypeError);
+      expect(() => {
         first.extra = 1;
-      }
-      const second = await cache.get('obj');
+      }).toThrow(TypeError);
+      expect(await cache.get('obj')).toEqual(original);
       expect(near(cache).hits).toBe(hits + 1);
-      expect(second).toEqual({ list: [1, 2], nested: { a: 'x' } });
-      const [fromMget] = await cache.mget<{ list: number[] }>('obj');
-      fromMget?.list.pop();
-      expect(await cache.get('obj')).toEqual({ list: [1, 2], nested: { a: 'x' } });
+      const [fromMget] = await cache.mget<Value>('obj');
+      expect(() => fromMget?.list.pop()).toThrow(TypeError);
+      expect(await cache.get('obj')).toEqual(original);
+
+      // copyValues: every hit is a fresh copy the caller may change.
+      const { cache: copying } = await open({ maxEntries: 100, copyValues: true });
+      await copying.set('obj', original);
+      const mine = (await copying.get<Value>('obj')) as Value;
+      mine.list.push(3);
+      mine.nested.a = 'changed';
+      mine.extra = 1;
+      const copyHits = near(copying).hits;
+      expect(await copying.get('obj')).toEqual(original);
+      expect(near(copying).hits).toBe(copyHits + 1);
+      const [copied] = await copying.mget<Value>('obj');
+      copied?.list.pop();
+      expect(await copying.get('obj')).toEqual(original);
     });
 
     it('5,000 distinct keys through a 1,000-entry cache leave at most 1,000 entries', async () => {

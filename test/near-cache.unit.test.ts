@@ -41,7 +41,7 @@ class ScriptedEngine {
 }
 
 function setup(ttlMs?: number) {
-  const near = new NearCache({ maxEntries: 100, maxBytes: undefined, ttlMs });
+  const near = new NearCache({ maxEntries: 100, maxBytes: undefined, ttlMs, copyValues: false }, JSON.parse);
   const engine = new ScriptedEngine();
   return { near, engine, asEngine: engine as unknown as Engine };
 }
@@ -145,5 +145,34 @@ describe('near cache races', () => {
     near.invalidate('none');
     void near.get(asEngine, 'none');
     expect(engine.calls).toBe(4);
+  });
+});
+
+describe('near cache values', () => {
+  it('hits share one deeply frozen value; a custom codec value that cannot be frozen is decoded each time', async () => {
+    const near = new NearCache(
+      { maxEntries: 10, maxBytes: undefined, ttlMs: undefined, copyValues: false },
+      (raw) => (raw.startsWith('date:') ? { at: new Date(Number(raw.slice(5))) } : JSON.parse(raw)),
+    );
+    const engine = new ScriptedEngine();
+    const asEngine = engine as unknown as Engine;
+    const read = near.get(asEngine, 'obj');
+    engine.reply('{"a":[1,{"b":2}]}', -1);
+    const raw = (await read) as string;
+    const first = near.value('obj', raw) as { a: [number, { b: number }] };
+    expect(Object.isFrozen(first) && Object.isFrozen(first.a) && Object.isFrozen(first.a[1])).toBe(true);
+    expect(near.value('obj', raw)).toBe(first);
+    // A string that is not the entry's (the key changed meanwhile) is decoded on its own.
+    expect(near.value('obj', '{"a":[]}')).toEqual({ a: [] });
+
+    const dated = near.get(asEngine, 'date');
+    engine.reply('date:0', -1);
+    const dateRaw = (await dated) as string;
+    const one = near.value('date', dateRaw) as { at: Date };
+    const two = near.value('date', dateRaw) as { at: Date };
+    expect(one).not.toBe(two);
+    expect(Object.isFrozen(one)).toBe(false);
+    one.at.setTime(5);
+    expect((near.value('date', dateRaw) as { at: Date }).at.getTime()).toBe(0);
   });
 });

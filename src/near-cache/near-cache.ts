@@ -11,7 +11,9 @@
  *   are dropped and reads in flight do not fill.
  * - An entry is never served past the key's TTL: a miss reads `PTTL` right after `GET` on the same
  *   connection, and the entry expires locally at (send time + PTTL), never later than the server's.
- * - Entries hold the stored (encoded) string: every hit is decoded afresh, so callers own what they get.
+ * - Entries hold the stored (encoded) string. A hit returns, unless `copyValues`, one decoded value per
+ *   entry, deeply frozen at its first hit (plain objects, arrays and primitives only; anything else a
+ *   custom codec returns is decoded afresh on every hit), so no caller can change what others read.
  *
  * @module
  */
@@ -45,6 +47,33 @@ interface Entry {
   readonly raw: string | null;
   /** `performance.now()` after which the entry is not served; `Infinity` for none. */
   readonly expiresAt: number;
+  /** The decoded, deeply frozen value shared by hits; {@link UNDECODED} or {@link UNSHAREABLE} until then. */
+  value: unknown;
+}
+
+/** {@link Entry.value} before its first decode. */
+const UNDECODED = Symbol('undecoded');
+/** {@link Entry.value} of a value that cannot be frozen (a custom codec's class instance): decode each hit. */
+const UNSHAREABLE = Symbol('unshareable');
+
+/** Whether `value` is made of primitives, plain objects and arrays only (so freezing makes it immutable). */
+function isFreezable(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return typeof value !== 'function';
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== Array.prototype && proto !== null) return false;
+  for (const key of Object.keys(value)) {
+    if (!isFreezable((value as Record<string, unknown>)[key])) return false;
+  }
+  return true;
+}
+
+/** Freeze `value` and everything it holds (checked by {@link isFreezable} first). */
+function deepFreeze(value: unknown): unknown {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
+  }
+  return value;
 }
 
 /** A read in flight for one key: stale once its key is invalidated or the cache is reset. */
@@ -61,6 +90,8 @@ const ENTRY_OVERHEAD_BYTES = 64;
 export class NearCache implements TrackingListener {
   readonly #lru: LRUCache<string, Entry>;
   readonly #ttlMs: number;
+  readonly #copyValues: boolean;
+  readonly #decode: (raw: string) => unknown;
   readonly #pending = new Map<string, Ticket>();
   #epoch = 0;
   #hits = 0;
@@ -68,9 +99,14 @@ export class NearCache implements TrackingListener {
   #invalidations = 0;
   #resets = 0;
 
-  /** @param options - validated `nearCache` option. */
-  constructor(options: ResolvedNearCacheOptions) {
+  /**
+   * @param options - validated `nearCache` option.
+   * @param decode - the client's codec (decodes a stored string).
+   */
+  constructor(options: ResolvedNearCacheOptions, decode: (raw: string) => unknown) {
     this.#ttlMs = options.ttlMs ?? Number.POSITIVE_INFINITY;
+    this.#copyValues = options.copyValues;
+    this.#decode = decode;
     this.#lru = new LRUCache<string, Entry>({
       max: options.maxEntries,
       ...(options.maxBytes === undefined
@@ -118,7 +154,25 @@ export class NearCache implements TrackingListener {
     if ((pttl === -2) !== (raw === null) || pttl === 0) return;
     // The server evaluated PTTL after `sentAt`: the key lives at least until sentAt + pttl.
     const expiresAt = pttl > 0 ? Math.min(sentAt + this.#ttlMs, sentAt + pttl) : sentAt + this.#ttlMs;
-    this.#lru.set(key, { raw, expiresAt });
+    this.#lru.set(key, { raw, expiresAt, value: UNDECODED });
+  }
+
+  /**
+   * The value to return for `raw`, just read at `key` (through {@link NearCache.get} or `mget`): the
+   * entry's shared frozen value when `raw` is what the entry holds, else `raw` decoded afresh.
+   */
+  value(key: string, raw: string): unknown {
+    if (this.#copyValues) return this.#decode(raw);
+    const entry = this.#lru.peek(key);
+    if (entry === undefined || entry.raw !== raw || entry.value === UNSHAREABLE) return this.#decode(raw);
+    if (entry.value !== UNDECODED) return entry.value;
+    const value = this.#decode(raw);
+    if (!isFreezable(value)) {
+      entry.value = UNSHAREABLE;
+      return value;
+    }
+    entry.value = deepFreeze(value);
+    return value;
   }
 
   /**
