@@ -44,7 +44,7 @@ describe('KeyvPeakCache on a Redis Cluster', () => {
     const theirs = createKeyv(client('acme'), { namespace: 'mine2' });
     const otherTenant = createKeyv(client('acme2'), { namespace: 'mine' });
     for (const keyv of [mine, theirs, otherTenant]) {
-      await keyv.setMany(keys.map((key, i) => ({ key, value: i, ttl: i % 2 === 0 ? 60_000 : undefined })));
+      await keyv.setMany(keys.map((key, i) => ({ key, value: i, ...(i % 2 === 0 ? { ttl: 60_000 } : {}) })));
     }
     // The keys really span nodes: several primaries hold some of them.
     const holders = [];
