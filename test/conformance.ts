@@ -134,15 +134,9 @@ export function registerConformanceSuite(
       it('rejects values JSON cannot represent before any I/O', async () => {
         const circular: Record<string, unknown> = {};
         circular.self = circular;
-        for (const value of [
-          10n,
-          circular,
-          () => 1,
-          Symbol('s'),
-          undefined,
-          Number.NaN,
-          { n: Number.POSITIVE_INFINITY },
-        ]) {
+        // bigint, NaN and ±Infinity are not here: the peak codec stores them as Python's json does
+        // (test/codec.test.ts, test/python-interop.test.ts).
+        for (const value of [circular, () => 1, Symbol('s'), undefined]) {
           await expect(cache.set('bad', value)).rejects.toBeInstanceOf(CacheValidationError);
         }
         expect(await cache.exists('bad')).toBe(0);
@@ -235,7 +229,7 @@ export function registerConformanceSuite(
       });
 
       it('rejects a bad value in a mapping before writing any of it', async () => {
-        await expect(cache.mset({ ok: 1, bad: 5n })).rejects.toBeInstanceOf(CacheValidationError);
+        await expect(cache.mset({ ok: 1, bad: Symbol('s') })).rejects.toBeInstanceOf(CacheValidationError);
         expect(await cache.exists('ok', 'bad')).toBe(0);
       });
 
