@@ -372,7 +372,9 @@ export class CacheClient {
     try {
       for (const key of input.keys) validateKey(key);
       for (const value of input.values ?? []) {
-        if (typeof value !== 'string') throw new CacheValidationError('Raw values must be strings');
+        if (typeof value !== 'string') {
+          throw new CacheValidationError(`${operation}: values must be strings (a serializer's output)`);
+        }
         this.#checkSize(value);
       }
       for (const ttl of input.ttls ?? []) if (ttl !== undefined) validateTtl(ttl);
