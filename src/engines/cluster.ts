@@ -47,8 +47,8 @@ import {
   RootNodesUnavailableError,
 } from '@redis/client';
 import { CacheConnectionError, CacheError, CacheTimeoutError, CacheValidationError } from '../errors.js';
-import { deleteIfEquals, type ScriptingState, type SendOne, setIfAbsent } from './conditional.js';
 import { type TrackingListener, TrackingProvider } from '../near-cache/tracking.js';
+import { deleteIfEquals, type ScriptingState, type SendOne, setIfAbsent } from './conditional.js';
 import type { Engine } from './engine.js';
 import { msetWithTtl } from './mset-ttl.js';
 import { reconnectDelay } from './redis.js';
@@ -554,10 +554,16 @@ export class ClusterEngine implements Engine {
    * (MOVED/ASK: the command did not run) goes through node-redis's routed path, which refreshes the
    * topology or follows the ASK, and sends it again.
    */
-  #send(cluster: Cluster, key: string, readonly: boolean, args: string[]): Promise<Reply> {
+  #send(
+    cluster: Cluster,
+    key: string,
+    readonly: boolean,
+    args: string[],
+    slot = keySlot(key),
+  ): Promise<Reply> {
     let primary: ClusterNode;
     try {
-      primary = this.#primary(cluster, keySlot(key));
+      primary = this.#primary(cluster, slot);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -641,9 +647,9 @@ export class ClusterEngine implements Engine {
   mget(keys: readonly string[]): Promise<(string | null)[]> {
     return this.#run(async (c) => {
       const values: Values = new Array<string | null>(keys.length).fill(null);
-      await this.#perSlot(keys, async (indices) => {
+      await this.#perSlot(keys, async (indices, slot) => {
         const group = indices.map((i) => keys[i] as string);
-        const reply = (await this.#send(c, group[0] as string, true, ['MGET', ...group])) as Values;
+        const reply = (await this.#send(c, group[0] as string, true, ['MGET', ...group], slot)) as Values;
         indices.forEach((position, j) => {
           values[position] = reply[j] ?? null;
         });
@@ -661,18 +667,18 @@ export class ClusterEngine implements Engine {
         if (ttlSeconds === undefined) {
           const args = ['MSET'];
           for (const i of indices) args.push(...(entries[i] as readonly [string, string]));
-          return this.#send(c, first, false, args);
+          return this.#send(c, first, false, args, slot);
         }
         const ttl = String(ttlSeconds);
         if (indices.length === 1) {
           const [key, value] = entries[indices[0] as number] as readonly [string, string];
-          return this.#send(c, key, false, ['SET', key, value, 'EX', ttl]);
+          return this.#send(c, key, false, ['SET', key, value, 'EX', ttl], slot);
         }
         // Several keys in one slot: the SET EX script (or MULTI of SET EX where scripting is refused),
         // so they appear together, each with its TTL.
         const group = indices.map((i) => entries[i] as readonly [string, string]);
         return msetWithTtl(
-          (args) => this.#send(c, first, false, args),
+          (args) => this.#send(c, first, false, args, slot),
           () => this.#multiSetEx(c, slot, group, ttl),
           this.#msetScript,
           group,
@@ -715,10 +721,10 @@ export class ClusterEngine implements Engine {
 
   #count(command: 'UNLINK' | 'EXISTS', keys: readonly string[]): Promise<number> {
     return this.#run(async (c) => {
-      const counts = await this.#perSlot(keys, (indices) => {
+      const counts = await this.#perSlot(keys, (indices, slot) => {
         const group = indices.map((i) => keys[i] as string);
         const args = [command, ...group];
-        return this.#send(c, group[0] as string, command === 'EXISTS', args) as Promise<number>;
+        return this.#send(c, group[0] as string, command === 'EXISTS', args, slot) as Promise<number>;
       });
       return counts.reduce((sum, n) => sum + n, 0);
     });

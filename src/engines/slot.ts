@@ -35,8 +35,32 @@ export function crc16(bytes: Uint8Array, start = 0, end = bytes.length): number 
   return crc;
 }
 
+/** CRC16-XMODEM of the characters `key[start..end)`, all ASCII (one byte each in UTF-8). */
+function crc16Ascii(key: string, start: number, end: number): number {
+  let crc = 0;
+  for (let i = start; i < end; i++) {
+    crc = ((crc << 8) & 0xffff) ^ (TABLE[((crc >> 8) ^ key.charCodeAt(i)) & 0xff] as number);
+  }
+  return crc;
+}
+
+/** Whether every character of `key` is ASCII (so its UTF-8 bytes are its character codes). */
+function isAscii(key: string): boolean {
+  for (let i = 0; i < key.length; i++) if (key.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
 /** The hash slot (0..16383) of `key`, as the server computes it. */
 export function keySlot(key: string): number {
+  if (isAscii(key)) {
+    // The common case, without encoding the key: same bytes, same rule.
+    const open = key.indexOf('{');
+    if (open !== -1) {
+      const close = key.indexOf('}', open + 1);
+      if (close > open + 1) return crc16Ascii(key, open + 1, close) & (SLOT_COUNT - 1);
+    }
+    return crc16Ascii(key, 0, key.length) & (SLOT_COUNT - 1);
+  }
   const bytes = Buffer.from(key, 'utf8');
   // '{' and '}' never occur inside a multi-byte UTF-8 sequence, so searching the bytes is exact.
   const open = bytes.indexOf(OPEN);
