@@ -162,10 +162,7 @@ export class KeyvPeakCache extends EventEmitter implements KeyvStoreAdapter {
   async setMany(entries: { key: string; value: string; ttl?: number }[]): Promise<void> {
     if (entries.length === 0) return [] as boolean[] as unknown as undefined;
     const last = new Map<string, { value: string; ttl: number | undefined }>();
-    for (const { key, value, ttl } of entries) {
-      last.delete(key);
-      last.set(key, { value, ttl: keyvTtlToSeconds(ttl) });
-    }
+    for (const { key, value, ttl } of entries) last.set(key, { value, ttl: keyvTtlToSeconds(ttl) });
     const keys = [...last.keys()];
     const byTtl = new Map<number | undefined, [string, string][]>();
     for (const [key, { value, ttl }] of last) {
