@@ -3,9 +3,9 @@
  * whose key is invalidated (by the server or an own write), or whose cache is reset, while it is in flight
  * never fills the cache; entries expire with the key's PTTL and the `ttlMs` bound.
  */
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { Engine } from '../src/engines/engine.js';
-import { NearCache } from '../src/near-cache/near-cache.js';
+import { HEARTBEAT_MS, MAX_SILENCE_MS, NearCache } from '../src/near-cache/near-cache.js';
 
 interface Pending {
   readonly command: string;
@@ -27,6 +27,9 @@ class ScriptedEngine {
     return this.#defer('GET', key);
   }
 
+  /** The heartbeat's PING: answered at once unless the test replaces it. */
+  ping: () => Promise<void> = () => Promise.resolve();
+
   pttl(key: string) {
     return this.#defer('PTTL', key);
   }
@@ -40,15 +43,22 @@ class ScriptedEngine {
   }
 }
 
-function setup(ttlMs?: number) {
+const settle = () => new Promise((r) => setImmediate(r));
+
+/** A near cache attached to a scripted engine (its first heartbeat PING answered). */
+async function setup(ttlMs?: number) {
   const near = new NearCache({ maxEntries: 100, maxBytes: undefined, ttlMs, copyValues: false }, JSON.parse);
   const engine = new ScriptedEngine();
-  return { near, engine, asEngine: engine as unknown as Engine };
+  const asEngine = engine as unknown as Engine;
+  near.attach(asEngine);
+  await settle();
+  onTestFinished(() => near.detach(asEngine));
+  return { near, engine, asEngine };
 }
 
 describe('near cache races', () => {
   it('fills on a plain miss; the next read is a hit without I/O', async () => {
-    const { near, engine, asEngine } = setup();
+    const { near, engine, asEngine } = await setup();
     const read = near.get(asEngine, 'k');
     engine.reply('v', -1);
     expect(await read).toBe('v');
@@ -58,7 +68,7 @@ describe('near cache races', () => {
   });
 
   it('a server invalidation while the read is in flight: the reply is returned but not kept', async () => {
-    const { near, engine, asEngine } = setup();
+    const { near, engine, asEngine } = await setup();
     const read = near.get(asEngine, 'k');
     near.invalidate('k');
     engine.reply('old', -1);
@@ -71,7 +81,7 @@ describe('near cache races', () => {
   });
 
   it('an invalidation marks every reader in flight, and only those', async () => {
-    const { near, engine, asEngine } = setup();
+    const { near, engine, asEngine } = await setup();
     const first = near.get(asEngine, 'k');
     const second = near.get(asEngine, 'k');
     near.invalidate('k');
@@ -86,7 +96,7 @@ describe('near cache races', () => {
   });
 
   it('an own write while the read is in flight: not kept', async () => {
-    const { near, engine, asEngine } = setup();
+    const { near, engine, asEngine } = await setup();
     const read = near.get(asEngine, 'k');
     let settle: () => void = () => {};
     const write = near.written(['k'], new Promise<void>((r) => (settle = r)));
@@ -98,7 +108,7 @@ describe('near cache races', () => {
   });
 
   it('a reset (lost connection) while the read is in flight: not kept', async () => {
-    const { near, engine, asEngine } = setup();
+    const { near, engine, asEngine } = await setup();
     const read = near.get(asEngine, 'k');
     near.reset();
     engine.reply('old', -1);
@@ -107,7 +117,7 @@ describe('near cache races', () => {
   });
 
   it('a key written or deleted between GET and PTTL is not kept', async () => {
-    const { near, engine, asEngine } = setup();
+    const { near, engine, asEngine } = await setup();
     const read = near.get(asEngine, 'k');
     engine.reply('v', -2);
     await read;
@@ -118,7 +128,7 @@ describe('near cache races', () => {
   });
 
   it('entries expire with the PTTL read with them, and with ttlMs', async () => {
-    const { near, engine, asEngine } = setup(120);
+    const { near, engine, asEngine } = await setup(120);
     const short = near.get(asEngine, 'short');
     engine.reply('s', 40);
     const long = near.get(asEngine, 'long');
@@ -136,7 +146,7 @@ describe('near cache races', () => {
   });
 
   it('a missing key is remembered as missing until invalidated', async () => {
-    const { near, engine, asEngine } = setup();
+    const { near, engine, asEngine } = await setup();
     const read = near.get(asEngine, 'none');
     engine.reply(null, -2);
     expect(await read).toBeNull();
@@ -156,6 +166,9 @@ describe('near cache values', () => {
     );
     const engine = new ScriptedEngine();
     const asEngine = engine as unknown as Engine;
+    near.attach(asEngine);
+    await settle();
+    onTestFinished(() => near.detach(asEngine));
     const read = near.get(asEngine, 'obj');
     engine.reply('{"a":[1,{"b":2}]}', -1);
     const raw = (await read) as string;
@@ -174,5 +187,42 @@ describe('near cache values', () => {
     expect(Object.isFrozen(one)).toBe(false);
     one.at.setTime(5);
     expect((near.value('date', dateRaw) as { at: Date }).at.getTime()).toBe(0);
+  });
+});
+
+describe('near cache heartbeat', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('serves nothing once the last confirmed PING is older than MAX_SILENCE_MS, and resets on a failed PING', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'performance'] });
+    const { near, engine, asEngine } = await setup();
+    const read = near.get(asEngine, 'k');
+    engine.reply('v', -1);
+    await read;
+    expect(await near.get(asEngine, 'k')).toBe('v');
+    // The server stops answering PINGs (a silent partition): hits stop after MAX_SILENCE_MS.
+    engine.ping = () => new Promise(() => {});
+    vi.advanceTimersByTime(MAX_SILENCE_MS - HEARTBEAT_MS);
+    expect(await near.get(asEngine, 'k')).toBe('v');
+    vi.advanceTimersByTime(2 * HEARTBEAT_MS);
+    const calls = engine.calls;
+    void near.get(asEngine, 'k');
+    expect(engine.calls).toBe(calls + 2);
+    expect(near.stats().hits).toBe(2);
+  });
+
+  it('a failed PING resets the cache', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    const { near, engine, asEngine } = await setup();
+    const read = near.get(asEngine, 'k');
+    engine.reply('v', -1);
+    await read;
+    expect(near.stats().size).toBe(1);
+    engine.ping = () => Promise.reject(new Error('connection lost'));
+    vi.advanceTimersByTime(HEARTBEAT_MS);
+    await settle();
+    expect(near.stats().size).toBe(0);
   });
 });

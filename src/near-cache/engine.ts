@@ -92,9 +92,9 @@ export class NearCacheEngine implements Engine {
     return this.#inner.ping();
   }
 
-  /** {@inheritDoc Engine.close} Drops the near cache's entries too. */
+  /** {@inheritDoc Engine.close} Drops the near cache's entries and stops its heartbeat too. */
   close(): Promise<void> {
-    this.#near.reset();
+    this.#near.detach(this.#inner);
     return this.#inner.close();
   }
 }

@@ -9,6 +9,10 @@
  * - Own writes invalidate their keys when they are sent and again when they settle.
  * - A lost, failed or replaced connection, a server flush or a topology change resets the cache: entries
  *   are dropped and reads in flight do not fill.
+ * - A connection that dies silently (no FIN or RST: a partition, a frozen server) reports nothing, so a
+ *   heartbeat PINGs every primary each {@link HEARTBEAT_MS}; nothing is served while the last confirmed
+ *   round trip is older than {@link MAX_SILENCE_MS} (its reply came after every invalidation sent before
+ *   it, on the same connection), and a failed PING resets the cache.
  * - An entry is never served past the key's TTL: a miss reads `PTTL` right after `GET` on the same
  *   connection, and the entry expires locally at (send time + PTTL), never later than the server's.
  * - Entries hold the stored (encoded) string. A hit returns, unless `copyValues`, one decoded value per
@@ -83,6 +87,11 @@ interface Ticket {
   readonly epoch: number;
 }
 
+/** Interval of the heartbeat PING, in milliseconds. */
+export const HEARTBEAT_MS = 1000;
+/** Entries are served only while the last confirmed PING was sent at most this long ago, in milliseconds. */
+export const MAX_SILENCE_MS = 3000;
+
 /** Bytes counted per entry besides its key and value. */
 const ENTRY_OVERHEAD_BYTES = 64;
 
@@ -94,6 +103,12 @@ export class NearCache implements TrackingListener {
   readonly #decode: (raw: string) => unknown;
   readonly #pending = new Map<string, Ticket>();
   #epoch = 0;
+  /** The engine the heartbeat pings, while attached. */
+  #engine: Engine | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #pinging = false;
+  /** `performance.now()` when the last PING that succeeded was sent. */
+  #confirmedAt = Number.NEGATIVE_INFINITY;
   #hits = 0;
   #misses = 0;
   #invalidations = 0;
@@ -123,7 +138,8 @@ export class NearCache implements TrackingListener {
   #lookup(key: string): Entry | undefined {
     const entry = this.#lru.get(key);
     if (entry !== undefined) {
-      if (entry.expiresAt === Number.POSITIVE_INFINITY || entry.expiresAt > performance.now()) {
+      const now = performance.now();
+      if (entry.expiresAt > now && now - this.#confirmedAt <= MAX_SILENCE_MS) {
         this.#hits++;
         return entry;
       }
@@ -279,6 +295,47 @@ export class NearCache implements TrackingListener {
     this.#lru.clear();
   }
 
+  /**
+   * Start serving for `engine` (its tracking listener must already be this cache): drop everything and
+   * start the heartbeat (an unref'd timer; the first PING goes out at once).
+   */
+  attach(engine: Engine): void {
+    this.reset();
+    this.#engine = engine;
+    this.#confirmedAt = Number.NEGATIVE_INFINITY;
+    this.#pinging = false;
+    clearInterval(this.#heartbeat);
+    this.#heartbeat = setInterval(() => this.#ping(), HEARTBEAT_MS);
+    this.#heartbeat.unref();
+    this.#ping();
+  }
+
+  /** Stop serving for `engine` (closed): drop everything, stop the heartbeat. */
+  detach(engine: Engine): void {
+    if (this.#engine !== engine) return;
+    this.reset();
+    this.#engine = undefined;
+    clearInterval(this.#heartbeat);
+    this.#heartbeat = undefined;
+  }
+
+  #ping(): void {
+    const engine = this.#engine;
+    if (engine === undefined || this.#pinging) return;
+    this.#pinging = true;
+    const sentAt = performance.now();
+    engine.ping().then(
+      () => {
+        this.#pinging = false;
+        if (this.#engine === engine) this.#confirmedAt = Math.max(this.#confirmedAt, sentAt);
+      },
+      () => {
+        this.#pinging = false;
+        if (this.#engine === engine) this.reset();
+      },
+    );
+  }
+
   /** A snapshot of the counters. */
   stats(): NearCacheStats {
     return {
@@ -298,7 +355,7 @@ export class NearCache implements TrackingListener {
  */
 export function withNearCache(near: NearCache | undefined, engine: Engine): Engine {
   if (near === undefined || engine.track === undefined) return engine;
-  near.reset();
   engine.track(near);
+  near.attach(engine);
   return new NearCacheEngine(engine, near);
 }
