@@ -26,7 +26,7 @@
 import { type TracingChannel, tracingChannel } from 'node:diagnostics_channel';
 import { KeySpace } from './keys.js';
 
-/** Name of the {@link TracingChannel} every operation is published on. */
+/** Name of the `TracingChannel` every operation is published on (see {@link OperationContext}). */
 export const OPERATION_CHANNEL = 'peak-cache:operation';
 
 /**

@@ -22,6 +22,7 @@ export interface CacheErrorOptions {
 export class CacheError extends Error {
   /** Stable machine-readable code of this error class. */
   readonly code: string = 'ERR_CACHE';
+  /** The class name (`'CacheError'`, `'CacheTimeoutError'`, ...), shown in stack traces. */
   override readonly name: string = 'CacheError';
 
   /**

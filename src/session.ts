@@ -173,7 +173,14 @@ export class Session {
   }
 
   /** A JSON-safe view of the session, with the token redacted. */
-  toJSON(): { stage: string; baseUrl: string; authToken: string | undefined } {
+  toJSON(): {
+    /** The platform stage. */
+    stage: string;
+    /** The platform API base URL. */
+    baseUrl: string;
+    /** `'[redacted]'` when a token is set, else `undefined`. */
+    authToken: string | undefined;
+  } {
     return {
       stage: this.stage,
       baseUrl: this.baseUrl,

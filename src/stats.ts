@@ -56,9 +56,8 @@ export interface CacheStats {
    * Counters per operation: every {@link OperationName} (zeros when never called), plus any other
    * operation the client ran.
    */
-  readonly operations: { readonly [K in OperationName]: OperationStats } & {
-    readonly [operation: string]: OperationStats | undefined;
-  };
+  readonly operations: Readonly<Record<OperationName, OperationStats>> &
+    Readonly<Record<string, OperationStats | undefined>>;
   /** The sum of {@link CacheStats.operations} over every operation. */
   readonly totals: OperationStats;
   /** Counters of cached functions (`getOrSet`, `cacheResult`, the decorators). */

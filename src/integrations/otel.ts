@@ -1,6 +1,6 @@
 /**
  * `peak-cache/otel`: OpenTelemetry spans and metrics for every peak-cache operation, built on the
- * {@link OPERATION_CHANNEL} tracing channel (so it sees every {@link CacheClient} in the process, whichever
+ * `peak-cache:operation` tracing channel (so it sees every `CacheClient` in the process, whichever
  * copy of peak-cache, ESM or CommonJS, created it). Needs `@opentelemetry/api` (an optional peer
  * dependency of peak-cache) and an OpenTelemetry SDK set up by the application.
  *
@@ -66,10 +66,13 @@ export interface PeakCacheInstrumentationOptions {
   metrics?: boolean;
 }
 
-/** The open span and start time of one operation. */
+/** The open span, start time and start attributes of one operation. */
 interface Pending {
   readonly span: Span | undefined;
   readonly startedAt: number;
+  /** {@link baseAttributes} at `start`; recomputed at the end only when the server was not yet known. */
+  readonly attributes: Attributes;
+  readonly serverKnown: boolean;
 }
 
 /** Semantic-convention attributes shared by an operation's span and metrics. */
@@ -174,11 +177,10 @@ export class PeakCacheInstrumentation {
   readonly #onStart = (message: unknown): void => {
     try {
       const ctx = message as OperationContext;
-      const span = this.#tracer?.startSpan(ctx.operation, {
-        kind: SpanKind.CLIENT,
-        attributes: baseAttributes(ctx),
-      });
-      this.#pending.set(ctx, { span, startedAt: performance.now() });
+      const attributes = baseAttributes(ctx);
+      const span = this.#tracer?.startSpan(ctx.operation, { kind: SpanKind.CLIENT, attributes });
+      const serverKnown = ctx.server !== undefined;
+      this.#pending.set(ctx, { span, startedAt: performance.now(), attributes, serverKnown });
       this.#inFlight++;
     } catch {
       // Never let a telemetry failure reach the cache call.
@@ -194,10 +196,12 @@ export class PeakCacheInstrumentation {
       this.#inFlight--;
       this.#stopListeningWhenIdle();
       const seconds = (performance.now() - pending.startedAt) / 1000;
-      const attributes = baseAttributes(ctx);
       const failed = ctx.error !== undefined;
+      const learned = !pending.serverKnown && ctx.server !== undefined;
+      let attributes = pending.attributes;
+      if (learned || failed) attributes = baseAttributes(ctx);
       if (failed) attributes['error.type'] = errorType(ctx.error);
-      this.#finishSpan(pending.span, ctx, attributes);
+      this.#finishSpan(pending.span, ctx, learned || failed ? attributes : undefined);
       this.#duration?.record(seconds, attributes);
       if (failed) this.#errors?.add(1, attributes);
       if (ctx.hits !== undefined && ctx.hits > 0) this.#hits?.add(ctx.hits, attributes);
@@ -207,10 +211,11 @@ export class PeakCacheInstrumentation {
     }
   };
 
-  #finishSpan(span: Span | undefined, ctx: OperationContext, attributes: Attributes): void {
+  /** End `span`, adding what is known only at the end (`changed`: attributes that differ from start). */
+  #finishSpan(span: Span | undefined, ctx: OperationContext, changed: Attributes | undefined): void {
     if (span === undefined) return;
-    // Known only once the command was sent (platform mode learns tenant and server on first use).
-    span.setAttributes(attributes);
+    // The server is learned on the first connection; error.type only on failure.
+    if (changed !== undefined) span.setAttributes(changed);
     if (ctx.tenant !== undefined) span.setAttribute('peak_cache.tenant', ctx.tenant);
     span.setAttribute('peak_cache.keys', ctx.keys);
     if (ctx.hits !== undefined) span.setAttribute('peak_cache.hits', ctx.hits);
