@@ -18,7 +18,7 @@
  *
  * @module
  */
-import { createHash } from 'node:crypto';
+import crypto, { createHash } from 'node:crypto';
 import { escapeGlob } from '../engines/glob.js';
 import { CacheValidationError } from '../errors.js';
 
@@ -94,9 +94,14 @@ function write(value: unknown, depth: number, path: Set<object>): string {
   }
 }
 
+// One-shot `crypto.hash` (Node 20.12+) is about 2.5x faster than createHash for short inputs.
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: string) => string }).hash;
+
 /** base64url SHA-256 of `text` (43 characters, no `:`). */
 export function digest(text: string): string {
-  return createHash('sha256').update(text).digest('base64url');
+  return oneShot === undefined
+    ? createHash('sha256').update(text).digest('base64url')
+    : oneShot('sha256', text, 'base64url');
 }
 
 /**

@@ -261,7 +261,6 @@ export class CachedFunctions {
     const identity = functionIdentity(fn as (...args: never[]) => unknown, name);
     const self = this;
     return function cached(this: This, ...args: A): Promise<Awaited<R>> {
-      const run = () => fn.apply(this, args);
       let stored: string;
       let ttl: number | undefined;
       try {
@@ -280,9 +279,13 @@ export class CachedFunctions {
       }
       if (ttl === undefined) {
         self.#counters.bypasses++;
-        return self.#runFactory(run);
+        return self.#runFactory(() => fn.apply(this, args));
       }
-      return self.#call(stored, run, { ...base, ttl: Math.min(ttl, MAX_TTL) });
+      return self.#call(
+        stored,
+        () => fn.apply(this, args),
+        ttl === base.ttl ? base : { ...base, ttl: Math.min(ttl, MAX_TTL) },
+      );
     };
   }
 
@@ -357,64 +360,83 @@ export class CachedFunctions {
       this.#counters.coalesced++;
       return pending as Promise<Awaited<T>>;
     }
-    const call = this.#load(id, key, factory, o).finally(() => {
-      if (this.#inflight.get(id) === call) this.#inflight.delete(id);
-    });
+    const call = this.#load(id, key, factory, o);
     this.#inflight.set(id, call);
+    // A side chain (it never rejects) so the caller's promise has no extra hop.
+    call.then(
+      () => this.#landed(id, call),
+      () => this.#landed(id, call),
+    );
     return call;
   }
 
-  async #load<T>(id: string, key: string, factory: Factory<T>, o: Resolved): Promise<Awaited<T>> {
+  #landed(id: string, call: Promise<unknown>): void {
+    if (this.#inflight.get(id) === call) this.#inflight.delete(id);
+  }
+
+  /** Steps 2-5 for one key; the hit path is one `.then` after the read (no async frames). */
+  #load<T>(id: string, key: string, factory: Factory<T>, o: Resolved): Promise<Awaited<T>> {
     if (this.#breaker.isOpen()) {
       this.#counters.breakerSkips++;
       return this.#withoutCache(id, factory, o);
     }
-    let entry: { value: unknown; stale: boolean } | null;
-    try {
-      entry = await this.#read(key, o);
-    } catch (err) {
-      if (!isCacheFailure(err)) throw err;
-      this.#cacheFailed(err, o);
-      return this.#withoutCache(id, factory, o);
-    }
-    if (entry !== null && !entry.stale) {
-      this.#counters.hits++;
-      return entry.value as Awaited<T>;
-    }
-    if (entry !== null) {
-      this.#counters.staleServed++;
-      const refresh = this.#refresh(id, key, factory, o);
-      if (o.timeoutMs > 0) {
-        let timer: NodeJS.Timeout | undefined;
-        const stale = new Promise<{ value: unknown }>((resolve) => {
-          timer = setTimeout(() => resolve({ value: entry.value }), o.timeoutMs);
-        });
-        const winner = await Promise.race([refresh, stale]).finally(() => clearTimeout(timer));
-        return (winner ?? entry).value as Awaited<T>;
-      }
-      return entry.value as Awaited<T>;
-    }
-    this.#counters.misses++;
-    return this.#fill(id, key, factory, o);
+    return this.#read(key, o).then(
+      (entry) => {
+        if (entry !== null && !entry.stale) {
+          this.#counters.hits++;
+          return entry.value as Awaited<T>;
+        }
+        if (entry !== null) return this.#serveStale(id, key, factory, o, entry.value as Awaited<T>);
+        this.#counters.misses++;
+        return this.#fill(id, key, factory, o);
+      },
+      (err: unknown) => {
+        if (!isCacheFailure(err)) throw err;
+        this.#cacheFailed(err, o);
+        return this.#withoutCache(id, factory, o);
+      },
+    );
+  }
+
+  /** A stale value within its grace: start the refresh; serve the value now or after `timeoutMs`. */
+  async #serveStale<T>(
+    id: string,
+    key: string,
+    factory: Factory<T>,
+    o: Resolved,
+    value: Awaited<T>,
+  ): Promise<Awaited<T>> {
+    this.#counters.staleServed++;
+    const refresh = this.#refresh(id, key, factory, o);
+    if (o.timeoutMs === 0) return value;
+    let timer: NodeJS.Timeout | undefined;
+    const stale = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), o.timeoutMs);
+    });
+    const fresh = await Promise.race([refresh, stale]).finally(() => clearTimeout(timer));
+    return fresh === undefined ? value : (fresh.value as Awaited<T>);
   }
 
   /** The entry at `key`: `null` when missing (or unreadable), else its value and whether it is stale. */
   #read(key: string, o: Resolved): Promise<{ value: unknown; stale: boolean } | null> {
-    return this.#host.run('getOrSet', async (engine, ks) => {
+    return this.#host.run('getOrSet', (engine, ks) => {
       const stored = ks.key(key);
-      const [raw, pttl] = await Promise.all([
-        engine.get(stored),
-        o.grace > 0 ? engine.pttl(stored) : Promise.resolve(-1),
-      ]);
-      if (raw === null) return null;
-      let value: unknown;
-      try {
-        value = this.#decode(raw, o);
-      } catch {
-        return null; // a corrupt entry is a miss; the fill overwrites it
-      }
-      return { value, stale: pttl >= 0 && pttl <= o.grace * 1000 };
+      if (o.grace === 0) return engine.get(stored).then((raw) => this.#entry(raw, -1, o));
+      return Promise.all([engine.get(stored), engine.pttl(stored)]).then(([raw, pttl]) =>
+        this.#entry(raw, pttl, o),
+      );
     });
+  }
+
+  #entry(raw: string | null, pttl: number, o: Resolved): { value: unknown; stale: boolean } | null {
+    if (raw === null) return null;
+    let value: unknown;
+    try {
+      value = this.#decode(raw, o);
+    } catch {
+      return null; // a corrupt entry is a miss; the fill overwrites it
+    }
+    return { value, stale: pttl >= 0 && pttl <= o.grace * 1000 };
   }
 
   #decode(raw: string, o: Resolved): unknown {
