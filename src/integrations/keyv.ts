@@ -84,7 +84,10 @@ export class KeyvPeakCache extends EventEmitter implements KeyvStoreAdapter {
    * What Keyv reads of the adapter: `dialect: 'redis'` enables `Keyv#iterator()`. Carries no URL and no
    * credentials.
    */
-  readonly opts: { readonly dialect: 'redis' };
+  readonly opts: {
+    /** Redis semantics (on every engine, `memory://` included): Keyv enables its iterator for it. */
+    readonly dialect: 'redis';
+  };
   readonly #closeClient: boolean;
   #namespace: string | undefined;
 
@@ -113,6 +116,7 @@ export class KeyvPeakCache extends EventEmitter implements KeyvStoreAdapter {
     return this.#namespace;
   }
 
+  /** Set by Keyv (see the getter). @throws {TypeError} for a namespace containing `:`. */
   set namespace(namespace: string | undefined) {
     if (namespace !== undefined && (typeof namespace !== 'string' || namespace.includes(':'))) {
       throw new TypeError(`Invalid Keyv namespace ${JSON.stringify(namespace)}: it must not contain ':'`);
