@@ -10,6 +10,7 @@
 import { parsePythonJson, safeJsonParse } from './codec/parse.js';
 import { pythonNumber } from './codec/python-number.js';
 import { CacheValidationError } from './errors.js';
+import { illFormedMessage } from './unicode.js';
 
 export { safeJsonParse };
 
@@ -162,19 +163,12 @@ export function toPythonJson(value: unknown): string {
   return encodeWith(value, PYTHON);
 }
 
-// Not in TypeScript's ES2023 lib; every supported Node (20+) has it.
-type MaybeWellFormed = string & { isWellFormed(): boolean };
-
 /**
  * A raw string value as the peak codec stores it: as it is, unless it holds a lone surrogate, which
  * UTF-8 cannot carry (Redis would store U+FFFD instead, silently).
  */
 function rawString(value: string): string {
-  if (!(value as MaybeWellFormed).isWellFormed()) {
-    throw new CacheValidationError(
-      'A string value holding a lone surrogate (not well-formed UTF-16) cannot be stored: UTF-8 cannot carry it',
-    );
-  }
+  if (!value.isWellFormed()) throw new CacheValidationError(illFormedMessage('A string value', value));
   return value;
 }
 

@@ -275,6 +275,9 @@ describe("peak codec: Python's json dialect", () => {
       expect(() => peakCodec.encode(raw)).toThrow(CacheValidationError);
       expect(() => peakCodec.encode(raw)).toThrow(/lone surrogate/);
     }
+    expect(() => peakCodec.encode('x\ud800')).toThrow(
+      'A string value must be well-formed Unicode, but has a lone surrogate U+D800 at index 1',
+    );
     expect(peakCodec.encode('pair 😀')).toBe('pair 😀');
     const value = { s: '\ud800', t: ['a\udc00b'], '\udbff': 1 };
     expect(peakCodec.encode(value)).toBe('{"s": "\\ud800", "t": ["a\\udc00b"], "\\udbff": 1}');
