@@ -35,6 +35,9 @@ registerNearCacheSuite(
         await foreign.set(key, value);
       },
       python: { host: '127.0.0.1', port, cluster: true },
+      flushAll: async () => {
+        for (const node of await cluster.primaries()) await cluster.cli(node, 'FLUSHALL');
+      },
       killClients: async () => {
         for (const node of cluster.ports) await cluster.cli(node, 'CLIENT', 'KILL', 'TYPE', 'normal');
       },

@@ -21,6 +21,8 @@ export interface NearCacheSetup {
   foreignSet(key: string, value: string): Promise<void>;
   /** Arguments of `test/fixtures`-free redis-py: how the Python writer connects. */
   python: { host: string; port: number; username?: string; password?: string; cluster: boolean };
+  /** `FLUSHALL` on every primary, by another connection. */
+  flushAll(): Promise<void>;
   /** `CLIENT KILL TYPE normal` on every node: drops our connections. */
   killClients(): Promise<void>;
   /** Whether the server accepts `DEBUG SET-ACTIVE-EXPIRE` (keys then expire only when touched). */
@@ -276,6 +278,22 @@ export function registerNearCacheSuite(
       const t0 = performance.now();
       await setup.foreignSet(stored('killed'), 'newer');
       expect(await seenAfter(cache, 'killed', 'newer', t0)).toBeLessThan(LAG_BOUND_MS);
+    });
+
+    it('a FLUSHALL by another client drops everything', async () => {
+      const { cache } = await open();
+      await cache.mset({ a: 'one', b: 'two' });
+      expect(await cache.mget('a', 'b')).toEqual(['one', 'two']);
+      expect(await cache.mget('a', 'b')).toEqual(['one', 'two']);
+      const hits = near(cache).hits;
+      await setup.flushAll();
+      const start = performance.now();
+      while ((await cache.get('a')) !== null) {
+        if (performance.now() - start > LAG_BOUND_MS) throw new Error('the flush was not seen');
+        await turn();
+      }
+      expect(await cache.mget('a', 'b')).toEqual([null, null]);
+      expect(near(cache).hits).toBeGreaterThanOrEqual(hits);
     });
 
     it('a mutated result does not change the next read (shared frozen values, or copies)', async () => {

@@ -56,6 +56,9 @@ function serverSuite(name: string, acl: boolean): void {
           await foreign.set(key, value);
         },
         python: { host: '127.0.0.1', port: server.port, cluster: false },
+        flushAll: async () => {
+          await server.cli('FLUSHALL');
+        },
         killClients: async () => {
           await server.cli('CLIENT', 'KILL', 'TYPE', 'normal');
         },
