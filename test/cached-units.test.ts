@@ -1,0 +1,169 @@
+/**
+ * The small units of cached functions, without a server: Cache-Control parsing, argument digests, key
+ * and pattern layout, the lock's failure marks, the breaker and the typed result codec.
+ */
+import { describe, expect, it } from 'vitest';
+import { CircuitBreaker } from '../src/cached/breaker.js';
+import { cacheControlDecision, parseCacheControl } from '../src/cached/cache-control.js';
+import {
+  canonical,
+  functionIdentity,
+  invalidationPatterns,
+  resolveDeploymentId,
+  resultKey,
+} from '../src/cached/keys.js';
+import { FAILURE_MARK, lockState, MAX_POLL_MS, nextPoll } from '../src/cached/lock.js';
+import { decodeResult, encodeResult, RESULT_MARKER } from '../src/cached/result-codec.js';
+import { CacheValidationError } from '../src/index.js';
+
+describe('Cache-Control', () => {
+  it.each([
+    ['no-store', { kind: 'bypass' }],
+    ['NO-CACHE', { kind: 'bypass' }],
+    ['private, must-revalidate', { kind: 'bypass' }],
+    ['max-age=0', { kind: 'bypass' }],
+    ['s-maxage=0, max-age=60', { kind: 'bypass' }],
+    ['max-age=120', { kind: 'cache', ttl: 120 }],
+    ['public, max-age="90"', { kind: 'cache', ttl: 90 }],
+    ['max-age=10, s-maxage=300', { kind: 'cache', ttl: 300 }],
+    ['max-age=abc', { kind: 'cache', ttl: 3600 }],
+    ['max-age=-5', { kind: 'cache', ttl: 3600 }],
+    ['max-age=1.5', { kind: 'cache', ttl: 3600 }],
+    ['public', { kind: 'cache', ttl: 3600 }],
+    ['', { kind: 'cache', ttl: 3600 }],
+  ])('%j -> %j', (header, decision) => {
+    expect(cacheControlDecision(header, 3600)).toEqual(decision);
+  });
+
+  it('no header keeps the configured TTL; the first of a repeated directive wins', () => {
+    expect(cacheControlDecision(null, 60)).toEqual({ kind: 'cache', ttl: 60 });
+    expect(cacheControlDecision(undefined, 60)).toEqual({ kind: 'cache', ttl: 60 });
+    expect(parseCacheControl('max-age=5, max-age=9').get('max-age')).toBe('5');
+  });
+});
+
+describe('argument digests', () => {
+  it('ignore object key order and keep types apart', () => {
+    expect(canonical([{ a: 1, b: { c: 2, d: 3 } }])).toBe(canonical([{ b: { d: 3, c: 2 }, a: 1 }]));
+    const distinct = [
+      '123',
+      123,
+      123n,
+      true,
+      'true',
+      null,
+      undefined,
+      Number.NaN,
+      -0,
+      0,
+      [],
+      {},
+      [1, 2],
+      [2, 1],
+      new Date(0),
+      '1970-01-01T00:00:00.000Z',
+      new Map([[1, 2]]),
+      new Set([1]),
+      new Uint8Array([1]),
+    ];
+    expect(new Set(distinct.map((v) => canonical([v]))).size).toBe(distinct.length);
+    expect(canonical([new Set([1, 2])])).toBe(canonical([new Set([2, 1])]));
+  });
+
+  it('reject what cannot be digested', () => {
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    expect(() => canonical([circular])).toThrow(CacheValidationError);
+    expect(() => canonical([() => 1])).toThrow(/key/);
+    expect(() => canonical([Symbol('s')])).toThrow(CacheValidationError);
+    // A shared (non-circular) reference is fine.
+    const shared = { x: 1 };
+    expect(() => canonical([shared, shared])).not.toThrow();
+  });
+
+  it('two different functions with one name get different identities; one function is stable', () => {
+    const a = (x: number) => x + 1;
+    const b = (x: number) => x + 2;
+    expect(functionIdentity(a, 'f')).not.toBe(functionIdentity(b, 'f'));
+    expect(functionIdentity(a)).toBe(functionIdentity(a));
+    expect(resultKey('d', 'p', null, 'id', [1])).toMatch(/^d:p:[A-Za-z0-9_-]{43}$/);
+    expect(resultKey(null, 'p', '42', 'id', [1])).toMatch(/^p:42:[A-Za-z0-9_-]{43}$/);
+  });
+});
+
+describe('invalidation patterns', () => {
+  it('targeted patterns end in :<entity>:* (42 is not 420), ids are glob-escaped, broad ones end in *', () => {
+    expect(
+      invalidationPatterns('dep', {
+        entityId: 42,
+        targetedPatterns: ['users', 'orders'],
+        broadPatterns: ['lists'],
+      }),
+    ).toEqual(['dep:users:42:*', 'dep:orders:42:*', 'dep:lists*']);
+    expect(invalidationPatterns('d*p', { entityId: 'a?b', targetedPatterns: ['u'] })).toEqual([
+      'd\\*p:u:a\\?b:*',
+    ]);
+    expect(invalidationPatterns(null, { broadPatterns: ['x'] })).toEqual(['x*']);
+    expect(() => invalidationPatterns('d', { targetedPatterns: ['u'] })).toThrow(CacheValidationError);
+    expect(() => invalidationPatterns('d', { broadPatterns: [''] })).toThrow(CacheValidationError);
+  });
+
+  it('the deployment id comes from the option, else PRESS_DEPLOYMENT_ID, and is validated', () => {
+    expect(resolveDeploymentId(undefined, { PRESS_DEPLOYMENT_ID: 'env-1' })).toBe('env-1');
+    expect(resolveDeploymentId('opt', { PRESS_DEPLOYMENT_ID: 'env-1' })).toBe('opt');
+    expect(resolveDeploymentId(null, { PRESS_DEPLOYMENT_ID: 'env-1' })).toBeNull();
+    expect(resolveDeploymentId(undefined, {})).toBeNull();
+    expect(() => resolveDeploymentId('a:b', {})).toThrow(CacheValidationError);
+    expect(() => resolveDeploymentId('a*', {})).toThrow(CacheValidationError);
+  });
+});
+
+describe('fill lock', () => {
+  it('a failure mark fails the callers that waited before it, and frees the lock for later callers', () => {
+    expect(lockState(null, 1000)).toBe('free');
+    expect(lockState('some-token', 1000)).toBe('held');
+    expect(lockState(`${FAILURE_MARK}1500`, 1000)).toBe('failed');
+    expect(lockState(`${FAILURE_MARK}500`, 1000)).toBe('free');
+    expect(lockState(`${FAILURE_MARK}garbage`, 1000)).toBe('free');
+  });
+
+  it('polls back off to at most MAX_POLL_MS (with jitter)', () => {
+    let delay = 5;
+    for (let i = 0; i < 20; i++) delay = nextPoll(delay);
+    expect(delay).toBeLessThanOrEqual(MAX_POLL_MS * 1.25);
+    expect(delay).toBeGreaterThanOrEqual(MAX_POLL_MS * 0.75);
+  });
+});
+
+describe('circuit breaker', () => {
+  it('opens for breakerMs after a failure and counts one trip per opening', () => {
+    const breaker = new CircuitBreaker();
+    expect(breaker.isOpen(0)).toBe(false);
+    expect(breaker.trip(100, 0)).toBe(true);
+    expect(breaker.isOpen(50)).toBe(true);
+    expect(breaker.trip(100, 60)).toBe(false); // already open: extended, not another trip
+    expect(breaker.isOpen(150)).toBe(true);
+    expect(breaker.isOpen(161)).toBe(false);
+    expect(breaker.trip(100, 200)).toBe(true);
+    expect(breaker.trips).toBe(2);
+  });
+});
+
+describe('typed result codec', () => {
+  it('round-trips types and reads foreign entries through the fallback codec', () => {
+    const value = { d: new Date(5), b: 2n ** 80n, u: undefined, n: Number.NaN, m: new Map([['k', [1]]]) };
+    const raw = encodeResult(value);
+    expect(raw.startsWith(RESULT_MARKER)).toBe(true);
+    expect(decodeResult(raw, () => 'unused')).toEqual(value);
+    expect(decodeResult('{"a": 1}', (text) => JSON.parse(text))).toEqual({ a: 1 });
+  });
+
+  it('rejects corrupt entries, prototype poisoning and unstorable results', () => {
+    expect(() => decodeResult(`${RESULT_MARKER}[{`, () => null)).toThrow(CacheValidationError);
+    expect(() => decodeResult(`${RESULT_MARKER}[{"__proto__":1},2]`, () => null)).toThrow(
+      CacheValidationError,
+    );
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(() => encodeResult({ f: () => 1 })).toThrow(CacheValidationError);
+  });
+});
