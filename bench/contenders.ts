@@ -49,10 +49,6 @@ export interface Contender {
   storedKey?(key: string): string;
   /** Release connections. */
   close(): Promise<void>;
-  /** Called before each of this contender's timed slices (e.g. to attach a global tracing subscriber). */
-  activate?(): void;
-  /** Called after each of this contender's timed slices. */
-  deactivate?(): void;
 }
 
 /** How to create a contender. */
@@ -219,87 +215,6 @@ async function peakCache(url: string): Promise<Contender> {
     msetTtl: (batch, ttl) => cache.mset(batch.record, ttl),
     storedKey: (key) => `bench:${key}`,
     close: () => cache.close(),
-  };
-}
-
-/**
- * peak-cache with a `node:diagnostics_channel` subscriber on every event of `peak-cache:operation`
- * (counting operations and hits, as a metrics subscriber would), attached only during its own slices:
- * the subscriber is process-wide, so attached all the time it would trace the `peak` contender too.
- */
-async function peakTraced(url: string): Promise<Contender> {
-  const { tracingChannel } = await import('node:diagnostics_channel');
-  const { CacheClient, OPERATION_CHANNEL } = await import('../src/index.ts');
-  type Context = import('../src/index.ts').OperationContext;
-  const cache = new CacheClient({
-    connectionConfig: { url, tenant: 'bench-traced' },
-    debugLogs: false,
-    env: {},
-  });
-  await cache.ping();
-  const channel = tracingChannel<unknown, Context>(OPERATION_CHANNEL);
-  const seen = { operations: 0, hits: 0, errors: 0 };
-  const subscriber = {
-    start: () => {},
-    end: () => {},
-    asyncStart: () => {},
-    asyncEnd: (message: unknown) => {
-      seen.operations++;
-      seen.hits += (message as Context).hits ?? 0;
-    },
-    error: () => {
-      seen.errors++;
-    },
-  };
-  return {
-    api: { get: 'get + diagnostics subscriber', set: 'set + diagnostics subscriber' },
-    get: (key) => cache.get(key),
-    set: (key, value) => cache.set(key, value),
-    storedKey: (key) => `bench-traced:${key}`,
-    activate: () => channel.subscribe(subscriber),
-    deactivate: () => channel.unsubscribe(subscriber),
-    close: () => cache.close(),
-  };
-}
-
-/**
- * peak-cache with `peak-cache/otel` on the OpenTelemetry SDK (spans to a batch processor whose exporter
- * drops them, metrics into a reader that is never collected), enabled only during its own slices.
- */
-async function peakOtel(url: string): Promise<Contender> {
-  const { CacheClient } = await import('../src/index.ts');
-  const { PeakCacheInstrumentation } = await import('../src/integrations/otel.ts');
-  const { BasicTracerProvider, BatchSpanProcessor } = await import('@opentelemetry/sdk-trace-base');
-  const { MeterProvider, MetricReader } = await import('@opentelemetry/sdk-metrics');
-  class IdleReader extends MetricReader {
-    protected override async onForceFlush(): Promise<void> {}
-    protected override async onShutdown(): Promise<void> {}
-  }
-  const dropping = {
-    export: (_spans: unknown[], done: (result: { code: 0 }) => void) => done({ code: 0 }),
-    shutdown: async () => {},
-  };
-  const tracerProvider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(dropping)] });
-  const meterProvider = new MeterProvider({ readers: [new IdleReader()] });
-  const instrumentation = new PeakCacheInstrumentation({ tracerProvider, meterProvider });
-  const cache = new CacheClient({
-    connectionConfig: { url, tenant: 'bench-otel' },
-    debugLogs: false,
-    env: {},
-  });
-  await cache.ping();
-  return {
-    api: { get: 'get + peak-cache/otel (SDK)', set: 'set + peak-cache/otel (SDK)' },
-    get: (key) => cache.get(key),
-    set: (key, value) => cache.set(key, value),
-    storedKey: (key) => `bench-otel:${key}`,
-    activate: () => instrumentation.enable(),
-    deactivate: () => instrumentation.disable(),
-    close: async () => {
-      instrumentation.disable();
-      await cache.close();
-      await Promise.all([tracerProvider.shutdown(), meterProvider.shutdown()]);
-    },
   };
 }
 
@@ -483,9 +398,12 @@ async function peakMemory(): Promise<Contender> {
 /** Every contender, in table order. */
 export const CONTENDERS: readonly ContenderSpec[] = [
   { id: 'raw', label: 'node-redis 6 raw (baseline)', kind: 'redis', create: rawNodeRedis },
-  { id: 'peak', label: 'peak-cache', kind: 'redis', create: peakCache },
-  { id: 'peak-traced', label: 'peak-cache + diagnostics subscriber', kind: 'redis', create: peakTraced },
-  { id: 'peak-otel', label: 'peak-cache + OpenTelemetry (info)', kind: 'redis', create: peakOtel },
+  {
+    id: 'peak',
+    label: process.env.BENCH_TRACE ? `peak-cache (BENCH_TRACE=${process.env.BENCH_TRACE})` : 'peak-cache',
+    kind: 'redis',
+    create: peakCache,
+  },
   { id: 'ioredis', label: 'ioredis (auto-pipelining)', kind: 'redis', create: ioredis },
   { id: 'keyv', label: 'keyv + @keyv/redis', kind: 'redis', create: keyv },
   { id: 'cache-manager', label: 'cache-manager 7 (keyv)', kind: 'redis', create: cacheManager },

@@ -12,6 +12,7 @@
  * - `BENCH_CONTENDERS=raw,peak`: only these contenders (the baselines always run).
  * - `BENCH_OUT=name`: write `bench/results/<name>.{md,json}` (and the chart beside them).
  * - `BENCH_RENDER=bench/results/latest.json`: measure nothing; re-render that run's markdown and chart.
+ * - `BENCH_TRACE=subscriber|otel`: trace every peak-cache operation during the run (`bench/tracing.ts`).
  * - `BENCH_CLUSTER=1`: then the Redis Cluster rows (`bench/cluster.ts`), in `bench/results/cluster.*`.
  *
  * @module
@@ -53,6 +54,7 @@ import {
 } from './report.ts';
 import { type BenchServer, startBenchServer } from './server.ts';
 import { formatRate } from './stats.ts';
+import { attachTracing } from './tracing.ts';
 import {
   callFor,
   checkRead,
@@ -173,7 +175,6 @@ async function runRound(
     for (const state of rotate(states, round + slice)) {
       if (state.failed) continue;
       gc?.();
-      state.contender.activate?.();
       try {
         state.next = await withTimeout(
           timedLoop(state.call, workload.concurrency, sliceMs, state.acc, state.next),
@@ -182,8 +183,6 @@ async function runRound(
         );
       } catch (err) {
         fail(state, err);
-      } finally {
-        state.contender.deactivate?.();
       }
     }
   }
@@ -380,6 +379,8 @@ async function main(): Promise<void> {
     return;
   }
   const config = readConfig();
+  const tracing = await attachTracing(process.env.BENCH_TRACE);
+  if (tracing) log(`BENCH_TRACE: ${tracing}`);
   const startedAt = new Date();
   const t0 = performance.now();
   const picked = process.env.BENCH_CONTENDERS?.split(',').map((s) => s.trim());

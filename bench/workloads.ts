@@ -50,8 +50,6 @@ export interface Workload {
 }
 
 const REDIS = ['raw', 'peak', 'ioredis', 'keyv', 'cache-manager', 'bentocache'] as const;
-/** get/set at 256 in flight also run peak-cache traced: the cost of a subscriber (issue 12). */
-const REDIS_TRACED = [...REDIS, 'peak-traced', 'peak-otel'] as const;
 
 /** Every throughput workload, in report order. */
 export const WORKLOADS: readonly Workload[] = [
@@ -72,7 +70,7 @@ export const WORKLOADS: readonly Workload[] = [
     concurrency: 256,
     keysPerCall: 1,
     latency: false,
-    contenders: REDIS_TRACED,
+    contenders: REDIS,
     baseline: 'raw',
   },
   {
@@ -92,7 +90,7 @@ export const WORKLOADS: readonly Workload[] = [
     concurrency: 256,
     keysPerCall: 1,
     latency: false,
-    contenders: REDIS_TRACED,
+    contenders: REDIS,
     baseline: 'raw',
   },
   {
