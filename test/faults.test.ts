@@ -85,12 +85,14 @@ describe('faults', () => {
     server.resume();
     const full = results.filter(({ r }) => !r.ok && /queue is full/.test(String(r.error)));
     expect(full.length).toBe(30);
-    for (const { r, ms } of full) {
-      expect(r.ok ? null : r.error).toBeInstanceOf(CacheConnectionError);
-      expect(ms).toBeLessThan(200);
-    }
+    for (const { r } of full) expect(r.ok ? null : r.error).toBeInstanceOf(CacheConnectionError);
     const timedOut = results.filter(({ r }) => !r.ok && r.error instanceof CacheTimeoutError);
     expect(timedOut.length).toBe(50);
+    // "At once": every refused call settled before the first queued call could time out. Ordering, not a
+    // wall-clock bound, so a loaded machine cannot fail it.
+    const lastRefused = Math.max(...full.map(({ ms }) => ms));
+    const firstTimeout = Math.min(...timedOut.map(({ ms }) => ms));
+    expect(lastRefused).toBeLessThan(firstTimeout);
     expect(await cache.ping()).toBe(true);
   });
 
