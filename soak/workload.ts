@@ -811,6 +811,35 @@ async function replicationBarrier(
   }
 }
 
+/** A raw connection to one node, to watch the cluster without spawning `redis-cli` (which stalls the soak). */
+async function rawNode(port: number, password: string) {
+  const raw = createClient({ socket: { host: '127.0.0.1', port, reconnectStrategy: false }, password });
+  raw.on('error', () => {});
+  return raw.connect();
+}
+
+/** Poll `check` every 50 ms until it holds; throws after `ms`. */
+async function until(what: string, ms: number, check: () => Promise<boolean>): Promise<void> {
+  for (const end = performance.now() + ms; ; await sleep(50)) {
+    if (await check().catch(() => false)) return;
+    if (performance.now() > end) throw new Error(`${what} did not happen within ${ms} ms`);
+  }
+}
+
+/** Whether `CLUSTER NODES` text lists the node on `port` as a healthy primary serving slots. */
+function servesSlots(nodes: string, port: number): boolean {
+  return nodes.split('\n').some((line) => {
+    const fields = line.trim().split(' ');
+    const flags = fields[2]?.split(',') ?? [];
+    return (
+      fields[1]?.startsWith(`127.0.0.1:${port}@`) === true &&
+      flags.includes('master') &&
+      !flags.includes('fail') &&
+      fields.length > 8
+    );
+  });
+}
+
 /**
  * One disruption of a cluster, on a random primary: kill it and wait for its replica to take over (then
  * start it again as a replica, in the background of the recovery measurement), freeze it, or kill every
@@ -833,18 +862,33 @@ async function disruptCluster(
     world.lossFrom.set(world.epoch, replicated ? world.barrierAt : Number.NEGATIVE_INFINITY);
     world.epoch++;
     world.barrierAt = undefined;
-    await cluster.kill(victim, 'SIGKILL');
-    // The failover: the victim's replica is promoted once the others agree the victim failed.
-    for (const end = performance.now() + 30_000; ; await sleep(50)) {
-      if (!(await cluster.primaries()).includes(victim)) break;
-      if (performance.now() > end) throw new Error(`no failover of ${victim} within 30 s`);
+    const survivor = primaries.find((p) => p !== victim) as number;
+    const watch = await rawNode(survivor, ctx.password);
+    try {
+      await cluster.kill(victim, 'SIGKILL');
+      // The failover: the victim's replica is promoted once the others agree the victim failed.
+      await until(`a failover of ${victim}`, 30_000, async () => {
+        const nodes = String(await watch.sendCommand(['CLUSTER', 'NODES']));
+        const info = String(await watch.sendCommand(['CLUSTER', 'INFO']));
+        return !servesSlots(nodes, victim) && info.includes('cluster_state:ok');
+      });
+    } finally {
+      watch.destroy();
     }
-    await cluster.waitHealthy(30_000);
     return {
       slots,
+      // Start it again: it rejoins as a replica of its replacement; wait for it to be in sync, so that
+      // its primary can be failed over later.
       after: async () => {
         await cluster.restart(victim);
-        await cluster.waitHealthy(30_000);
+        const node = await rawNode(victim, ctx.password);
+        try {
+          await until(`${victim} syncing as a replica`, 30_000, async () =>
+            String(await node.sendCommand(['INFO', 'replication'])).includes('master_link_status:up'),
+          );
+        } finally {
+          node.destroy();
+        }
       },
     };
   }

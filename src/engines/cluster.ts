@@ -512,7 +512,16 @@ export class ClusterEngine implements Engine {
   }
 
   /** Run one command (or transaction) on the node at `address`, tracked by the watchdog. */
-  #track<T>(state: NodeState, address: string, start: () => Promise<T>): Promise<T> {
+  /**
+   * Run one command (or transaction) on the node at `address`, tracked by the watchdog. `redirected`,
+   * when given, sends it again after a MOVED/ASK reply (which says it did not run).
+   */
+  #track<T>(
+    state: NodeState,
+    address: string,
+    start: () => Promise<T>,
+    redirected?: () => Promise<T>,
+  ): Promise<T> {
     if (state.pending.size === 0) state.lastProgress = Date.now();
     return new Promise<T>((resolve, reject) => {
       const fail: Fail = reject;
@@ -523,18 +532,23 @@ export class ClusterEngine implements Engine {
       } catch (err) {
         sent = Promise.reject(err);
       }
-      sent.then(
-        (reply) => {
-          if (!state.pending.delete(fail)) return;
-          state.lastProgress = Date.now();
-          resolve(reply);
-        },
-        (err: unknown) => {
-          if (!state.pending.delete(fail)) return;
-          state.lastProgress = Date.now();
-          reject(this.#failure(err, address));
-        },
-      );
+      const onReply = (reply: T) => {
+        if (!state.pending.delete(fail)) return;
+        state.lastProgress = Date.now();
+        resolve(reply);
+      };
+      const onError = (err: unknown) => {
+        if (!state.pending.delete(fail)) return;
+        state.lastProgress = Date.now();
+        reject(this.#failure(err, address));
+      };
+      sent.then(onReply, (err: unknown) => {
+        if (redirected !== undefined && err instanceof ErrorReply && REDIRECT_REPLY.test(err.message)) {
+          redirected().then(onReply, onError);
+        } else {
+          onError(err);
+        }
+      });
     });
   }
 
@@ -568,21 +582,18 @@ export class ClusterEngine implements Engine {
       return Promise.reject(err);
     }
     const address = primary.address;
-    return this.#track(this.#state(address), address, () => {
-      const client = this.#clients.get(primary);
-      const sent =
-        client?.isReady === true
+    const state = this.#state(address);
+    return this.#track(
+      state,
+      address,
+      () => {
+        const client = this.#clients.get(primary);
+        return client?.isReady === true
           ? client.sendCommand(args, NO_TIMEOUT)
-          : this.#connectNode(cluster, primary, this.#state(address)).then((c) =>
-              c.sendCommand(args, NO_TIMEOUT),
-            );
-      return sent.catch((err: unknown) => {
-        if (err instanceof ErrorReply && REDIRECT_REPLY.test(err.message)) {
-          return cluster.sendCommand(key, readonly, args);
-        }
-        throw err;
-      });
-    });
+          : this.#connectNode(cluster, primary, state).then((c) => c.sendCommand(args, NO_TIMEOUT));
+      },
+      () => cluster.sendCommand(key, readonly, args),
+    );
   }
 
   /** Send a keyless command to the node at `address` (a primary of the current topology). */
