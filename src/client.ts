@@ -6,11 +6,7 @@
  */
 import { inspect } from 'node:util';
 import { type InvalidateOptions, resolveDeploymentId } from './cached/keys.js';
-import {
-  type CacheResultOptions,
-  CachedFunctions,
-  type GetOrSetOptions,
-} from './cached/read-through.js';
+import { CachedFunctions, type CacheResultOptions, type GetOrSetOptions } from './cached/read-through.js';
 import { type Codec, resolveCodec } from './codec.js';
 import { type ConnectionSource, chooseSource, createEngine, resolveEndpoint } from './connection.js';
 import { describeServer, isTraced, type ServerInfo, traceOperation } from './diagnostics.js';
@@ -30,6 +26,7 @@ import {
   resolveSettings,
 } from './options.js';
 import { type CacheStats, StatsRecorder } from './stats.js';
+import { illFormedMessage } from './unicode.js';
 
 /** Largest TTL accepted, in seconds (about 136 years). */
 export const MAX_TTL_SECONDS = 2 ** 32;
@@ -142,6 +139,7 @@ export class CacheClient {
       flushByPattern: (pattern) => this.flushByPattern(pattern),
       encode: (value) => this.#encode(value),
       decode: (raw) => this.#codec.decode(raw),
+      checkSize: (encoded) => this.#checkSize(encoded),
       prefix: () => this.#prefix,
       logger: this.#logger,
       deploymentId: resolveDeploymentId(options.deploymentId, options.env ?? process.env),
@@ -359,7 +357,7 @@ export class CacheClient {
   /**
    * @internal Codec-free access for this package's integrations (`peak-cache/keyv`), which store strings
    * they serialize themselves. Before any I/O, `input.keys` are checked as for `get`, `input.values` must
-   * be strings within `maxValueBytes`, and `input.ttls` (seconds; `undefined` = no expiry) as for `set`.
+   * be well-formed strings within `maxValueBytes`, and `input.ttls` (seconds; `undefined` = no expiry) as for `set`.
    * Then `body` runs on the engine like any operation: lazy connect, one debug line with the stored keys,
    * failures mapped to {@link CacheError}s named after `operation`, credentials refresh, tracing and
    * {@link CacheClient.stats} (with hits and misses when `input.read`). Not a stable API.
@@ -375,6 +373,8 @@ export class CacheClient {
         if (typeof value !== 'string') {
           throw new CacheValidationError(`${operation}: values must be strings (a serializer's output)`);
         }
+        // As the peak codec's raw strings: UTF-8 cannot carry a lone surrogate (Redis would store U+FFFD).
+        if (!value.isWellFormed()) throw new CacheValidationError(illFormedMessage('A string value', value));
         this.#checkSize(value);
       }
       for (const ttl of input.ttls ?? []) if (ttl !== undefined) validateTtl(ttl);
@@ -384,7 +384,11 @@ export class CacheClient {
     const counters = input.read === true ? this.#stats.counters(operation) : undefined;
     return this.#run(operation, ({ engine }, ks) => {
       // Not `ks.keys()`: tracing counts the keys the body itself names.
-      if (this.#debugOn) this.#debug(operation, input.keys.map((key) => ks.namespace + key));
+      if (this.#debugOn)
+        this.#debug(
+          operation,
+          input.keys.map((key) => ks.namespace + key),
+        );
       const result = body(engine, ks);
       if (counters === undefined) return result;
       return result.then((raw) => {

@@ -362,6 +362,23 @@ export function registerCachedSuite(
       expect(runs).toBe(3); // only entity 1 ran again
     });
 
+    it('a result larger than maxValueBytes is returned, not cached, with a warning; the lock is released', async () => {
+      const warnings: string[] = [];
+      const cache = open({ maxValueBytes: 100, logger: { debug: () => {}, warn: (m) => warnings.push(m) } });
+      let runs = 0;
+      const big = async () => {
+        runs++;
+        return 'x'.repeat(500);
+      };
+      expect(await cache.getOrSet('big', big)).toHaveLength(500);
+      expect(await cache.getOrSet('big', big)).toHaveLength(500);
+      expect(runs).toBe(2);
+      expect(warnings.some((w) => w.includes('"big" is not cached'))).toBe(true);
+      const plain = open({ deploymentId: null });
+      await new Promise((r) => setTimeout(r, 50)); // the release is sent after the result is returned
+      expect(await plain.exists('big', lockKey('big'))).toBe(0);
+    });
+
     it('validates options before any I/O', async () => {
       const cache = open();
       await expect(cache.getOrSet('k', async () => 1, { ttl: 0 })).rejects.toBeInstanceOf(

@@ -144,7 +144,7 @@ export function entityText(entityId: unknown): string | null {
   throw new CacheValidationError(`An entity id must be a string, number or bigint, got ${typeof entityId}`);
 }
 
-/** What {@link invalidationPatterns} deletes. */
+/** What `invalidationPatterns` deletes. */
 export interface InvalidateOptions {
   /** The entity whose entries are cleared under each of `targetedPatterns`. */
   entityId?: string | number | bigint | null;

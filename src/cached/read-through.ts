@@ -155,6 +155,8 @@ export interface CachedHost {
   encode(value: unknown): string;
   /** See {@link CachedHost.encode}. */
   decode(raw: string): unknown;
+  /** `encoded`, or a {@link CacheValidationError} when it is larger than the client's `maxValueBytes`. */
+  checkSize(encoded: string): string;
   /** The current additional prefix (part of the in-process identity of a key). */
   prefix(): string | null;
   readonly logger: CacheLogger;
@@ -539,7 +541,7 @@ export class CachedFunctions {
     }
     let encoded: string | undefined;
     try {
-      encoded = o.typed ? encodeResult(result) : this.#host.encode(result);
+      encoded = o.typed ? this.#host.checkSize(encodeResult(result)) : this.#host.encode(result);
     } catch (err) {
       this.#host.logger.warn(
         `peak-cache: the result for ${JSON.stringify(key)} is not cached: ${describe(err)}`,
@@ -577,7 +579,7 @@ export class CachedFunctions {
     const result = await factory();
     if (o.fallback !== undefined) {
       try {
-        o.fallback.set(id, o.typed ? encodeResult(result) : this.#host.encode(result), {
+        o.fallback.set(id, o.typed ? this.#host.checkSize(encodeResult(result)) : this.#host.encode(result), {
           ttl: o.fallbackTtlMs,
         });
       } catch {
