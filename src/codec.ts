@@ -176,7 +176,7 @@ function rawString(value: string): string {
  * The default codec, wire-compatible with Peak's Python client (see the module documentation).
  *
  * - `encode`: a string is stored raw (a string holding a lone surrogate is a
- *   {@link CacheValidationError}); anything else as {@link toPythonJson} writes it.
+ *   {@link CacheValidationError}); anything else as `toPythonJson` writes it.
  * - `decode`: a value starting with `{` or `[` is read as Python's `json.loads` reads it (`NaN`,
  *   `Infinity`, `-Infinity` become those numbers; an integer beyond +-(2^53 - 1) becomes a `bigint`
  *   with every digit; other numbers are `number`s), safe against prototype poisoning; anything else,
@@ -200,7 +200,7 @@ export const peakCodec: Codec = {
 
 /**
  * Lossless codec for keyspaces only TypeScript touches: every value (strings too) is written as
- * standard JSON ({@link toJson}) and read with `JSON.parse` (safe against prototype poisoning). What
+ * standard JSON (`toJson`) and read with `JSON.parse` (safe against prototype poisoning). What
  * standard JSON cannot hold exactly is rejected rather than changed: `bigint`, `NaN` and `Infinity`
  * are a {@link CacheValidationError} (the peak codec writes them in Python's dialect). Lone surrogates
  * in strings are escaped (`\ud800`) and round-trip.
