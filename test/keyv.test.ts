@@ -286,6 +286,14 @@ describe('KeyvPeakCache', () => {
       await expect(store.set('k', { value: 1 } as unknown as string)).rejects.toBeInstanceOf(
         CacheValidationError,
       );
+      // A lone surrogate (a custom serializer's output) would reach Redis as U+FFFD.
+      await expect(store.set('k', '{"value":"\ud800"}')).rejects.toThrow(/well-formed/);
+      await expect(
+        store.setMany([
+          { key: 'k', value: 'ok' },
+          { key: 'j', value: '\udc00' },
+        ]),
+      ).rejects.toBeInstanceOf(CacheValidationError);
     });
     expect(commands).toEqual({});
     const keyv = new Keyv({ store, throwOnErrors: true });
