@@ -4,6 +4,7 @@
  * and their invalidations feed one near cache.
  */
 import { createCluster } from '@redis/client';
+import { aclRecipe } from './helpers/acl.js';
 import { type RedisCluster, startRedisCluster } from './helpers/redis-cluster.js';
 import { registerNearCacheSuite } from './near-cache.suite.js';
 
@@ -44,12 +45,7 @@ registerNearCacheSuite(
       debugCommands: false,
       prepareTenant: async (tenant) => {
         for (const node of cluster.ports) {
-          await cluster.cli(
-            node,
-            ...['ACL', 'SETUSER', tenant, 'reset', 'on', `>${PASSWORD}`, `~${tenant}:*`, 'resetchannels'],
-            ...['-@all', '+@read', '+@write', '+@keyspace', '+@connection', '+@transaction', '-@dangerous'],
-            '+cluster|slots',
-          );
+          await cluster.cli(node, ...aclRecipe(tenant, PASSWORD, ['+cluster|slots']));
         }
       },
     };

@@ -6,31 +6,11 @@
 import { createClient } from '@redis/client';
 import { describe, expect, it } from 'vitest';
 import { CacheClient, CacheValidationError } from '../src/index.js';
+import { aclRecipe } from './helpers/acl.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 import { registerNearCacheSuite } from './near-cache.suite.js';
 
 const PASSWORD = 'tenant-pw';
-
-/** The README's ACL recipe for `tenant`. */
-function aclRecipe(tenant: string): string[] {
-  return [
-    'ACL',
-    'SETUSER',
-    tenant,
-    'reset',
-    'on',
-    `>${PASSWORD}`,
-    `~${tenant}:*`,
-    'resetchannels',
-    '-@all',
-    '+@read',
-    '+@write',
-    '+@keyspace',
-    '+@connection',
-    '+@transaction',
-    '-@dangerous',
-  ];
-}
 
 function serverSuite(name: string, acl: boolean): void {
   let server: RedisServer;
@@ -64,7 +44,10 @@ function serverSuite(name: string, acl: boolean): void {
         },
         debugCommands: !acl,
         ...(acl
-          ? { prepareTenant: async (tenant: string) => void (await server.cli(...aclRecipe(tenant))) }
+          ? {
+              prepareTenant: async (tenant: string) =>
+                void (await server.cli(...aclRecipe(tenant, PASSWORD))),
+            }
           : {}),
       };
     },

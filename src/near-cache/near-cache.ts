@@ -200,9 +200,14 @@ export class NearCache implements TrackingListener {
     if (entry !== undefined) return Promise.resolve(entry.raw);
     const ticket = this.#begin(key);
     const sentAt = performance.now();
-    const value = engine.get(key);
-    const ttl = engine.pttl(key);
-    return Promise.all([value, ttl]).then(
+    let read: Promise<[string | null, number]>;
+    try {
+      read = Promise.all([engine.get(key), engine.pttl(key)]);
+    } catch (err) {
+      this.#end(key, ticket);
+      return Promise.reject(err);
+    }
+    return read.then(
       ([raw, pttl]) => {
         this.#fill(key, ticket, raw, pttl, sentAt);
         this.#end(key, ticket);
@@ -228,12 +233,17 @@ export class NearCache implements TrackingListener {
     const missKeys = missing.map((i) => keys[i] as string);
     const tickets = missKeys.map((key) => this.#begin(key));
     const sentAt = performance.now();
-    const read = engine.mget(missKeys);
-    const ttls = Promise.all(missKeys.map((key) => engine.pttl(key)));
     const release = () => {
       for (let j = 0; j < missKeys.length; j++) this.#end(missKeys[j] as string, tickets[j] as Ticket);
     };
-    return Promise.all([read, ttls]).then(
+    let read: Promise<[(string | null)[], number[]]>;
+    try {
+      read = Promise.all([engine.mget(missKeys), Promise.all(missKeys.map((key) => engine.pttl(key)))]);
+    } catch (err) {
+      release();
+      return Promise.reject(err);
+    }
+    return read.then(
       ([raws, pttls]) => {
         for (let j = 0; j < missKeys.length; j++) {
           const raw = raws[j] ?? null;
@@ -297,12 +307,14 @@ export class NearCache implements TrackingListener {
 
   /**
    * Start serving for `engine` (its tracking listener must already be this cache): drop everything and
-   * start the heartbeat (an unref'd timer; the first PING goes out at once).
+   * start the heartbeat (an unref'd timer; the first PING goes out at once). Until that PING returns, the
+   * silence bound counts from now: no entry can predate the connection, and if the connection dies
+   * silently before answering, serving stops {@link MAX_SILENCE_MS} from now, as it would later on.
    */
   attach(engine: Engine): void {
     this.reset();
     this.#engine = engine;
-    this.#confirmedAt = Number.NEGATIVE_INFINITY;
+    this.#confirmedAt = performance.now();
     this.#pinging = false;
     clearInterval(this.#heartbeat);
     this.#heartbeat = setInterval(() => this.#ping(), HEARTBEAT_MS);
