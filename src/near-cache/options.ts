@@ -14,7 +14,7 @@ export interface NearCacheOptions {
   maxEntries: number;
   /**
    * Most bytes kept, counted as 2 bytes per UTF-16 code unit of each key and stored value plus 64 bytes
-   * per entry; a value larger than this on its own is never kept.
+   * per entry (the shared decoded value is not counted); a value larger than this on its own is never kept.
    * @default no byte bound (only `maxEntries`)
    */
   maxBytes?: number;
