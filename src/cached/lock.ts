@@ -6,7 +6,7 @@
  *   ACL user may write it; outside the invalidation patterns of cached functions).
  * - Taken with `SET NX PX lockTtlMs` and a random owner token; expires by itself if the owner dies.
  * - Released by its owner only (compare-and-delete), after the value is stored.
- * - When the factory fails, the owner swaps its lock for a failure mark `failed:<epoch ms>` for
+ * - When the factory fails, the owner overwrites its lock (one `SET`) with a failure mark `failed:<epoch ms>` for
  *   {@link FAILURE_MARK_MS}, so callers that were waiting receive the failure instead of running the
  *   factory again. A caller that arrives after the failure ignores the mark and runs the factory.
  *
@@ -17,7 +17,7 @@
 export const LOCK_SEGMENT = '__peak_lock__:';
 /** Value prefix of a failure mark. */
 export const FAILURE_MARK = 'failed:';
-/** How long a failure mark stays, in milliseconds (longer than the longest poll interval). */
+/** How long a failure mark stays, in milliseconds (longer than the longest poll interval; whole seconds). */
 export const FAILURE_MARK_MS = 2000;
 /** First poll interval of a waiting caller, in milliseconds; doubles up to {@link MAX_POLL_MS}. */
 export const FIRST_POLL_MS = 5;

@@ -628,9 +628,12 @@ export class CachedFunctions {
   /** Swap our lock for a failure mark, so callers waiting on it get the failure (see lock.ts). */
   #markFailed(key: string, token: string): Promise<unknown> {
     return this.#host.run('getOrSet', async (engine, ks) => {
+      // Overwrite in one command, so no waiter sees the lock free in between (it would run the factory
+      // again). Checked first: only a lock that expired in the meantime and was taken by another owner
+      // during this one round trip could be overwritten.
       const lock = ks.key(lockKey(key));
-      if (await engine.deleteIfEquals(lock, token)) {
-        await engine.setIfAbsent(lock, failureMark(), FAILURE_MARK_MS);
+      if ((await engine.get(lock)) === token) {
+        await engine.set(lock, failureMark(), FAILURE_MARK_MS / 1000);
       }
     });
   }
