@@ -226,3 +226,29 @@ describe('near cache heartbeat', () => {
     expect(near.stats().size).toBe(0);
   });
 });
+
+describe('near cache values of custom codecs', () => {
+  it('a cyclic decoded value is frozen once and shared', async () => {
+    const near = new NearCache(
+      { maxEntries: 10, maxBytes: undefined, ttlMs: undefined, copyValues: false },
+      () => {
+        const node: { self?: unknown; list: unknown[] } = { list: [] };
+        node.self = node;
+        node.list.push(node);
+        return node;
+      },
+    );
+    const engine = new ScriptedEngine();
+    const asEngine = engine as unknown as Engine;
+    near.attach(asEngine);
+    await settle();
+    onTestFinished(() => near.detach(asEngine));
+    const read = near.get(asEngine, 'cycle');
+    engine.reply('x', -1);
+    const raw = (await read) as string;
+    const value = near.value('cycle', raw) as { self: unknown };
+    expect(value.self).toBe(value);
+    expect(Object.isFrozen(value)).toBe(true);
+    expect(near.value('cycle', raw)).toBe(value);
+  });
+});

@@ -60,13 +60,18 @@ const UNDECODED = Symbol('undecoded');
 /** {@link Entry.value} of a value that cannot be frozen (a custom codec's class instance): decode each hit. */
 const UNSHAREABLE = Symbol('unshareable');
 
-/** Whether `value` is made of primitives, plain objects and arrays only (so freezing makes it immutable). */
-function isFreezable(value: unknown): boolean {
+/**
+ * Whether `value` is made of primitives, plain objects and arrays only (so freezing makes it immutable).
+ * Cycles (a custom codec may build them) are followed once.
+ */
+function isFreezable(value: unknown, seen = new Set<object>()): boolean {
   if (typeof value !== 'object' || value === null) return typeof value !== 'function';
+  if (seen.has(value)) return true;
+  seen.add(value);
   const proto: unknown = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== Array.prototype && proto !== null) return false;
   for (const key of Object.keys(value)) {
-    if (!isFreezable((value as Record<string, unknown>)[key])) return false;
+    if (!isFreezable((value as Record<string, unknown>)[key], seen)) return false;
   }
   return true;
 }
