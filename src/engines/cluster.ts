@@ -473,6 +473,19 @@ export class ClusterEngine implements Engine {
   /** Switch from `old` to a cluster client discovered from `rootNodes`; close `old` in the background. */
   async #replace(old: Cluster, rootNodes: readonly { host: string; port: number }[]): Promise<void> {
     const fresh = await this.#discover(rootNodes);
+    // Connect to its primaries before switching (calls carry on over the old client meanwhile), so the
+    // first calls after the switch do not each wait for a connection. A primary that does not connect
+    // within connectTimeoutMs is left connecting in the background.
+    const { connectTimeoutMs } = this.#options;
+    await Promise.allSettled(
+      fresh.masters.map((node) =>
+        withDeadline(fresh.nodeClient(node), connectTimeoutMs, () => new Error('not connected yet')).then(
+          (client) => {
+            this.#clients.set(node, client);
+          },
+        ),
+      ),
+    );
     if (this.#closed || this.#cluster !== old) {
       fresh.destroy();
       return;
