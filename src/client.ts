@@ -140,6 +140,7 @@ export class CacheClient {
       encode: (value) => this.#encode(value),
       decode: (raw) => this.#codec.decode(raw),
       checkSize: (encoded) => this.#checkSize(encoded),
+      closed: () => this.#closed,
       prefix: () => this.#prefix,
       logger: this.#logger,
       deploymentId: resolveDeploymentId(options.deploymentId, options.env ?? process.env),

@@ -10,6 +10,7 @@ import { FAILURE_MARK_MS, lockKey } from '../src/cached/lock.js';
 import {
   CacheClient,
   type CacheClientOptions,
+  CacheConnectionError,
   CacheValidationError,
   cacheResult,
   invalidateCache,
@@ -377,6 +378,19 @@ export function registerCachedSuite(
       const plain = open({ deploymentId: null });
       await new Promise((r) => setTimeout(r, 50)); // the release is sent after the result is returned
       expect(await plain.exists('big', lockKey('big'))).toBe(0);
+    });
+
+    it('a closed client rejects instead of running the factory uncached', async () => {
+      const cache = open();
+      const f = cache.cacheResult(async () => 1, { fallback: true });
+      expect(await f()).toBe(1);
+      await cache.close();
+      let runs = 0;
+      await expect(cache.getOrSet('after-close', async () => ++runs)).rejects.toBeInstanceOf(
+        CacheConnectionError,
+      );
+      await expect(f()).rejects.toBeInstanceOf(CacheConnectionError);
+      expect(runs).toBe(0);
     });
 
     it('validates options before any I/O', async () => {

@@ -23,7 +23,7 @@
 import { randomUUID } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Engine } from '../engines/engine.js';
-import { CacheError, CacheFactoryError, CacheValidationError } from '../errors.js';
+import { CacheConnectionError, CacheError, CacheFactoryError, CacheValidationError } from '../errors.js';
 import type { KeySpace } from '../keys.js';
 import { validateKey } from '../keys.js';
 import type { CacheLogger } from '../logger.js';
@@ -157,6 +157,8 @@ export interface CachedHost {
   decode(raw: string): unknown;
   /** `encoded`, or a {@link CacheValidationError} when it is larger than the client's `maxValueBytes`. */
   checkSize(encoded: string): string;
+  /** Whether the client was closed (calls then reject instead of running the factory uncached). */
+  closed(): boolean;
   /** The current additional prefix (part of the in-process identity of a key). */
   prefix(): string | null;
   readonly logger: CacheLogger;
@@ -378,6 +380,9 @@ export class CachedFunctions {
 
   /** Steps 2-5 for one key; the hit path is one `.then` after the read (no async frames). */
   #load<T>(id: string, key: string, factory: Factory<T>, o: Resolved): Promise<Awaited<T>> {
+    if (this.#host.closed()) {
+      return Promise.reject(new CacheConnectionError('getOrSet failed: the client is closed'));
+    }
     if (this.#breaker.isOpen()) {
       this.#counters.breakerSkips++;
       return this.#withoutCache(id, factory, o);
@@ -393,7 +398,7 @@ export class CachedFunctions {
         return this.#fill(id, key, factory, o);
       },
       (err: unknown) => {
-        if (!isCacheFailure(err)) throw err;
+        if (!isCacheFailure(err) || this.#host.closed()) throw err;
         this.#cacheFailed(err, o);
         return this.#withoutCache(id, factory, o);
       },
@@ -459,7 +464,7 @@ export class CachedFunctions {
           engine.setIfAbsent(ks.key(lockKey(key)), token, o.lockTtlMs),
         );
       } catch (err) {
-        if (!isCacheFailure(err)) throw err;
+        if (!isCacheFailure(err) || this.#host.closed()) throw err;
         this.#cacheFailed(err, o);
         return this.#withoutCache(id, factory, o);
       }
@@ -495,7 +500,7 @@ export class CachedFunctions {
             return { found: false, owner };
           });
         } catch (err) {
-          if (!isCacheFailure(err)) throw err;
+          if (!isCacheFailure(err) || this.#host.closed()) throw err;
           this.#cacheFailed(err, o);
           return this.#withoutCache(id, factory, o);
         }
@@ -555,7 +560,7 @@ export class CachedFunctions {
         );
       }
     } catch (err) {
-      if (!isCacheFailure(err)) throw err;
+      if (!isCacheFailure(err) || this.#host.closed()) throw err;
       this.#cacheFailed(err, o);
       if (encoded !== undefined) o.fallback?.set(id, encoded, { ttl: o.fallbackTtlMs });
     }
