@@ -13,8 +13,8 @@
  */
 import { ClientOfflineError, createClient, type RedisClientType } from '@redis/client';
 import { CacheConnectionError, CacheTimeoutError } from '../errors.js';
-import { deleteIfEquals, type ScriptingState, type SendOne, setIfAbsent } from './conditional.js';
 import { type TrackingListener, TrackingProvider, trackingClientOptions } from '../near-cache/tracking.js';
+import { deleteIfEquals, type ScriptingState, type SendOne, setIfAbsent } from './conditional.js';
 import type { Engine } from './engine.js';
 import { msetWithTtl, type SendArgs } from './mset-ttl.js';
 import { type ErrorContext, isAuthFailure, toCacheError } from './redis-errors.js';
