@@ -30,7 +30,6 @@
 import { tracingChannel } from 'node:diagnostics_channel';
 import {
   type Attributes,
-  type Counter,
   type Histogram,
   type MeterProvider,
   metrics,
@@ -41,7 +40,7 @@ import {
   type TracerProvider,
   trace,
 } from '@opentelemetry/api';
-import { OPERATION_CHANNEL, type OperationContext } from '../diagnostics.js';
+import { OPERATION_CHANNEL, type OperationContext, type ServerInfo } from '../diagnostics.js';
 
 /** Instrumentation scope name of the tracer and the meter. */
 export const INSTRUMENTATION_NAME = 'peak-cache';
@@ -66,23 +65,35 @@ export interface PeakCacheInstrumentationOptions {
   metrics?: boolean;
 }
 
-/** The open span, start time and start attributes of one operation. */
+/** The open span and start time of one operation. */
 interface Pending {
   readonly span: Span | undefined;
   readonly startedAt: number;
-  /** {@link baseAttributes} at `start`; recomputed at the end only when the server was not yet known. */
+  /** The series at `start`; looked up again at the end only when the server was not yet known. */
+  readonly series: Series;
+  readonly server: ServerInfo | undefined;
+}
+
+/**
+ * One metric series: an operation on one server. Its attributes are built once; hits, misses and errors
+ * are summed here and reported by observable counters when the SDK collects, so each operation records
+ * one histogram point and nothing else (the SDK hashes the attributes of every point it records).
+ */
+interface Series {
   readonly attributes: Attributes;
-  readonly serverKnown: boolean;
+  hits: number;
+  misses: number;
+  /** Failures per `error.type`, with their attributes. */
+  readonly errors: Map<string, { readonly attributes: Attributes; count: number }>;
 }
 
 /** Semantic-convention attributes shared by an operation's span and metrics. */
-function baseAttributes(ctx: OperationContext): Attributes {
-  const server = ctx.server;
+function baseAttributes(operation: string, server: ServerInfo | undefined): Attributes {
   const system = server?.system ?? 'redis';
   const attributes: Attributes = {
     'db.system.name': system,
     'db.system': system,
-    'db.operation.name': ctx.operation,
+    'db.operation.name': operation,
   };
   if (server?.address !== undefined) attributes['server.address'] = server.address;
   if (server?.port !== undefined) attributes['server.port'] = server.port;
@@ -95,6 +106,9 @@ function errorType(err: unknown): string {
   return err instanceof Error && err.name !== '' ? err.name : '_OTHER';
 }
 
+/** Stands for "server not known yet" in the series cache. */
+const UNKNOWN_SERVER: ServerInfo = { system: 'redis', cluster: false };
+
 /**
  * Subscribes to peak-cache's tracing channel and turns each operation into a span and metric points.
  * Construct it, then {@link PeakCacheInstrumentation.enable | enable} it (or use
@@ -104,10 +118,11 @@ function errorType(err: unknown): string {
 export class PeakCacheInstrumentation {
   readonly #tracer: Tracer | undefined;
   readonly #duration: Histogram | undefined;
-  readonly #hits: Counter | undefined;
-  readonly #misses: Counter | undefined;
-  readonly #errors: Counter | undefined;
   readonly #pending = new WeakMap<OperationContext, Pending>();
+  /** Series per server (one {@link ServerInfo} per connection) and operation. */
+  readonly #seriesByServer = new WeakMap<ServerInfo, Map<string, Series>>();
+  /** Series per attribute set, what the observable counters report (one per server and operation). */
+  readonly #series = new Map<string, Series>();
   readonly #channels = tracingChannel<unknown, OperationContext>(OPERATION_CHANNEL);
   #enabled = false;
   /** Operations started while enabled and not yet ended. */
@@ -126,18 +141,30 @@ export class PeakCacheInstrumentation {
         unit: 's',
         advice: { explicitBucketBoundaries: [...DURATION_BUCKETS] },
       });
-      this.#hits = meter.createCounter('peak_cache.client.hits', {
+      const hits = meter.createObservableCounter('peak_cache.client.hits', {
         description: 'Keys found by peak-cache reads (get, mget).',
         unit: '{key}',
       });
-      this.#misses = meter.createCounter('peak_cache.client.misses', {
+      const misses = meter.createObservableCounter('peak_cache.client.misses', {
         description: 'Keys not found by peak-cache reads (get, mget).',
         unit: '{key}',
       });
-      this.#errors = meter.createCounter('peak_cache.client.errors', {
+      const errors = meter.createObservableCounter('peak_cache.client.errors', {
         description: 'peak-cache operations that failed.',
         unit: '{error}',
       });
+      meter.addBatchObservableCallback(
+        (result) => {
+          for (const series of this.#series.values()) {
+            if (series.hits > 0) result.observe(hits, series.hits, series.attributes);
+            if (series.misses > 0) result.observe(misses, series.misses, series.attributes);
+            for (const failed of series.errors.values()) {
+              result.observe(errors, failed.count, failed.attributes);
+            }
+          }
+        },
+        [hits, misses, errors],
+      );
     }
   }
 
@@ -174,13 +201,38 @@ export class PeakCacheInstrumentation {
     this.#channels.asyncEnd.unsubscribe(this.#onAsyncEnd);
   }
 
+  /** The series of `operation` on `server`, created on first use. */
+  #seriesOf(operation: string, server: ServerInfo | undefined): Series {
+    const key = server ?? UNKNOWN_SERVER;
+    let byOperation = this.#seriesByServer.get(key);
+    if (byOperation === undefined) {
+      byOperation = new Map();
+      this.#seriesByServer.set(key, byOperation);
+    }
+    let series = byOperation.get(operation);
+    if (series === undefined) {
+      const attributes = baseAttributes(operation, server);
+      // Connections to the same server share one series (a reconnect makes a new ServerInfo).
+      const id = JSON.stringify(attributes);
+      series = this.#series.get(id);
+      if (series === undefined) {
+        series = { attributes, hits: 0, misses: 0, errors: new Map() };
+        this.#series.set(id, series);
+      }
+      byOperation.set(operation, series);
+    }
+    return series;
+  }
+
   readonly #onStart = (message: unknown): void => {
     try {
       const ctx = message as OperationContext;
-      const attributes = baseAttributes(ctx);
-      const span = this.#tracer?.startSpan(ctx.operation, { kind: SpanKind.CLIENT, attributes });
-      const serverKnown = ctx.server !== undefined;
-      this.#pending.set(ctx, { span, startedAt: performance.now(), attributes, serverKnown });
+      const series = this.#seriesOf(ctx.operation, ctx.server);
+      const span = this.#tracer?.startSpan(ctx.operation, {
+        kind: SpanKind.CLIENT,
+        attributes: series.attributes,
+      });
+      this.#pending.set(ctx, { span, startedAt: performance.now(), series, server: ctx.server });
       this.#inFlight++;
     } catch {
       // Never let a telemetry failure reach the cache call.
@@ -196,16 +248,24 @@ export class PeakCacheInstrumentation {
       this.#inFlight--;
       this.#stopListeningWhenIdle();
       const seconds = (performance.now() - pending.startedAt) / 1000;
-      const failed = ctx.error !== undefined;
-      const learned = !pending.serverKnown && ctx.server !== undefined;
-      let attributes = pending.attributes;
-      if (learned || failed) attributes = baseAttributes(ctx);
-      if (failed) attributes['error.type'] = errorType(ctx.error);
-      this.#finishSpan(pending.span, ctx, learned || failed ? attributes : undefined);
+      // The server is learned on the first connection: the span gets its attributes at the end.
+      const learned = pending.server !== ctx.server;
+      const series = learned ? this.#seriesOf(ctx.operation, ctx.server) : pending.series;
+      let attributes = series.attributes;
+      if (ctx.error !== undefined) {
+        const type = errorType(ctx.error);
+        let failed = series.errors.get(type);
+        if (failed === undefined) {
+          failed = { attributes: { ...series.attributes, 'error.type': type }, count: 0 };
+          series.errors.set(type, failed);
+        }
+        failed.count++;
+        attributes = failed.attributes;
+      }
+      if (ctx.hits !== undefined) series.hits += ctx.hits;
+      if (ctx.misses !== undefined) series.misses += ctx.misses;
       this.#duration?.record(seconds, attributes);
-      if (failed) this.#errors?.add(1, attributes);
-      if (ctx.hits !== undefined && ctx.hits > 0) this.#hits?.add(ctx.hits, attributes);
-      if (ctx.misses !== undefined && ctx.misses > 0) this.#misses?.add(ctx.misses, attributes);
+      this.#finishSpan(pending.span, ctx, learned || ctx.error !== undefined ? attributes : undefined);
     } catch {
       // Never let a telemetry failure reach the cache call.
     }
@@ -214,7 +274,6 @@ export class PeakCacheInstrumentation {
   /** End `span`, adding what is known only at the end (`changed`: attributes that differ from start). */
   #finishSpan(span: Span | undefined, ctx: OperationContext, changed: Attributes | undefined): void {
     if (span === undefined) return;
-    // The server is learned on the first connection; error.type only on failure.
     if (changed !== undefined) span.setAttributes(changed);
     if (ctx.tenant !== undefined) span.setAttribute('peak_cache.tenant', ctx.tenant);
     span.setAttribute('peak_cache.keys', ctx.keys);
