@@ -4,7 +4,7 @@
  * server show: several processes on one cold key, a SIGKILLed lock owner, a SIGSTOPped server, the
  * fallback, and Python-layout keys written and deleted with redis-cli.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -176,6 +176,59 @@ describe('cached functions across processes (redis-server)', () => {
     await find(5);
     expect(runs).toBe(2);
     await pool.closeAll();
+  });
+});
+
+const PYTHON_DECORATORS = join(import.meta.dirname, 'fixtures', 'python_cache_decorators.py');
+
+/** Run Python's decorator key logic (fixtures/python_cache_decorators.py, redis-py) against `port`. */
+function python(port: number, tenant: string, dep: string, ...args: string[]): string {
+  return execFileSync('/usr/bin/python3', [PYTHON_DECORATORS, String(port), tenant, dep, ...args], {
+    encoding: 'utf8',
+  }).trim();
+}
+
+describe('cached functions and Python (redis-py, the decorators key logic)', () => {
+  let redis: RedisServer;
+  const pool = new ClientPool();
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await pool.closeAll();
+    await redis.stop();
+  });
+
+  it("invalidate clears Python's cache_result entries of entity 42 and keeps 420's", async () => {
+    const cache = pool.open({ connectionConfig: { url: redis.url, tenant: 'pyt' }, deploymentId: 'dep-py' });
+    const k42 = python(redis.port, 'pyt', 'dep-py', 'write', 'orders', '42', '[42]', '{"total": 1}');
+    const k420 = python(redis.port, 'pyt', 'dep-py', 'write', 'orders', '420', '[420]', '{"total": 2}');
+    expect(k42).toBe(
+      `pyt:dep-py:orders:42:${Buffer.from('{"args": [42], "kwargs": {}}').toString('base64')}`,
+    );
+    expect(await cache.invalidate({ entityId: 42, targetedPatterns: ['orders'] })).toBe(1);
+    expect(await redis.scanKeys('pyt:*')).toEqual([k420]);
+    python(redis.port, 'pyt', 'dep-py', 'write', 'lists', '-', '[]', '[1, 2]');
+    expect(await cache.invalidate({ broadPatterns: ['lists'] })).toBe(1);
+  });
+
+  it("Python's invalidate_cache clears our entries (its targeted pattern also takes 50 with 5: Python's bug)", async () => {
+    const cache = pool.open({ connectionConfig: { url: redis.url, tenant: 'pyt2' }, deploymentId: 'dep-py' });
+    let runs = 0;
+    const find = cache.cacheResult(
+      async (id: number) => {
+        runs++;
+        return { id, at: new Date(0) };
+      },
+      { keyPrefix: 'orders', entityId: (id) => id },
+    );
+    const all = cache.cacheResult(async () => [1, 2, 3], { keyPrefix: 'order-lists' });
+    await Promise.all([find(5), find(50), find(7), all()]);
+    expect(python(redis.port, 'pyt2', 'dep-py', 'invalidate', '5', 'orders')).toBe('2'); // 5 and 50
+    await Promise.all([find(5), find(7)]);
+    expect(runs).toBe(4); // 5 ran again, 7 was kept
+    expect(python(redis.port, 'pyt2', 'dep-py', 'broad', 'order-lists')).toBe('1');
+    expect(python(redis.port, 'pyt2', 'dep-py', 'broad', 'orders')).toBe('2'); // 5 and 7; not order-lists
   });
 });
 
