@@ -1,7 +1,9 @@
 /**
  * Cluster rows of `npm run bench` (`BENCH_CLUSTER=1 npm run bench`, or `node --expose-gc --import tsx
- * bench/cluster.ts` alone): peak-cache in cluster mode against node-redis 6's raw cluster client and
- * ioredis 5's `Cluster`, on a real 3 + 3 Redis Cluster this script starts on free loopback ports.
+ * bench/cluster.ts` alone): peak-cache in cluster mode against node-redis 6's raw cluster client (the
+ * baseline of the ratios), node-redis 6 sending straight to each slot's primary connection (what
+ * peak-cache's engine does underneath: the tightest raw reference) and ioredis 5's `Cluster`, on a real
+ * 3 + 3 Redis Cluster this script starts on free loopback ports.
  *
  * Workloads (each contender under its own key prefix, values JSON-encoded by hand for the raw drivers):
  * - `get` / `set` with 256 calls in flight;
@@ -24,7 +26,7 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createCluster } from '@redis/client';
 import { Cluster as IoCluster } from 'ioredis';
-import { groupBySlot } from '../src/engines/slot.ts';
+import { groupBySlot, keySlot } from '../src/engines/slot.ts';
 import { CacheClient } from '../src/index.ts';
 import { type RedisCluster, startRedisCluster } from '../test/helpers/redis-cluster.ts';
 import { VALUE } from './contenders.ts';
@@ -177,6 +179,61 @@ async function rawCluster(nodes: readonly string[]): Promise<ClusterContender> {
 }
 
 type RawCluster = Awaited<ReturnType<typeof connectRaw>>;
+type NodeClient = Awaited<ReturnType<RawCluster['nodeClient']>>;
+
+/**
+ * node-redis 6 used the way peak-cache's engine uses it: the slot computed by hand and each command sent
+ * straight to the slot's primary connection (no routing layer). The tightest raw baseline.
+ */
+async function rawDirect(nodes: readonly string[]): Promise<ClusterContender> {
+  const cluster = await connectRaw(nodes);
+  const byMaster = new Map<string, NodeClient>();
+  for (const master of cluster.masters) byMaster.set(master.address, await cluster.nodeClient(master));
+  const P = 'direct:';
+  const clientOf = (key: string) =>
+    byMaster.get(cluster.slots[keySlot(key)]?.master.address ?? '') as NodeClient;
+  const send = (key: string, args: string[]): Promise<unknown> => clientOf(key).sendCommand(args);
+  return {
+    id: 'direct',
+    label: "node-redis 6, straight to the slot's primary",
+    get: async (key) => parse((await send(P + key, ['GET', P + key])) as string | null),
+    set: async (key, value) => {
+      await send(P + key, ['SET', P + key, JSON.stringify(value)]);
+    },
+    mget: async (keys) => {
+      const out = new Array<unknown>(keys.length);
+      const groups = groupBySlot(keys.map((k) => P + k));
+      await Promise.all(
+        [...groups.values()].map(async (indices) => {
+          const group = indices.map((i) => P + keys[i]);
+          const values = (await send(group[0] as string, ['MGET', ...group])) as (string | null)[];
+          indices.forEach((position, j) => {
+            out[position] = parse(values[j] ?? null);
+          });
+        }),
+      );
+      return out;
+    },
+    mset: async (entries) => {
+      await Promise.all(
+        slotGroups(entries, ([k]) => P + k).map((group) =>
+          send(P + group[0]?.[0], ['MSET', ...group.flatMap(([k, v]) => [P + k, JSON.stringify(v)])]),
+        ),
+      );
+    },
+    msetTtl: async (entries, ttl) => {
+      await Promise.all(
+        slotGroups(entries, ([k]) => P + k).map((group) => {
+          const multi = clientOf(P + group[0]?.[0]).multi();
+          for (const [k, v] of group) multi.addCommand(['SET', P + k, JSON.stringify(v), 'EX', String(ttl)]);
+          return multi.exec();
+        }),
+      );
+    },
+    flush: (tenant) => scanUnlink(cluster, `${tenant}:*`),
+    close: () => cluster.close(),
+  };
+}
 
 async function connectRaw(nodes: readonly string[]) {
   const cluster = createCluster({
@@ -352,7 +409,12 @@ export async function runClusterBench(name = 'cluster'): Promise<ClusterBenchRes
   try {
     const nodes = cluster.ports.map((p) => `redis://127.0.0.1:${p}`);
     log(`cluster on ${cluster.ports.join(',')}; ${rounds} rounds of ${durationMs} ms`);
-    contenders.push(await rawCluster(nodes), await peak(nodes), await ioredisCluster(cluster.ports));
+    contenders.push(
+      await rawCluster(nodes),
+      await peak(nodes),
+      await rawDirect(nodes),
+      await ioredisCluster(cluster.ports),
+    );
     admin = await connectRaw(nodes);
     // The keyspace every read finds (each contender writes its own prefix through its own set).
     for (const c of contenders) {
