@@ -72,6 +72,9 @@ describe('near cache: option and engines without tracking', () => {
     expect(make({})).toThrow(/nearCache\.maxEntries.*required/);
     expect(make({ maxEntries: 0 })).toThrow(/nearCache\.maxEntries.*positive integer/);
     expect(make({ maxEntries: 1.5 })).toThrow(CacheValidationError);
+    // The LRU reserves its index for the whole bound at start-up: a huge bound must not stall the process.
+    expect(make({ maxEntries: 1e9 })).toThrow(/nearCache\.maxEntries.*up to 1000000/);
+    expect(make({ maxEntries: 1_000_000 })).not.toThrow();
     expect(make({ maxEntries: 10, maxBytes: -1 })).toThrow(/nearCache\.maxBytes/);
     expect(make({ maxEntries: 10, ttlMs: '5' })).toThrow(/nearCache\.ttlMs/);
     expect(make({ maxEntries: 10, size: 3 })).toThrow(/Unknown nearCache option `size`/);
