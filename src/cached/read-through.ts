@@ -646,6 +646,7 @@ export class CachedFunctions {
   /** Own a background promise: its failure is counted and reported, never unhandled. */
   #settle(promise: Promise<unknown>, what: string): void {
     promise.catch((err: unknown) => {
+      if (this.#host.closed()) return; // closed meanwhile: the lock expires by itself
       if (isCacheFailure(err)) this.#counters.cacheErrors++;
       this.#host.logger.warn(`peak-cache: ${what} failed: ${describe(err)}`);
     });
