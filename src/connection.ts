@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { RedisClient } from '@redis/client';
 import { ClusterEngine, parseSeeds } from './engines/cluster.js';
 import type { Engine } from './engines/engine.js';
 import { MemoryEngine, MemoryStore } from './engines/memory.js';
@@ -61,6 +62,18 @@ export function validateUrl(url: unknown, name: string): string {
     throw new CacheValidationError(
       `\`${name}\` has scheme ${JSON.stringify(parsed.protocol)}; use redis://, rediss:// or memory://`,
     );
+  }
+  if (parsed.protocol !== 'memory:') {
+    // The driver's own parser, so what it would refuse on the first call (a database that is not a number,
+    // a malformed %-escape in the password) is refused here, naming the option but never the URL.
+    try {
+      RedisClient.parseURL(url);
+    } catch (err) {
+      const reason = err instanceof Error ? err.message.split('\n')[0] : 'unparsable';
+      throw new CacheValidationError(
+        `\`${name}\` cannot be used (${reason}): the path must be a database number and the user and password URL-encoded`,
+      );
+    }
   }
   return url;
 }

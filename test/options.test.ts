@@ -44,6 +44,15 @@ describe('configuration', () => {
         /use redis:\/\/, rediss:\/\/ or memory:\/\//,
       ],
       [{ connectionConfig: { url: 'not a url', tenant: 'a' } }, /not a valid URL/],
+      // What the driver would refuse on the first call is refused up front, without echoing the URL.
+      [
+        { connectionConfig: { url: 'redis://127.0.0.1:1/abc', tenant: 'a' } },
+        /connectionConfig\.url` cannot be used/,
+      ],
+      [
+        { connectionConfig: { url: 'redis://:pa%zzss@127.0.0.1:1', tenant: 'a' } },
+        /^(?!.*pa%zzss).*URL-encoded/,
+      ],
       [{ connectionConfig: { ...memory, host: 'x' } }, /put host, port, TLS/],
       [{ connectionConfig: memory, additionalPrefix: 'a b' }, /Invalid additional prefix/],
     ];
