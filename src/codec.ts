@@ -45,18 +45,22 @@ interface JsonFormat {
   readonly item: string;
   /** Between an object key and its value. */
   readonly key: string;
+  /** Escape every character outside printable ASCII as `\uXXXX`, as Python's `json.dumps` does. */
+  readonly ascii: boolean;
   /**
-   * Python's `json.dumps`: escape every character outside printable ASCII, spell numbers as Python
-   * does ({@link pythonNumber}: `1e-05`, `NaN`, `Infinity`) and write `bigint` as a plain integer.
-   * Otherwise standard JSON: non-finite numbers and `bigint` are rejected.
+   * Python's numbers: spelled as Python spells them ({@link pythonNumber}: `1e-05`, `NaN`, `Infinity`),
+   * and `bigint` as a plain integer. Otherwise standard JSON: non-finite numbers and `bigint` are
+   * rejected.
    */
   readonly python: boolean;
 }
 
 /** `JSON.stringify`'s compact format. */
-const COMPACT: JsonFormat = { item: ',', key: ':', python: false };
+const COMPACT: JsonFormat = { item: ',', key: ':', ascii: false, python: false };
 /** Python's `json.dumps` with default arguments. */
-const PYTHON: JsonFormat = { item: ', ', key: ': ', python: true };
+const PYTHON: JsonFormat = { item: ', ', key: ': ', ascii: true, python: true };
+/** `JSON.stringify`'s compact format with Python's numbers (for display: every decoded value fits). */
+const COMPACT_PYTHON: JsonFormat = { item: ',', key: ':', ascii: false, python: true };
 
 // Printable ASCII except `"` and `\`: such a string is its own JSON body in every format.
 const PLAIN_STRING = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
@@ -65,7 +69,7 @@ function writeString(text: string, format: JsonFormat): string {
   // Most keys and values need no escaping: skip JSON.stringify, which dominates the cost otherwise.
   if (PLAIN_STRING.test(text)) return `"${text}"`;
   const json = JSON.stringify(text);
-  return format.python && NON_PRINTABLE_ASCII.test(json)
+  return format.ascii && NON_PRINTABLE_ASCII.test(json)
     ? json.replace(NON_PRINTABLE_ASCII_ALL, escapeNonAscii)
     : json;
 }
@@ -161,6 +165,18 @@ export function toJson(value: unknown): string {
  */
 export function toPythonJson(value: unknown): string {
   return encodeWith(value, PYTHON);
+}
+
+/**
+ * Compact JSON as `JSON.stringify` writes it, but with Python's numbers as {@link toPythonJson} writes
+ * them (`NaN`, `Infinity`, `bigint` as a plain integer, `1e-05`): every value the peak codec decodes can
+ * be shown, where `JSON.stringify` would throw on a `bigint` and write `null` for `NaN`. For display
+ * (the command line's output).
+ * @throws {CacheValidationError} for what JSON cannot represent (functions, symbols, circular
+ *   structures, `Map`, `Set`, a top-level `undefined`).
+ */
+export function toCompactPythonJson(value: unknown): string {
+  return encodeWith(value, COMPACT_PYTHON);
 }
 
 /**

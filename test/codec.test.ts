@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { jsonCodec, peakCodec, resolveCodec, safeJsonParse, toJson } from '../src/codec.js';
+import { parseJsonOrString, parseMapping } from '../src/cli/args.js';
+import {
+  jsonCodec,
+  peakCodec,
+  resolveCodec,
+  safeJsonParse,
+  toCompactPythonJson,
+  toJson,
+} from '../src/codec.js';
 import { CacheValidationError } from '../src/errors.js';
 
 describe('peak codec', () => {
@@ -282,5 +290,29 @@ describe("peak codec: Python's json dialect", () => {
     const value = { s: '\ud800', t: ['a\udc00b'], '\udbff': 1 };
     expect(peakCodec.encode(value)).toBe('{"s": "\\ud800", "t": ["a\\udc00b"], "\\udbff": 1}');
     expect(peakCodec.decode(peakCodec.encode(value))).toEqual(value);
+  });
+});
+
+describe('the command line speaks the dialect too', () => {
+  it('prints every decoded value (bigint, NaN) as compact JSON with Python numbers', () => {
+    const value = peakCodec.decode('{"id": 9007199254740993, "x": NaN, "é": [1e-05, -Infinity, "\\ud800"]}');
+    expect(toCompactPythonJson(value)).toBe(
+      '{"id":9007199254740993,"x":NaN,"é":[1e-05,-Infinity,"\\ud800"]}',
+    );
+    for (const plain of [{ name: 'Ada' }, null, true, 42, 'text', ['a', 1.5]]) {
+      expect(toCompactPythonJson(plain)).toBe(JSON.stringify(plain));
+    }
+  });
+
+  it('reads --value and --mapping as Python reads JSON: big integers and constants are kept', () => {
+    expect(parseJsonOrString('{"id": 9007199254740993}')).toEqual({ id: 9007199254740993n });
+    expect(parseJsonOrString('[NaN, Infinity]')).toEqual([Number.NaN, Number.POSITIVE_INFINITY]);
+    expect(parseJsonOrString('hello')).toBe('hello');
+    expect(parseMapping('{"a": 12345678901234567890, "b": -Infinity}')).toEqual({
+      a: 12345678901234567890n,
+      b: Number.NEGATIVE_INFINITY,
+    });
+    expect(parseJsonOrString('{"__proto__": {"polluted": true}}')).toEqual({});
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 });

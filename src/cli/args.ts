@@ -6,6 +6,7 @@
  * @module
  */
 import { parseArgs } from 'node:util';
+import { parsePythonJson } from '../codec/parse.js';
 
 /** A mistake in the command line (exit code 2): unknown command or option, missing or bad value. */
 export class UsageError extends Error {
@@ -106,23 +107,26 @@ export function parseKeyList(text: string, option = '--keys'): string[] {
   return keys;
 }
 
-/** `text` parsed as JSON when it is valid JSON, else `text` itself (so `--value hello` is the string `hello`). */
+/**
+ * `text` parsed as JSON when it is valid JSON, else `text` itself (so `--value hello` is the string
+ * `hello`). JSON as Python reads it: `NaN`/`Infinity` and integers beyond 2^53 (as `bigint`) are kept.
+ */
 export function parseJsonOrString(text: string): unknown {
   try {
-    return JSON.parse(text);
+    return parsePythonJson(text);
   } catch {
     return text;
   }
 }
 
 /**
- * Parse `--mapping`: it must be a JSON object.
+ * Parse `--mapping`: it must be a JSON object (read as {@link parseJsonOrString} reads JSON).
  * @throws {UsageError} when it is not valid JSON or not an object.
  */
 export function parseMapping(text: string): Record<string, unknown> {
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = parsePythonJson(text);
   } catch (err) {
     const reason = err instanceof Error ? (err.message.split('\n')[0] ?? '') : '';
     throw new UsageError(`--mapping is not valid JSON (${reason}); expected an object such as '{"a":1}'`);

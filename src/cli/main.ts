@@ -7,6 +7,7 @@
  */
 import { createInterface } from 'node:readline';
 import { CacheClient } from '../client.js';
+import { toCompactPythonJson } from '../codec.js';
 import { CacheConnectionError, CacheError, CacheValidationError } from '../errors.js';
 import type { CacheLogger } from '../logger.js';
 import type { CacheClientOptions, ConnectionConfig } from '../options.js';
@@ -187,7 +188,8 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     } finally {
       if (shown) io.stderr.write('\r\x1b[2K');
     }
-    io.stdout.write(`${JSON.stringify(result)}\n`);
+    // Python's numbers: a decoded value may hold a bigint (JSON.stringify throws) or NaN (it writes null).
+    io.stdout.write(`${toCompactPythonJson(result)}\n`);
     return EXIT.ok;
   } catch (err) {
     if (err instanceof UsageError || err instanceof CacheError) line(err.message);
