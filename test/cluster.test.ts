@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { createClient } from '@redis/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterEngine } from '../src/engines/cluster.js';
+import { MSET_EX_SHA } from '../src/engines/mset-ttl.js';
 import { crc16, keySlot } from '../src/engines/slot.js';
 import {
   CacheAuthError,
@@ -422,6 +423,46 @@ describe('credentials', () => {
     expect(last).toBeInstanceOf(CacheAuthError);
     expect(String((last as Error).message)).not.toMatch(/first|second/);
     await aclAll('DELUSER', user);
+  });
+
+  it('mset with a ttl: the SET EX script per slot, and MULTI per slot under an ACL that refuses scripting', async () => {
+    // Keys sharing a hash tag share a slot (several keys in one slot take the script / MULTI path).
+    const mapping = Object.fromEntries(
+      Array.from({ length: 40 }, (_, i) => [`{g${i % 4}}:k${i}`, { i }] as const),
+    );
+    const check = async (cache: CacheClient) => {
+      const keys = Object.keys(mapping);
+      expect(await cache.mget(...keys)).toEqual(Object.values(mapping));
+      for (const ttl of await Promise.all(keys.map((k) => cache.ttl(k)))) {
+        expect(ttl).toBeGreaterThan(3000);
+        expect(ttl).toBeLessThanOrEqual(3600);
+      }
+    };
+    const scripted = client('scripted');
+    await scripted.mset(mapping, 3600);
+    await check(scripted);
+    expect(Number(await c.clusterCli('SCRIPT', 'EXISTS', MSET_EX_SHA))).toBe(1);
+
+    const aclUser = 'noscript';
+    await aclAll(
+      'SETUSER',
+      aclUser,
+      'reset',
+      'on',
+      '>pw',
+      '~noacl:*',
+      '+@all',
+      '-@scripting',
+      '+cluster|slots',
+    );
+    try {
+      const cache = client('noacl', { url: c.url.replace('redis://', `redis://${aclUser}:pw@`) });
+      await cache.mset(mapping, 3600); // NOPERM on the script: falls back to MULTI, nothing run twice
+      await cache.mset(mapping, 3600); // MULTI from then on
+      await check(cache);
+    } finally {
+      await aclAll('DELUSER', aclUser);
+    }
   });
 });
 
