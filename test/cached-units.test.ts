@@ -26,13 +26,22 @@ describe('Cache-Control', () => {
     ['max-age=120', { kind: 'cache', ttl: 120 }],
     ['public, max-age="90"', { kind: 'cache', ttl: 90 }],
     ['max-age=10, s-maxage=300', { kind: 'cache', ttl: 300 }],
-    ['max-age=abc', { kind: 'cache', ttl: 3600 }],
-    ['max-age=-5', { kind: 'cache', ttl: 3600 }],
-    ['max-age=1.5', { kind: 'cache', ttl: 3600 }],
+    ['private', { kind: 'bypass' }],
+    ['Private="set-cookie", max-age=60', { kind: 'bypass' }],
+    ['public, max-age=60, private', { kind: 'bypass' }],
+    // Malformed freshness is stale (RFC 9111 4.2.1): bypass, no guessed TTL.
+    ['max-age=abc', { kind: 'bypass' }],
+    ['max-age=-5', { kind: 'bypass' }],
+    ['max-age=1.5', { kind: 'bypass' }],
+    ['max-age', { kind: 'bypass' }],
+    ['s-maxage=x, max-age=60', { kind: 'bypass' }],
+    // Too large: clamped to the largest TTL (RFC 9111 1.2.2), not the default.
+    ['max-age=99999999999', { kind: 'cache', ttl: 2 ** 32 }],
+    ['s-maxage=99999999999999999999999', { kind: 'cache', ttl: 2 ** 32 }],
     ['public', { kind: 'cache', ttl: 3600 }],
     ['', { kind: 'cache', ttl: 3600 }],
   ])('%j -> %j', (header, decision) => {
-    expect(cacheControlDecision(header, 3600)).toEqual(decision);
+    expect(cacheControlDecision(header, 3600, 2 ** 32)).toEqual(decision);
   });
 
   it('no header keeps the configured TTL; the first of a repeated directive wins', () => {
@@ -79,6 +88,67 @@ describe('argument digests', () => {
     // A shared (non-circular) reference is fine.
     const shared = { x: 1 };
     expect(() => canonical([shared, shared])).not.toThrow();
+  });
+
+  it('digest the whole state of URL, URLSearchParams, ArrayBuffer, typed arrays, Buffer and null-prototype objects', () => {
+    const distinct = [
+      new URL('http://a/'),
+      new URL('http://b/'),
+      'http://a/',
+      new URLSearchParams('q=1'),
+      new URLSearchParams('q=2'),
+      new Uint8Array([1, 2]).buffer,
+      new Uint8Array([1, 3]).buffer,
+      new Uint8Array([1, 2]),
+      new Uint16Array([1, 2]),
+      new Float64Array([1.5]),
+      new Float64Array([2.5]),
+      new DataView(new Uint8Array([9]).buffer),
+      Buffer.from([1, 2]),
+      Object.assign(Object.create(null), { a: 1 }),
+      Object.assign(Object.create(null), { a: 2 }),
+    ];
+    expect(new Set(distinct.map((v) => canonical([v]))).size).toBe(distinct.length);
+    expect(canonical([new URL('http://a/x?b=1')])).toBe(canonical([new URL('http://a/x?b=1')]));
+    expect(canonical([Object.assign(Object.create(null), { a: 1 })])).toBe(canonical([{ a: 1 }]));
+  });
+
+  it('reject objects whose state is not in their own enumerable properties (pass `key`), instead of colliding', () => {
+    class WithPrivate {
+      #secret: number;
+      constructor(secret: number) {
+        this.#secret = secret;
+      }
+      get secret() {
+        return this.#secret;
+      }
+    }
+    class Point {
+      constructor(
+        public x: number,
+        public y: number,
+      ) {}
+    }
+    class MyMap extends Map<string, number> {}
+    const rejected: [string, unknown][] = [
+      ['Request', new Request('http://a/')],
+      ['Headers', new Headers({ a: '1' })],
+      ['Error', new Error('x')],
+      ['TypeError', new TypeError('x')],
+      ['Promise', Promise.resolve(1)],
+      ['WeakMap', new WeakMap()],
+      ['WeakSet', new WeakSet()],
+      ['WithPrivate', new WithPrivate(1)],
+      ['Point', new Point(1, 2)],
+      ['MyMap', new MyMap()],
+      ['Number', Object(1)],
+      ['symbol-keyed', { [Symbol('k')]: 1 }],
+    ];
+    for (const [name, value] of rejected) {
+      expect(() => canonical([value]), name).toThrow(CacheValidationError);
+      expect(() => canonical([{ nested: [value] }]), name).toThrow(/pass the `key` option/);
+    }
+    expect(() => canonical([new Point(1, 2)])).toThrow(/Point/);
   });
 
   it('two different functions with one name get different identities; one function is stable', () => {

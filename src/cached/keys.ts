@@ -28,10 +28,43 @@ export const DEFAULT_KEY_PREFIX = 'cached';
 /** Deepest argument nesting digested; deeper structures are rejected. */
 const MAX_DEPTH = 100;
 
+/** Prototypes of the binary views digested by their bytes (Node's `Buffer` is a `Uint8Array`). */
+const BINARY_VIEWS = new Set<object>(
+  [
+    Int8Array,
+    Uint8Array,
+    Uint8ClampedArray,
+    Int16Array,
+    Uint16Array,
+    Int32Array,
+    Uint32Array,
+    Float32Array,
+    Float64Array,
+    BigInt64Array,
+    BigUint64Array,
+    DataView,
+    Buffer,
+  ].map((c) => c.prototype),
+);
+
+function notDigestible(what: string): CacheValidationError {
+  return new CacheValidationError(
+    `A ${what} argument cannot be part of a cache key (its state is not in plain data the digest can read faithfully): pass the \`key\` option to build the key yourself`,
+  );
+}
+
 /**
  * A canonical, type-tagged text of `value`: equal for equal values whatever the key order of their
  * objects, different for values of different types (`'1'` vs `1`, `1n` vs `1`, `[]` vs `{}`).
- * @throws {CacheValidationError} for functions, symbols, circular structures and very deep values.
+ *
+ * Only values whose whole state the digest can read are accepted: primitives, plain objects (prototype
+ * `Object.prototype` or `null`; own enumerable string keys), arrays, `Date`, `Map`, `Set`, `RegExp`,
+ * `URL` and `URLSearchParams` (by their text), `ArrayBuffer` and typed arrays / `DataView` / `Buffer` (by
+ * their bytes). Anything else (class instances, `Request`, `Headers`, `Error`, `Promise`, `WeakMap`,
+ * objects with private fields, subclasses of the types above) keeps state the digest cannot see, so two
+ * different calls could share an entry: it is rejected rather than guessed at.
+ * @throws {CacheValidationError} for functions, symbols, other objects, objects with symbol keys,
+ * circular structures and very deep values (the message says to pass `key`).
  */
 export function canonical(value: unknown): string {
   return write(value, 0, new Set());
@@ -53,9 +86,7 @@ function write(value: unknown, depth: number, path: Set<object>): string {
     case 'object':
       break;
     default:
-      throw new CacheValidationError(
-        `A ${typeof value} argument cannot be part of a cache key: pass the \`key\` option to build the key yourself`,
-      );
+      throw notDigestible(typeof value);
   }
   if (value === null) return 'N';
   if (depth > MAX_DEPTH || path.has(value)) {
@@ -66,32 +97,51 @@ function write(value: unknown, depth: number, path: Set<object>): string {
   path.add(value);
   try {
     const next = depth + 1;
-    if (value instanceof Date) return `D${Number.isNaN(value.getTime()) ? 'NaN' : value.toISOString()}`;
-    if (Array.isArray(value)) return `[${value.map((v) => write(v, next, path)).join(',')}]`;
-    if (value instanceof Map) {
-      const entries = [...value].map(([k, v]) => `${write(k, next, path)}=>${write(v, next, path)}`);
+    const proto = Object.getPrototypeOf(value) as object | null;
+    if (proto === Object.prototype || proto === null) {
+      if (Object.getOwnPropertySymbols(value).length > 0) throw notDigestible('symbol-keyed object');
+      const keys = Object.keys(value).sort();
+      const body = keys.map(
+        (k) => `${JSON.stringify(k)}:${write((value as Record<string, unknown>)[k], next, path)}`,
+      );
+      return `{${body.join(',')}}`;
+    }
+    if (proto === Array.prototype) {
+      return `[${(value as unknown[]).map((v) => write(v, next, path)).join(',')}]`;
+    }
+    if (proto === Date.prototype) {
+      const time = (value as Date).getTime();
+      return `D${Number.isNaN(time) ? 'NaN' : (value as Date).toISOString()}`;
+    }
+    if (proto === Map.prototype) {
+      const entries = [...(value as Map<unknown, unknown>)].map(
+        ([k, v]) => `${write(k, next, path)}=>${write(v, next, path)}`,
+      );
       return `M{${entries.sort().join(',')}}`;
     }
-    if (value instanceof Set)
-      return `S{${[...value]
-        .map((v) => write(v, next, path))
-        .sort()
-        .join(',')}}`;
-    if (value instanceof RegExp) return `R${String(value)}`;
-    if (ArrayBuffer.isView(value)) {
-      return `B${value.constructor.name}:${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64')}`;
+    if (proto === Set.prototype) {
+      const items = [...(value as Set<unknown>)].map((v) => write(v, next, path));
+      return `S{${items.sort().join(',')}}`;
     }
-    const proto = Object.getPrototypeOf(value) as object | null;
-    // Class instances: their own enumerable fields, tagged with the class name.
-    const tag = proto === Object.prototype || proto === null ? '' : (proto.constructor?.name ?? '?');
-    const keys = Object.keys(value).sort();
-    const body = keys.map(
-      (k) => `${JSON.stringify(k)}:${write((value as Record<string, unknown>)[k], next, path)}`,
-    );
-    return `${tag}{${body.join(',')}}`;
+    if (proto === RegExp.prototype) return `R${String(value)}`;
+    if (proto === URL.prototype) return `L${(value as URL).href}`;
+    if (proto === URLSearchParams.prototype) return `Q${String(value)}`;
+    if (BINARY_VIEWS.has(proto)) {
+      const view = value as ArrayBufferView;
+      const bytes = Buffer.from(view.buffer, view.byteOffset, view.byteLength).toString('base64');
+      return `B${view.constructor.name}:${bytes}`;
+    }
+    if (proto === ArrayBuffer.prototype) return `A${Buffer.from(value as ArrayBuffer).toString('base64')}`;
+    throw notDigestible(describeObject(proto));
   } finally {
     path.delete(value);
   }
+}
+
+/** The class name of an object for an error message (no value). */
+function describeObject(proto: object): string {
+  const name = (proto as { constructor?: { name?: unknown } }).constructor?.name;
+  return typeof name === 'string' && name !== '' ? `${name} (class instance)` : 'class instance';
 }
 
 // One-shot `crypto.hash` (Node 20.12+) is about 2.5x faster than createHash for short inputs.

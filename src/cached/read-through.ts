@@ -234,7 +234,7 @@ export class CachedFunctions {
       validateKey(key);
       if (typeof factory !== 'function') throw new CacheValidationError('getOrSet needs a factory function');
       o = this.#resolve(options);
-      const decision = cacheControlDecision(options.cacheControl, o.ttl);
+      const decision = cacheControlDecision(options.cacheControl, o.ttl, MAX_TTL);
       ttl = decision.kind === 'cache' ? decision.ttl : undefined;
     } catch (err) {
       return Promise.reject(err);
@@ -276,7 +276,7 @@ export class CachedFunctions {
           const custom = validateKey(key(...args));
           stored = deployment === null ? custom : `${deployment}:${custom}`;
         }
-        const decision = cacheControlDecision(cacheControl?.(...args), base.ttl);
+        const decision = cacheControlDecision(cacheControl?.(...args), base.ttl, MAX_TTL);
         ttl = decision.kind === 'cache' ? decision.ttl : undefined;
       } catch (err) {
         return Promise.reject(err);
