@@ -112,12 +112,11 @@ function write(value: unknown, key: string, format: JsonFormat, depth: number): 
   // Plain objects and arrays skip the checks for the built-ins JSON mishandles.
   const proto = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== Array.prototype && proto !== null) {
-    if (value instanceof Map || value instanceof Set) {
-      return reject(`a ${value instanceof Map ? 'Map' : 'Set'} would be stored as {} (convert it first)`);
-    }
     if (value instanceof Number || value instanceof String || value instanceof Boolean) {
       return write(value.valueOf(), key, format, depth);
     }
+    const lost = lossyBuiltIn(value);
+    if (lost !== undefined) return reject(`${lost} (convert it first)`);
   }
   if (Array.isArray(value)) {
     let out = '[';
@@ -137,6 +136,27 @@ function write(value: unknown, key: string, format: JsonFormat, depth: number): 
     out += writeString(name, format) + format.key + member;
   }
   return `${out}}`;
+}
+
+/**
+ * Built-ins whose state is not in their own enumerable properties: `JSON.stringify` would store `{}`
+ * (or, for typed arrays, an object of indices) and the value would read back as something else.
+ * @returns what would be lost, or `undefined` for an ordinary object.
+ */
+function lossyBuiltIn(value: object): string | undefined {
+  if (value instanceof Map || value instanceof Set) {
+    return `a ${value instanceof Map ? 'Map' : 'Set'} would be stored as {}`;
+  }
+  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof SharedArrayBuffer) {
+    return 'binary data (an ArrayBuffer, typed array or DataView) has no JSON form';
+  }
+  if (value instanceof RegExp || value instanceof Error || value instanceof Promise) {
+    return `${value instanceof Error ? 'an Error' : `a ${value.constructor.name}`} would be stored as {}`;
+  }
+  if (value instanceof WeakMap || value instanceof WeakSet || value instanceof WeakRef) {
+    return `a ${value.constructor.name} has no readable contents`;
+  }
+  return undefined;
 }
 
 function encodeWith(value: unknown, format: JsonFormat): string {
@@ -192,14 +212,27 @@ function rawString(value: string): string {
  * The default codec, wire-compatible with Peak's Python client (see the module documentation).
  *
  * - `encode`: a string is stored raw (a string holding a lone surrogate is a
- *   {@link CacheValidationError}); anything else as `toPythonJson` writes it.
+ *   {@link CacheValidationError}), and so is a value whose `toJSON` returns a string (a `Date` is stored
+ *   as its ISO text and reads back as that string); anything else as `toPythonJson` writes it. Built-ins
+ *   JSON would silently empty (`Map`, `Set`, `RegExp`, `Error`, `Promise`, binary data, weak
+ *   collections) are a {@link CacheValidationError}.
  * - `decode`: a value starting with `{` or `[` is read as Python's `json.loads` reads it (`NaN`,
  *   `Infinity`, `-Infinity` become those numbers; an integer beyond +-(2^53 - 1) becomes a `bigint`
  *   with every digit; other numbers are `number`s), safe against prototype poisoning; anything else,
  *   or JSON Python would reject, is returned as the string stored (so `42` reads back as `'42'`).
  */
 export const peakCodec: Codec = {
-  encode: (value) => (typeof value === 'string' ? rawString(value) : toPythonJson(value)),
+  encode(value) {
+    if (typeof value === 'string') return rawString(value);
+    // A value that stands for a string (a `Date` through `toJSON`) is stored as that string, raw, as a
+    // string is: `"..."` with its quotes would read back as a quoted string (it is not `{`/`[` JSON).
+    const toJSON = (value as { toJSON?: unknown } | null | undefined)?.toJSON;
+    if (typeof toJSON === 'function') {
+      const replaced: unknown = toJSON.call(value, '');
+      if (typeof replaced === 'string') return rawString(replaced);
+    }
+    return toPythonJson(value);
+  },
   decode(raw) {
     const first = raw.charCodeAt(0);
     // '{' or '[': JSON, as Python decodes it; anything else comes back as the string stored.

@@ -86,6 +86,13 @@ describe('json codec and validation', () => {
       [{ f: () => 1 }, /functions/],
       [new Map([['a', 1]]), /a Map would be stored as \{\}/],
       [{ s: new Set([1]) }, /a Set/],
+      // Built-ins JSON.stringify silently turns into {} or an object of indices.
+      [/x/g, /a RegExp would be stored as \{\}/],
+      [{ e: new Error('boom') }, /an Error would be stored as \{\}/],
+      [new Uint8Array([1, 2]), /binary data/],
+      [{ b: new ArrayBuffer(4) }, /binary data/],
+      [Promise.resolve(1), /a Promise/],
+      [new WeakMap(), /a WeakMap has no readable contents/],
     ];
     for (const [value, message] of cases) {
       for (const codec of [peakCodec, jsonCodec]) {
@@ -93,6 +100,15 @@ describe('json codec and validation', () => {
         expect(() => codec.encode(value)).toThrow(message);
       }
     }
+  });
+
+  it('peak codec: a top-level Date is stored as its ISO text, raw, and reads back without quotes', () => {
+    const date = new Date(0);
+    expect(peakCodec.encode(date)).toBe('1970-01-01T00:00:00.000Z');
+    expect(peakCodec.decode(peakCodec.encode(date))).toBe('1970-01-01T00:00:00.000Z');
+    // Inside JSON, as JSON.stringify and Python's isoformat-by-hand write it: a string.
+    expect(peakCodec.encode({ at: date })).toBe('{"at": "1970-01-01T00:00:00.000Z"}');
+    expect(peakCodec.encode(Buffer.from('hi'))).toBe('{"type": "Buffer", "data": [104, 105]}');
   });
 
   it('json codec: standard JSON only, so bigint, NaN and Infinity are rejected rather than changed', () => {
