@@ -124,6 +124,39 @@ describe('cached functions across processes (redis-server)', () => {
     }
   }, 90_000);
 
+  it('three clients (no shared in-process state) on 300 cold keys: no key runs its factory twice', async () => {
+    // The race: a caller's read misses, the owner stores and releases, then the caller takes the free
+    // lock. Without a second read after taking the lock, it ran the factory again (1-38 of 300 keys).
+    const pool = new ClientPool();
+    const clients = [0, 1, 2].map(() => pool.open({ connectionConfig: { url: redis.url, tenant: 'race' } }));
+    await Promise.all(clients.map((c) => c.ping()));
+    const KEYS = 300;
+    const runs = new Array<number>(KEYS).fill(0);
+    const one = async (i: number) => {
+      await Promise.all(
+        clients.map(async (c, j) => {
+          await new Promise((r) => setTimeout(r, j * 2 * Math.random()));
+          const v = await c.getOrSet(
+            `race-${n}-${i}`,
+            async () => {
+              runs[i] = (runs[i] ?? 0) + 1;
+              await new Promise((r) => setTimeout(r, 1));
+              return i;
+            },
+            { ttl: 60 },
+          );
+          expect(v).toBe(i);
+        }),
+      );
+    };
+    for (let lane = 0; lane < KEYS; lane += 10) {
+      await Promise.all(Array.from({ length: 10 }, (_, k) => one(lane + k)));
+    }
+    n++;
+    expect(runs.map((r, i) => `${i}x${r}`).filter((_, i) => runs[i] !== 1)).toEqual([]);
+    await pool.closeAll();
+  }, 60_000);
+
   it('a SIGKILLed lock owner does not block waiters past lockTimeoutMs', async () => {
     const key = `killed-${n++}`;
     // The owner's lock lives 20 s: only the waiters' bound can free them.

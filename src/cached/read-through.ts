@@ -468,7 +468,11 @@ export class CachedFunctions {
         this.#cacheFailed(err, o);
         return this.#withoutCache(id, factory, o);
       }
-      if (acquired) return this.#produce(id, key, factory, o, token);
+      if (acquired) {
+        const current = await this.#recheck(key, o, token);
+        if (current !== undefined) return current.value as Awaited<T>;
+        return this.#produce(id, key, factory, o, token);
+      }
       if (!waited) {
         waited = true;
         this.#counters.lockWaits++;
@@ -608,6 +612,8 @@ export class CachedFunctions {
       .run('getOrSet', (engine, ks) => engine.setIfAbsent(ks.key(lockKey(key)), token, o.lockTtlMs))
       .then(async (acquired) => {
         if (!acquired) return undefined; // another process is refreshing
+        const current = await this.#recheck(key, o, token);
+        if (current !== undefined) return current; // another process has just refreshed it
         this.#counters.refreshes++;
         return { value: await this.#produce(id, key, factory, o, token) };
       })
@@ -624,6 +630,30 @@ export class CachedFunctions {
       });
     this.#refreshing.set(id, refresh);
     return refresh;
+  }
+
+  /**
+   * Double-checked locking: read the value again once the lock is ours. Between this caller's first read
+   * and its lock, another caller may have stored the value and released the lock; without this read
+   * the factory would run a second time. A fresh value found here releases the lock and is returned;
+   * `undefined` means the lock's owner must run the factory (also when this read fails: the run then
+   * meets the failing cache as a fill does).
+   */
+  async #recheck(key: string, o: Resolved, token: string): Promise<{ value: unknown } | undefined> {
+    let entry: { value: unknown; stale: boolean } | null;
+    try {
+      entry = await this.#read(key, o);
+    } catch (err) {
+      if (!isCacheFailure(err) || this.#host.closed()) {
+        this.#settle(this.#release(key, token), 'releasing a fill lock');
+        throw err;
+      }
+      return undefined;
+    }
+    if (entry === null || entry.stale) return undefined;
+    this.#counters.rechecks++;
+    this.#settle(this.#release(key, token), 'releasing a fill lock');
+    return { value: entry.value };
   }
 
   #release(key: string, token: string): Promise<unknown> {

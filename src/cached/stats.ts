@@ -19,6 +19,11 @@ export interface CachedFunctionStats {
   readonly coalesced: number;
   /** Calls that waited for another process's factory (the lock was taken). */
   readonly lockWaits: number;
+  /**
+   * Times a caller took the lock and found the value already stored by another caller (it returned that
+   * value and released the lock: the factory did not run twice).
+   */
+  readonly rechecks: number;
   /** Waits that reached `lockTimeoutMs`, after which the caller ran the factory itself. */
   readonly lockTimeouts: number;
   /** Background refreshes started (grace). */
@@ -45,6 +50,7 @@ export class CachedFunctionCounters {
   factoryRuns = 0;
   coalesced = 0;
   lockWaits = 0;
+  rechecks = 0;
   lockTimeouts = 0;
   refreshes = 0;
   refreshErrors = 0;
