@@ -12,7 +12,7 @@ import { CacheValidationError } from '../errors.js';
 export interface NearCacheOptions {
   /**
    * Most keys kept (least recently used dropped first). Required; a positive integer up to
-   * {@link MAX_NEAR_CACHE_ENTRIES}. The LRU reserves its index for the whole bound when the client is
+   * `MAX_NEAR_CACHE_ENTRIES` (1,000,000). The LRU reserves its index for the whole bound when the client is
    * created (about 16 bytes per entry), so size it to the hot set, not the keyspace.
    */
   maxEntries: number;
