@@ -218,6 +218,26 @@ export function registerCachedSuite(
       expect(runs).toBe(4); // 42 ran again
       expect(await cache.invalidate({ broadPatterns: ['user-lists'] })).toBe(1);
       expect(await cache.invalidate({ entityId: 'x*', targetedPatterns: ['users'] })).toBe(0); // escaped
+      // Entity ids are kept apart: 'org' vs 'org-1' / 'org1'; an id with ':' ('org:1' would fall under
+      // 'org:*') is refused, by the cached call and by invalidate, before any I/O.
+      const org = cache.cacheResult(
+        async (id: string) => {
+          runs++;
+          return id;
+        },
+        { keyPrefix: 'orgs', entityId: (id) => id },
+      );
+      await Promise.all([org('org'), org('org-1'), org('org1'), org('org*')]);
+      expect(await cache.invalidate({ entityId: 'org', targetedPatterns: ['orgs'] })).toBe(1);
+      const runsBefore = runs;
+      await Promise.all([org('org-1'), org('org1'), org('org*')]);
+      expect(runs).toBe(runsBefore); // still cached
+      await expect(org('org:1')).rejects.toThrow(/must not contain ':'/);
+      await expect(org('org:1')).rejects.toBeInstanceOf(CacheValidationError);
+      await expect(
+        cache.invalidate({ entityId: 'org:1', targetedPatterns: ['orgs'] }),
+      ).rejects.toBeInstanceOf(CacheValidationError);
+      expect(runs).toBe(runsBefore);
       await expect(cache.invalidate({ targetedPatterns: ['users'] })).rejects.toBeInstanceOf(
         CacheValidationError,
       );

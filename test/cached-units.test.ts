@@ -7,6 +7,7 @@ import { CircuitBreaker } from '../src/cached/breaker.js';
 import { cacheControlDecision, parseCacheControl } from '../src/cached/cache-control.js';
 import {
   canonical,
+  entityText,
   functionIdentity,
   invalidationPatterns,
   resolveDeploymentId,
@@ -174,6 +175,11 @@ describe('invalidation patterns', () => {
       'd\\*p:u:a\\?b:*',
     ]);
     expect(invalidationPatterns(null, { broadPatterns: ['x'] })).toEqual(['x*']);
+    expect(() => invalidationPatterns('d', { entityId: 'org:1', targetedPatterns: ['u'] })).toThrow(
+      CacheValidationError,
+    );
+    expect(() => resultKey('d', 'p', entityText('a:b'), 'id', [])).toThrow(/must not contain ':'/);
+    expect(resultKey('d', 'p', entityText(42n), 'id', [])).toMatch(/^d:p:42:/);
     expect(() => invalidationPatterns('d', { targetedPatterns: ['u'] })).toThrow(CacheValidationError);
     expect(() => invalidationPatterns('d', { broadPatterns: [''] })).toThrow(CacheValidationError);
   });

@@ -183,12 +183,24 @@ export function resultKey(
   return `${deploymentSegment(deploymentId)}${keyPrefix}:${entity}${digest(`${identity}|${canonical(args)}`)}`;
 }
 
-/** Text of an entity id for a key (strings as they are, numbers and bigints in decimal). */
+/**
+ * Text of an entity id for a key (strings as they are, numbers and bigints in decimal), as Python writes
+ * it. An id containing `:` is refused: the key's segments are `:`-separated, so the entries of entity
+ * `org:1` (`<prefix>:org:1:<digest>`) would fall under entity `org`'s targeted pattern
+ * (`<prefix>:org:*`), and invalidating `org` would delete them. Glob characters are fine: stored as they
+ * are, escaped in patterns.
+ * @throws {CacheValidationError} for an empty id, an id containing `:`, or one of another type.
+ */
 export function entityText(entityId: unknown): string | null {
   if (entityId === null || entityId === undefined) return null;
   if (typeof entityId === 'string' || typeof entityId === 'number' || typeof entityId === 'bigint') {
     const text = String(entityId);
     if (text === '') throw new CacheValidationError('An entity id must not be empty');
+    if (text.includes(':')) {
+      throw new CacheValidationError(
+        "An entity id must not contain ':' (it separates key segments: invalidating entity 'a' would also delete the entries of 'a:1'); map such ids to ':'-free text, e.g. replace ':' with another character",
+      );
+    }
     return text;
   }
   throw new CacheValidationError(`An entity id must be a string, number or bigint, got ${typeof entityId}`);
