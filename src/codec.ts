@@ -115,7 +115,7 @@ function write(value: unknown, key: string, format: JsonFormat, depth: number): 
     if (value instanceof Number || value instanceof String || value instanceof Boolean) {
       return write(value.valueOf(), key, format, depth);
     }
-    const lost = lossyBuiltIn(value);
+    const lost = lossyBuiltIn(value as object);
     if (lost !== undefined) return reject(`${lost} (convert it first)`);
   }
   if (Array.isArray(value)) {
