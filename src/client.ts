@@ -477,6 +477,8 @@ export class CacheClient {
     this.#closed = true;
     const connected = this.#connected ?? (await this.#connecting?.catch(() => undefined));
     this.#connected = undefined;
+    // Cached functions release the fill locks of factories still running (never waiting for them).
+    if (connected !== undefined) await this.#cached.close((body) => body(connected.engine));
     await connected?.engine.close();
   }
 

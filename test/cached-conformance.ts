@@ -382,6 +382,39 @@ export function registerCachedSuite(
       );
     });
 
+    it('close() abandons a running background refresh and fill quietly: locks released at once, nothing stored, no warnings', async () => {
+      const warnings: string[] = [];
+      const cache = open({ logger: { debug: () => {}, warn: (m) => warnings.push(m) } });
+      const other = open({ deploymentId: null });
+      await cache.getOrSet('bg', async () => 'v1', { ttl: 1, grace: 60 });
+      await sleep(1100); // stale, within grace
+      let release: () => void = () => {};
+      const gate = new Promise<void>((r) => {
+        release = r;
+      });
+      let started = 0;
+      const slow = async (value: string) => {
+        started++;
+        await gate;
+        return value;
+      };
+      expect(await cache.getOrSet('bg', () => slow('v2'), { ttl: 1, grace: 60 })).toBe('v1');
+      const fill = cache.getOrSet('fg', () => slow('fresh'), { ttl: 60 });
+      while (started < 2) await sleep(5);
+      expect(await other.exists(lockKey('bg'), lockKey('fg'))).toBe(2);
+      const t0 = performance.now();
+      await cache.close();
+      expect(performance.now() - t0).toBeLessThan(2000); // does not wait for the factories
+      expect(await other.exists(lockKey('bg'), lockKey('fg'))).toBe(0); // released by close()
+      release();
+      expect(await fill).toBe('fresh'); // the waiting caller still gets its result
+      await sleep(100);
+      expect(warnings).toEqual([]);
+      expect(await other.exists('fg')).toBe(0); // nothing stored after close
+      // Another process's refresh is not blocked by the abandoned lock: it refreshes at once.
+      expect(await other.getOrSet('bg', async () => 'v3', { ttl: 1, grace: 60, timeoutMs: 1000 })).toBe('v3');
+    });
+
     it("codec 'client': a plain get (and Python) reads the value getOrSet stored; grace adds nothing to it", async () => {
       const cache = open({ codec: 'json' });
       await cache.getOrSet('plain', async () => ({ a: [1, 2] }), { codec: 'client', grace: 30 });

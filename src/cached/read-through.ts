@@ -214,10 +214,29 @@ export class CachedFunctions {
   readonly #fallbacks = new Map<number, LRUCache<string, string>>();
   readonly #breaker = new CircuitBreaker();
   readonly #counters = new CachedFunctionCounters();
+  /** Fill locks this client may hold: owner token -> stored lock key (released by {@link close}). */
+  readonly #held = new Map<string, string>();
+  #closing = false;
 
   /** @param host - the client's side (see {@link CachedHost}). */
   constructor(host: CachedHost) {
     this.#host = host;
+  }
+
+  /**
+   * Called by the client's `close()` before its connection closes: fills and background refreshes still
+   * running are abandoned quietly. Their locks are released now (compare-and-delete with their tokens,
+   * through `run`, which runs a body on the open connection), so other processes need not wait for the
+   * locks to expire; when their factories finish, the result goes to the caller waiting for it (a
+   * background refresh has none) and nothing is stored or logged. Never waits for a factory.
+   */
+  async close(run: (body: (engine: Engine) => Promise<unknown>) => Promise<unknown>): Promise<void> {
+    this.#closing = true;
+    const held = [...this.#held];
+    this.#held.clear();
+    await Promise.allSettled(
+      held.map(([token, lock]) => run((engine) => engine.deleteIfEquals(lock, token))),
+    );
   }
 
   /** A snapshot of the counters. */
@@ -460,9 +479,7 @@ export class CachedFunctions {
     for (;;) {
       let acquired: boolean;
       try {
-        acquired = await this.#host.run('getOrSet', (engine, ks) =>
-          engine.setIfAbsent(ks.key(lockKey(key)), token, o.lockTtlMs),
-        );
+        acquired = await this.#acquire(key, token, o);
       } catch (err) {
         if (!isCacheFailure(err) || this.#host.closed()) throw err;
         this.#cacheFailed(err, o);
@@ -545,9 +562,12 @@ export class CachedFunctions {
     try {
       result = await factory();
     } catch (err) {
-      if (token !== null) this.#settle(this.#markFailed(key, token), 'marking a failed fill');
+      if (token !== null && !this.#closing)
+        this.#settle(this.#markFailed(key, token), 'marking a failed fill');
       throw err;
     }
+    // Closed meanwhile: close() released the lock; the result goes to the caller, nothing is stored.
+    if (this.#closing) return result;
     let encoded: string | undefined;
     try {
       encoded = o.typed ? this.#host.checkSize(encodeResult(result)) : this.#host.encode(result);
@@ -608,8 +628,7 @@ export class CachedFunctions {
     const running = this.#refreshing.get(id) as Promise<{ value: unknown } | undefined> | undefined;
     if (running !== undefined) return running;
     const token = randomUUID();
-    const refresh = this.#host
-      .run('getOrSet', (engine, ks) => engine.setIfAbsent(ks.key(lockKey(key)), token, o.lockTtlMs))
+    const refresh = this.#acquire(key, token, o)
       .then(async (acquired) => {
         if (!acquired) return undefined; // another process is refreshing
         const current = await this.#recheck(key, o, token);
@@ -618,6 +637,7 @@ export class CachedFunctions {
         return { value: await this.#produce(id, key, factory, o, token) };
       })
       .catch((err: unknown) => {
+        if (this.#closing) return undefined; // abandoned by close(): nothing to report
         if (isCacheFailure(err)) this.#cacheFailed(err, o);
         else this.#counters.refreshErrors++;
         this.#host.logger.warn(
@@ -656,8 +676,31 @@ export class CachedFunctions {
     return { value: entry.value };
   }
 
+  /** Take the fill lock of `key` with `token` (`SET NX PX lockTtlMs`); remembered until released. */
+  #acquire(key: string, token: string, o: Resolved): Promise<boolean> {
+    return this.#host
+      .run('getOrSet', (engine, ks) => {
+        const lock = ks.key(lockKey(key));
+        this.#held.set(token, lock);
+        return engine.setIfAbsent(lock, token, o.lockTtlMs);
+      })
+      .then(
+        (acquired) => {
+          if (!acquired) this.#held.delete(token);
+          return acquired;
+        },
+        (err: unknown) => {
+          this.#held.delete(token);
+          throw err;
+        },
+      );
+  }
+
   #release(key: string, token: string): Promise<unknown> {
-    return this.#host.run('getOrSet', (engine, ks) => engine.deleteIfEquals(ks.key(lockKey(key)), token));
+    return this.#host.run('getOrSet', (engine, ks) => {
+      this.#held.delete(token);
+      return engine.deleteIfEquals(ks.key(lockKey(key)), token);
+    });
   }
 
   /** Swap our lock for a failure mark, so callers waiting on it get the failure (see lock.ts). */
@@ -667,6 +710,7 @@ export class CachedFunctions {
       // again). Checked first: only a lock that expired in the meantime and was taken by another owner
       // during this one round trip could be overwritten.
       const lock = ks.key(lockKey(key));
+      this.#held.delete(token);
       if ((await engine.get(lock)) === token) {
         await engine.set(lock, failureMark(), FAILURE_MARK_MS / 1000);
       }
