@@ -6,31 +6,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CacheClient, CacheError } from '../src/index.js';
 import { registerConformanceSuite } from './conformance.js';
+import { aclRecipe } from './helpers/acl.js';
 import { commandCalls } from './helpers/command-stats.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 
 const PASSWORD = 'tenant-pw';
-
-/** The README's recipe: `ACL SETUSER <tenant> ...`. */
-function aclRecipe(tenant: string, password: string): string[] {
-  return [
-    'ACL',
-    'SETUSER',
-    tenant,
-    'reset',
-    'on',
-    `>${password}`,
-    `~${tenant}:*`,
-    'resetchannels',
-    '-@all',
-    '+@read',
-    '+@write',
-    '+@keyspace',
-    '+@connection',
-    '+@transaction',
-    '-@dangerous',
-  ];
-}
 
 function tenantUrl(server: RedisServer, tenant: string, password = PASSWORD): string {
   return `redis://${tenant}:${password}@127.0.0.1:${server.port}`;
