@@ -622,18 +622,35 @@ export class ClusterEngine implements Engine {
     });
   }
 
-  /** Run an engine call: connect if needed; `close()` waits for calls in progress. */
-  async #run<T>(body: (cluster: Cluster) => Promise<T>): Promise<T> {
-    if (this.#closed) throw new CacheConnectionError('the client is closed');
+  /**
+   * Run an engine call: connect if needed; `close()` waits for calls in progress. The hot path is one
+   * plain call and one `.then` (no async frame: each `await` is a promise hop per call).
+   */
+  #run<T>(body: (cluster: Cluster) => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(new CacheConnectionError('the client is closed'));
     this.#active++;
+    const cluster = this.#cluster;
+    let result: Promise<T>;
     try {
-      const cluster = this.#cluster ?? (await this.#connect());
-      return await body(cluster);
+      result = cluster === undefined ? this.#connect().then(body) : body(cluster);
     } catch (err) {
-      throw toCacheError(err, this.#ctx);
-    } finally {
-      if (--this.#active === 0) this.#onIdle?.();
+      result = Promise.reject(err);
     }
+    return result.then(
+      (value) => {
+        this.#settled();
+        return value;
+      },
+      (err: unknown) => {
+        this.#settled();
+        throw toCacheError(err, this.#ctx);
+      },
+    );
+  }
+
+  /** An engine call settled: wake `close()` when it was the last one. */
+  #settled(): void {
+    if (--this.#active === 0) this.#onIdle?.();
   }
 
   /**
@@ -661,10 +678,11 @@ export class ClusterEngine implements Engine {
   }
 
   /** {@inheritDoc Engine.set} */
-  async set(key: string, value: string, ttlSeconds?: number): Promise<void> {
+  set(key: string, value: string, ttlSeconds?: number): Promise<void> {
     const args =
       ttlSeconds === undefined ? ['SET', key, value] : ['SET', key, value, 'EX', String(ttlSeconds)];
-    await this.#run((c) => this.#send(c, key, false, args));
+    // Resolves with the reply ('OK'), which callers ignore: no extra promise hop to drop it.
+    return this.#run((c) => this.#send(c, key, false, args)) as Promise<void>;
   }
 
   /** {@inheritDoc Engine.mget} */
