@@ -17,6 +17,11 @@
  * @module
  */
 import type { InvalidateOptions } from './cached/keys.js';
+import {
+  CACHE_RESULT_DECORATOR_OPTIONS,
+  checkOptionNames,
+  INVALIDATE_DECORATOR_OPTIONS,
+} from './cached/option-names.js';
 import type { CacheResultOptions } from './cached/read-through.js';
 import type { CacheClient } from './client.js';
 import { CacheValidationError } from './errors.js';
@@ -61,6 +66,14 @@ function clientOf<This>(source: ClientSource<This>, instance: This): CacheClient
   return client;
 }
 
+/** Options of a decorator: an object with known names only (checked when the class is defined). */
+function checkOptions(options: unknown, known: ReadonlySet<string>, what: string): void {
+  if (options === null || typeof options !== 'object') {
+    throw new CacheValidationError(`${what} needs an options object`);
+  }
+  checkOptionNames(options, known, what);
+}
+
 /** `Class.method` (or `method` when the class has no name), for the function's identity. */
 function methodName(instance: unknown, isStatic: boolean, name: string | symbol): string {
   const owner = isStatic
@@ -74,10 +87,12 @@ function methodName(instance: unknown, isStatic: boolean, name: string | symbol)
  * `client.cacheResult(method, options)`. The function's identity is `Class.method` plus its source;
  * the instance (`this`) is not part of the key (use `key` or `entityId` to include what matters).
  * @throws {CacheValidationError} (rejected by the call) when `client` is not a CacheClient.
+ * @throws {CacheValidationError} when the class is defined, for an unknown option (named in the message).
  */
 export function cacheResult<This, A extends unknown[] = unknown[]>(
   options: CacheResultDecoratorOptions<This, A>,
 ) {
+  checkOptions(options, CACHE_RESULT_DECORATOR_OPTIONS, '@cacheResult');
   const { client, ...rest } = options;
   // The option functions may take a prefix of the method's parameters.
   return <Args extends [...A, ...unknown[]], V>(
@@ -118,10 +133,12 @@ export function cacheResult<This, A extends unknown[] = unknown[]>(
  * resolves, `client.invalidate({ entityId, targetedPatterns, broadPatterns })` runs and is awaited, then
  * the method's result is returned. A failing method invalidates nothing. A failing invalidation is
  * reported through `onError` and does not fail the call.
+ * @throws {CacheValidationError} when the class is defined, for an unknown option (named in the message).
  */
 export function invalidateCache<This, A extends unknown[] = unknown[]>(
   options: InvalidateCacheDecoratorOptions<This, A>,
 ) {
+  checkOptions(options, INVALIDATE_DECORATOR_OPTIONS, '@invalidateCache');
   const { client, entityId, targetedPatterns, broadPatterns, onError } = options;
   const report =
     onError ??

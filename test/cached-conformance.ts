@@ -500,6 +500,24 @@ export function registerCachedSuite(
       expect(() => cache.cacheResult(async () => 1, { keyPrefix: '' })).toThrow(CacheValidationError);
       const f = cache.cacheResult(async (_cb: unknown) => 1);
       await expect(f(() => 1)).rejects.toThrow(/key/);
+      // Unknown (misspelt) options are named, not ignored.
+      const typo = { tll: 5 } as unknown as { ttl: number };
+      await expect(cache.getOrSet('k', async () => 1, typo)).rejects.toThrow(/Unknown getOrSet option `tll`/);
+      expect(() => cache.cacheResult(async () => 1, typo)).toThrow(/Unknown cacheResult option `tll`/);
+      expect(() => cache.cacheResult(async () => 1, { fallback: { maxEntres: 5 } as never })).toThrow(
+        /Unknown `fallback` option `maxEntres`/,
+      );
+      // cacheControl is a header value for getOrSet, a function of the arguments for cacheResult: both known.
+      expect(() => cache.cacheResult(async () => 1, { cacheControl: () => null })).not.toThrow();
+      await expect(cache.invalidate({ broadPattern: ['x'] } as never)).rejects.toThrow(
+        /Unknown invalidate option `broadPattern`/,
+      );
+      expect(() => cacheResult({ client: cache, tll: 5 } as never)).toThrow(
+        /Unknown @cacheResult option `tll`/,
+      );
+      expect(() => invalidateCache({ client: cache, targetPatterns: ['u'] } as never)).toThrow(
+        /Unknown @invalidateCache option `targetPatterns`/,
+      );
       expect(() => new CacheClient({ ...target.options(tenant), deploymentId: 'a b' })).toThrow(
         CacheValidationError,
       );

@@ -38,6 +38,13 @@ import {
   resultKey,
 } from './keys.js';
 import { FAILURE_MARK_MS, FIRST_POLL_MS, failureMark, lockKey, lockState, nextPoll } from './lock.js';
+import {
+  CACHE_RESULT_OPTIONS,
+  checkOptionNames,
+  FALLBACK_OPTIONS,
+  GET_OR_SET_OPTIONS,
+  INVALIDATE_OPTIONS,
+} from './option-names.js';
 import { decodeResult, encodeResult } from './result-codec.js';
 import { CachedFunctionCounters, type CachedFunctionStats } from './stats.js';
 
@@ -252,7 +259,7 @@ export class CachedFunctions {
     try {
       validateKey(key);
       if (typeof factory !== 'function') throw new CacheValidationError('getOrSet needs a factory function');
-      o = this.#resolve(options);
+      o = this.#resolve(options, 'getOrSet');
       const decision = cacheControlDecision(options.cacheControl, o.ttl, MAX_TTL);
       ttl = decision.kind === 'cache' ? decision.ttl : undefined;
     } catch (err) {
@@ -271,6 +278,10 @@ export class CachedFunctions {
     options: CacheResultOptions<A> = {},
   ): (this: This, ...args: A) => Promise<Awaited<R>> {
     if (typeof fn !== 'function') throw new CacheValidationError('cacheResult needs a function');
+    if (options === null || typeof options !== 'object') {
+      throw new CacheValidationError('The options must be an object');
+    }
+    checkOptionNames(options, CACHE_RESULT_OPTIONS, 'cacheResult');
     const { keyPrefix = DEFAULT_KEY_PREFIX, entityId, key, cacheControl, name, ...rest } = options;
     if (typeof keyPrefix !== 'string' || keyPrefix === '') {
       throw new CacheValidationError('The `keyPrefix` option must be a non-empty string');
@@ -280,7 +291,7 @@ export class CachedFunctions {
         throw new CacheValidationError(`The \`${optionName}\` option must be a function of the arguments`);
       }
     }
-    const base = this.#resolve(rest); // validated once, at wrap time
+    const base = this.#resolve(rest, null); // validated once, at wrap time
     const identity = functionIdentity(fn as (...args: never[]) => unknown, name);
     const self = this;
     return function cached(this: This, ...args: A): Promise<Awaited<R>> {
@@ -320,16 +331,19 @@ export class CachedFunctions {
     if (options === null || typeof options !== 'object') {
       throw new CacheValidationError('invalidate needs an options object');
     }
+    checkOptionNames(options, INVALIDATE_OPTIONS, 'invalidate');
     const patterns = invalidationPatterns(this.#host.deploymentId, options);
     let deleted = 0;
     for (const pattern of patterns) deleted += await this.#host.flushByPattern(pattern);
     return deleted;
   }
 
-  #resolve(options: GetOrSetOptions): Resolved {
+  /** Validate and resolve options; `what` names the caller for unknown options (`null`: checked already). */
+  #resolve(options: GetOrSetOptions, what: string | null): Resolved {
     if (options === null || typeof options !== 'object') {
       throw new CacheValidationError('The options must be an object');
     }
+    if (what !== null) checkOptionNames(options, GET_OR_SET_OPTIONS, what);
     const ttl = integer(options.ttl ?? DEFAULT_TTL, 'ttl', 1, MAX_TTL);
     const grace = integer(options.grace ?? 0, 'grace', 0, MAX_TTL);
     const lockTimeoutMs = integer(options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS, 'lockTimeoutMs', 1);
@@ -344,6 +358,7 @@ export class CachedFunctions {
       if (spec === null || typeof spec !== 'object') {
         throw new CacheValidationError('The `fallback` option must be a boolean or an object');
       }
+      checkOptionNames(spec, FALLBACK_OPTIONS, '`fallback`');
       const max = integer(spec.maxEntries ?? DEFAULT_FALLBACK_ENTRIES, 'fallback.maxEntries', 1);
       fallbackTtl = spec.ttl === undefined ? undefined : integer(spec.ttl, 'fallback.ttl', 1, MAX_TTL);
       fallback = this.#fallbacks.get(max);

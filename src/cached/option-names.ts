@@ -1,0 +1,65 @@
+/**
+ * Names of the options of cached functions, so that a misspelt option (`tll` for `ttl`) is an error
+ * naming it, as for the client's constructor, instead of being ignored silently.
+ *
+ * @module
+ */
+import { CacheValidationError } from '../errors.js';
+
+/** Options of `getOrSet` (and of `cacheResult`, which adds {@link CACHE_RESULT_OPTIONS}). */
+export const GET_OR_SET_OPTIONS: ReadonlySet<string> = new Set([
+  'ttl',
+  'grace',
+  'timeoutMs',
+  'lockTimeoutMs',
+  'lockTtlMs',
+  'cacheControl',
+  'breakerMs',
+  'fallback',
+  'codec',
+]);
+
+/** Options of `cacheResult`. */
+export const CACHE_RESULT_OPTIONS: ReadonlySet<string> = new Set([
+  ...GET_OR_SET_OPTIONS,
+  'keyPrefix',
+  'entityId',
+  'key',
+  'name',
+]);
+
+/** Options of the `@cacheResult` decorator. */
+export const CACHE_RESULT_DECORATOR_OPTIONS: ReadonlySet<string> = new Set([
+  ...CACHE_RESULT_OPTIONS,
+  'client',
+]);
+
+/** Options of `fallback`. */
+export const FALLBACK_OPTIONS: ReadonlySet<string> = new Set(['maxEntries', 'ttl']);
+
+/** Options of `invalidate`. */
+export const INVALIDATE_OPTIONS: ReadonlySet<string> = new Set([
+  'entityId',
+  'targetedPatterns',
+  'broadPatterns',
+]);
+
+/** Options of the `@invalidateCache` decorator. */
+export const INVALIDATE_DECORATOR_OPTIONS: ReadonlySet<string> = new Set([
+  ...INVALIDATE_OPTIONS,
+  'client',
+  'onError',
+]);
+
+/**
+ * Check that `options` (an object) has only `known` own keys.
+ * @param what - whose options these are, for the message (`getOrSet`, `cacheResult`, `fallback`...).
+ * @throws {CacheValidationError} naming the first unknown option and listing the known ones.
+ */
+export function checkOptionNames(options: object, known: ReadonlySet<string>, what: string): void {
+  for (const name of Object.keys(options)) {
+    if (!known.has(name)) {
+      throw new CacheValidationError(`Unknown ${what} option \`${name}\` (known: ${[...known].join(', ')})`);
+    }
+  }
+}
