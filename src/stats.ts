@@ -60,8 +60,8 @@ export interface CacheStats {
     Readonly<Record<string, OperationStats | undefined>>;
   /** The sum of {@link CacheStats.operations} over every operation. */
   readonly totals: OperationStats;
-  /** Counters of cached functions (`getOrSet`, `cacheResult`, the decorators). */
-  readonly cachedFunctions?: CachedFunctionStats;
+  /** Counters of cached functions (`getOrSet`, `cacheResult`, the decorators); always present (zeros when unused). */
+  readonly cachedFunctions: CachedFunctionStats;
   /** Counters of the near cache (option `nearCache`); absent when it is off. */
   readonly nearCache?: NearCacheStats;
 }
@@ -117,8 +117,8 @@ export class StatsRecorder {
     return counters;
   }
 
-  /** A copy of every counter, with totals. */
-  snapshot(): CacheStats {
+  /** A copy of every counter, with totals (the client adds the cached functions' and near cache's). */
+  snapshot(): Omit<CacheStats, 'cachedFunctions' | 'nearCache'> {
     const operations: Record<string, OperationStats> = {};
     const totals = { calls: 0, errors: 0, hits: 0, misses: 0 };
     for (const [name, counters] of this.#byName) {

@@ -66,9 +66,9 @@ export function registerCachedSuite(
       const results = await Promise.all(calls);
       expect(runs).toBe(1);
       for (const r of results) expect(r).toEqual({ report: 42 });
-      expect(a.stats().cachedFunctions?.coalesced).toBeGreaterThan(0);
+      expect(a.stats().cachedFunctions.coalesced).toBeGreaterThan(0);
       // The loser client waited on the lock, then read the owner's value.
-      const waits = (a.stats().cachedFunctions?.lockWaits ?? 0) + (b.stats().cachedFunctions?.lockWaits ?? 0);
+      const waits = (a.stats().cachedFunctions.lockWaits ?? 0) + (b.stats().cachedFunctions.lockWaits ?? 0);
       expect(waits).toBe(1);
       // The lock is released once the value is stored.
       expect(await open({ deploymentId: null }).exists(lockKey('report'))).toBe(0);
@@ -104,7 +104,7 @@ export function registerCachedSuite(
       const prim = cache.cacheResult(async (k: string) => (k === 'null' ? null : k === 'num' ? 7 : '7'));
       expect([await prim('null'), await prim('num'), await prim('str')]).toEqual([null, 7, '7']);
       expect([await prim('null'), await prim('num'), await prim('str')]).toEqual([null, 7, '7']);
-      expect(cache.stats().cachedFunctions?.hits).toBe(4);
+      expect(cache.stats().cachedFunctions.hits).toBe(4);
     });
 
     it('different functions never share an entry; object key order does not matter, types do', async () => {
@@ -325,7 +325,7 @@ export function registerCachedSuite(
       await g({ cc: 'max-age=30' });
       await g({ cc: 'max-age=30' });
       expect(runs - before).toBe(3);
-      expect(cache.stats().cachedFunctions?.bypasses).toBe(13);
+      expect(cache.stats().cachedFunctions.bypasses).toBe(13);
     });
 
     it('grace serves the stale value while exactly one refresh runs (two clients)', async () => {
@@ -355,7 +355,7 @@ export function registerCachedSuite(
       expect(await b.getOrSet('g', refresh, { ttl: 1, grace: 60 })).toBe('v2');
       expect(refreshes).toBe(1);
       const served =
-        (a.stats().cachedFunctions?.staleServed ?? 0) + (b.stats().cachedFunctions?.staleServed ?? 0);
+        (a.stats().cachedFunctions.staleServed ?? 0) + (b.stats().cachedFunctions.staleServed ?? 0);
       expect(served).toBeGreaterThanOrEqual(2);
     });
 
@@ -369,12 +369,12 @@ export function registerCachedSuite(
       };
       expect(await cache.getOrSet('gf', failing, { ttl: 1, grace: 60 })).toBe('old');
       await sleep(50);
-      expect(cache.stats().cachedFunctions?.refreshErrors).toBe(1);
+      expect(cache.stats().cachedFunctions.refreshErrors).toBe(1);
       expect(warnings.some((w) => w.includes('refreshing "gf" failed'))).toBe(true);
       // A failed refresh is retried at most every FAILURE_MARK_MS (across processes): no hammering.
       expect(await cache.getOrSet('gf', failing, { ttl: 1, grace: 60 })).toBe('old');
       await sleep(50);
-      expect(cache.stats().cachedFunctions?.refreshErrors).toBe(1);
+      expect(cache.stats().cachedFunctions.refreshErrors).toBe(1);
       await sleep(FAILURE_MARK_MS);
       // With timeoutMs a quick refresh is awaited.
       expect(await cache.getOrSet('gf', async () => 'new', { ttl: 1, grace: 60, timeoutMs: 1000 })).toBe(

@@ -308,7 +308,7 @@ describe('cached functions when the server freezes (SIGSTOP)', () => {
     const before = runs;
     for (let i = 0; i < 20; i++) expect(await slow(i)).toBe(i * 2);
     expect(runs).toBe(before);
-    expect(cache.stats().cachedFunctions?.fallbackHits).toBe(20);
+    expect(cache.stats().cachedFunctions.fallbackHits).toBe(20);
     redis.resume();
   }, 30_000);
 
@@ -323,7 +323,7 @@ describe('cached functions when the server freezes (SIGSTOP)', () => {
     const f = async () => ++runs;
     expect(await cache.getOrSet('k', f, { breakerMs: 60_000 })).toBe(1);
     expect(await cache.getOrSet('k', f, { breakerMs: 60_000 })).toBe(2); // breaker open: no cache
-    expect(cache.stats().cachedFunctions?.breakerTrips).toBe(1);
+    expect(cache.stats().cachedFunctions.breakerTrips).toBe(1);
     await redis.cli('CONFIG', 'SET', 'maxmemory', '0');
   });
 });
