@@ -466,7 +466,9 @@ export class CacheClient {
 
   /**
    * Close the connection once pending commands have finished. Idempotent; later calls reject with
-   * {@link CacheConnectionError}.
+   * {@link CacheConnectionError}. Never waits for a cached function's factory: fills and grace refreshes
+   * still running are abandoned quietly (their locks released now, their results not stored; a waiting
+   * caller still gets its result).
    */
   close(): Promise<void> {
     this.#closing ??= this.#close();
