@@ -56,6 +56,7 @@ registerCachedSuite(
 );
 
 const CHILD = join(import.meta.dirname, 'fixtures', 'cached-child.ts');
+const RACE_CHILD = join(import.meta.dirname, 'fixtures', 'cached-race-child.ts');
 
 interface ChildResult {
   runs: number;
@@ -156,6 +157,37 @@ describe('cached functions across processes (redis-server)', () => {
     expect(runs.map((r, i) => `${i}x${r}`).filter((_, i) => runs[i] !== 1)).toEqual([]);
     await pool.closeAll();
   }, 60_000);
+
+  it('three processes on 100 cold keys, each key at about the same moment: no key runs its factory twice', async () => {
+    const tag = `k${n++}`;
+    const procs = [0, 1, 2].map(() =>
+      spawn(process.execPath, ['--import', 'tsx', RACE_CHILD], {
+        env: { ...process.env, URL: redis.url, TENANT: 'race-procs', TAG: tag, KEYS: '100' },
+        stdio: ['pipe', 'pipe', 'inherit'],
+      }),
+    );
+    const outputs = procs.map((p) => {
+      let out = '';
+      p.stdout?.on('data', (d: Buffer) => {
+        out += d.toString();
+      });
+      return {
+        ready: new Promise<void>((resolve) => {
+          const check = () => (out.includes('READY\n') ? resolve() : setTimeout(check, 10));
+          check();
+        }),
+        done: once(p, 'exit').then(() => JSON.parse(out.trim().split('\n').pop() ?? '[]') as number[]),
+      };
+    });
+    await Promise.all(outputs.map((o) => o.ready));
+    const t0 = Date.now() + 300;
+    for (const p of procs) p.stdin?.end(`${t0}\n`);
+    const ran = (await Promise.all(outputs.map((o) => o.done))).flat();
+    const runs = new Map<number, number>();
+    for (const i of ran) runs.set(i, (runs.get(i) ?? 0) + 1);
+    expect(runs.size).toBe(100);
+    expect([...runs].filter(([, r]) => r > 1).map(([i, r]) => `${i}x${r}`)).toEqual([]);
+  }, 90_000);
 
   it('a SIGKILLed lock owner does not block waiters past lockTimeoutMs', async () => {
     const key = `killed-${n++}`;
