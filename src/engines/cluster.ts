@@ -85,7 +85,15 @@ type Fail = (err: CacheError) => void;
 /** What the engine knows about one node (by `host:port`): commands outstanding, last reply, health. */
 interface NodeState {
   lastProgress: number;
+  /** Calls waiting for the node's connection (the slow path): the watchdog rejects them one by one. */
   readonly pending: Set<Fail>;
+  /**
+   * Commands sent on a ready connection (the fast path): counted only, since a stall destroys the
+   * connection, which rejects them.
+   */
+  inflight: number;
+  /** Stalls so far: a fast-path command that fails after a stall during it failed for want of a reply. */
+  stalls: number;
   /**
    * The node (of the cluster client in use) whose connection attempt failed and has not succeeded since
    * (`node-error` without `node-ready`): its calls fail fast while node-redis reconnects in the background.
@@ -341,7 +349,8 @@ export class ClusterEngine implements Engine {
       Math.max(10, Math.floor(timeoutMs / 20)),
       (now) => {
         for (const [address, node] of this.#nodes) {
-          if (node.pending.size > 0 && now - node.lastProgress > timeoutMs) this.#onStall(address, node);
+          const busy = node.pending.size > 0 || node.inflight > 0;
+          if (busy && now - node.lastProgress > timeoutMs) this.#onStall(address, node);
         }
       },
       (now) => {
@@ -354,7 +363,14 @@ export class ClusterEngine implements Engine {
   #state(address: string): NodeState {
     let state = this.#nodes.get(address);
     if (state === undefined) {
-      state = { lastProgress: 0, pending: new Set(), down: undefined, lastError: undefined };
+      state = {
+        lastProgress: 0,
+        pending: new Set(),
+        inflight: 0,
+        stalls: 0,
+        down: undefined,
+        lastError: undefined,
+      };
       this.#nodes.set(address, state);
     }
     return state;
@@ -368,9 +384,8 @@ export class ClusterEngine implements Engine {
     const failures = [...node.pending];
     node.pending.clear();
     node.lastProgress = Date.now();
-    for (const fail of failures) {
-      fail(new CacheTimeoutError(`${address} did not reply within ${this.#options.timeoutMs} ms`));
-    }
+    node.stalls++;
+    for (const fail of failures) fail(this.#noReply(address));
     const cluster = this.#cluster;
     if (!cluster) return;
     const target = cluster.nodeByAddress.get(address);
@@ -506,6 +521,44 @@ export class ClusterEngine implements Engine {
     this.#retiring.add(done);
   }
 
+  /** The error of a call the node at `address` did not answer within `timeoutMs`. */
+  #noReply(address: string, cause?: unknown): CacheTimeoutError {
+    const message = `${address} did not reply within ${this.#options.timeoutMs} ms`;
+    return cause === undefined ? new CacheTimeoutError(message) : new CacheTimeoutError(message, { cause });
+  }
+
+  /**
+   * The fast path: send on a ready connection, counted for the watchdog. A stall destroys the
+   * connection, which rejects the command (then reported as a timeout). `redirected` sends it again
+   * after a MOVED/ASK reply (which says it did not run).
+   */
+  #sendOn(
+    state: NodeState,
+    address: string,
+    client: NodeClient,
+    args: string[],
+    redirected: () => Promise<Reply>,
+  ): Promise<Reply> {
+    if (state.inflight++ === 0 && state.pending.size === 0) state.lastProgress = Date.now();
+    const stalls = state.stalls;
+    return client.sendCommand(args, NO_TIMEOUT).then(
+      (reply) => {
+        state.inflight--;
+        state.lastProgress = Date.now();
+        return reply;
+      },
+      (err: unknown) => {
+        state.inflight--;
+        state.lastProgress = Date.now();
+        if (state.stalls !== stalls) throw this.#noReply(address, err);
+        if (err instanceof ErrorReply && REDIRECT_REPLY.test(err.message)) {
+          return this.#track(state, address, redirected);
+        }
+        throw this.#failure(err, address);
+      },
+    );
+  }
+
   /** Map a node-redis failure of a command sent to `address`, reacting to what it says. */
   #failure(err: unknown, address: string): CacheError {
     if (err instanceof CacheError) return err;
@@ -535,7 +588,7 @@ export class ClusterEngine implements Engine {
     start: () => Promise<T>,
     redirected?: () => Promise<T>,
   ): Promise<T> {
-    if (state.pending.size === 0) state.lastProgress = Date.now();
+    if (state.pending.size === 0 && state.inflight === 0) state.lastProgress = Date.now();
     return new Promise<T>((resolve, reject) => {
       const fail: Fail = reject;
       state.pending.add(fail);
@@ -596,16 +649,14 @@ export class ClusterEngine implements Engine {
     }
     const address = primary.address;
     const state = this.#state(address);
+    const redirected = () => cluster.sendCommand(key, readonly, args);
+    const client = this.#clients.get(primary);
+    if (client?.isReady === true) return this.#sendOn(state, address, client, args, redirected);
     return this.#track(
       state,
       address,
-      () => {
-        const client = this.#clients.get(primary);
-        return client?.isReady === true
-          ? client.sendCommand(args, NO_TIMEOUT)
-          : this.#connectNode(cluster, primary, state).then((c) => c.sendCommand(args, NO_TIMEOUT));
-      },
-      () => cluster.sendCommand(key, readonly, args),
+      () => this.#connectNode(cluster, primary, state).then((c) => c.sendCommand(args, NO_TIMEOUT)),
+      redirected,
     );
   }
 
