@@ -47,11 +47,13 @@ const BINARY_VIEWS = new Set<object>(
   ].map((c) => c.prototype),
 );
 
-function notDigestible(what: string): CacheValidationError {
+function notDigestible(what: string, why = ''): CacheValidationError {
   return new CacheValidationError(
-    `A ${what} argument cannot be part of a cache key (its state is not in plain data the digest can read faithfully): pass the \`key\` option to build the key yourself`,
+    `A ${what} argument cannot be part of a cache key${why}: pass the \`key\` option to build the key yourself`,
   );
 }
+
+const HIDDEN_STATE = ' (its state is not in plain data the digest can read faithfully)';
 
 /**
  * A canonical, type-tagged text of `value`: equal for equal values whatever the key order of their
@@ -99,7 +101,8 @@ function write(value: unknown, depth: number, path: Set<object>): string {
     const next = depth + 1;
     const proto = Object.getPrototypeOf(value) as object | null;
     if (proto === Object.prototype || proto === null) {
-      if (Object.getOwnPropertySymbols(value).length > 0) throw notDigestible('symbol-keyed object');
+      if (Object.getOwnPropertySymbols(value).length > 0)
+        throw notDigestible('symbol-keyed object', HIDDEN_STATE);
       const keys = Object.keys(value).sort();
       const body = keys.map(
         (k) => `${JSON.stringify(k)}:${write((value as Record<string, unknown>)[k], next, path)}`,
@@ -132,7 +135,7 @@ function write(value: unknown, depth: number, path: Set<object>): string {
       return `B${view.constructor.name}:${bytes}`;
     }
     if (proto === ArrayBuffer.prototype) return `A${Buffer.from(value as ArrayBuffer).toString('base64')}`;
-    throw notDigestible(describeObject(proto));
+    throw notDigestible(describeObject(proto), HIDDEN_STATE);
   } finally {
     path.delete(value);
   }
