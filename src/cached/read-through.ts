@@ -103,8 +103,9 @@ export interface GetOrSetOptions {
    */
   lockTtlMs?: number;
   /**
-   * A `Cache-Control` value for this call: `no-store`, `no-cache`, `must-revalidate` and `max-age=0`
-   * bypass the cache (the factory runs once); `s-maxage`/`max-age` set the TTL.
+   * A `Cache-Control` value for this call: `no-store`, `no-cache`, `must-revalidate`, `private`,
+   * `max-age=0` and a malformed `max-age`/`s-maxage` bypass the cache (the factory runs once);
+   * `s-maxage`/`max-age` set the TTL (clamped to 2^32 s). See docs/cached-functions.md.
    * @default none
    */
   cacheControl?: string | null;
