@@ -29,7 +29,9 @@ export interface ConnectionConfig {
    */
   timeoutMs?: number;
   /**
-   * Longest wait to establish a connection (TCP, TLS, authentication), in milliseconds.
+   * Longest wait to establish a connection (TCP, TLS, authentication), in milliseconds. After the server
+   * failed to reply within `timeoutMs`, the next connection must come up within the smaller of the two
+   * (a frozen server accepts TCP but never answers), until one succeeds.
    * @default 5000
    */
   connectTimeoutMs?: number;

@@ -66,6 +66,27 @@ describe('no call hangs', () => {
     expect(await cache.get('k')).toBe('v');
   });
 
+  it('after a stall, reconnecting to the still-frozen server is bounded by timeoutMs, not connectTimeoutMs', async () => {
+    const slowConnect = new CacheClient({
+      connectionConfig: { url: server.url, tenant: 'hang', timeoutMs: TIMEOUT_MS, connectTimeoutMs: 10_000 },
+    });
+    try {
+      await slowConnect.set('k', 'v');
+      server.pause();
+      const first = await elapsed(slowConnect.get('k'));
+      expect(first.error).toBeInstanceOf(CacheTimeoutError);
+      // The watchdog replaced the connection; the new one cannot complete its handshake.
+      const again = await elapsed(slowConnect.get('k'));
+      expect(again.error).toBeInstanceOf(CacheConnectionError);
+      expect((again.error as Error).message).toMatch(/within 1000 ms/);
+      expect(again.ms).toBeLessThan(TIMEOUT_MS * 1.2);
+    } finally {
+      server.resume();
+    }
+    expect(await slowConnect.get('k')).toBe('v');
+    await slowConnect.close();
+  });
+
   it('keeps calls bounded while a steady stream of new calls keeps writing to a frozen server', async () => {
     server.pause();
     const start = performance.now();

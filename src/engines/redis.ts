@@ -70,6 +70,12 @@ export class RedisEngine implements Engine {
   #closed = false;
   /** Clients destroyed by the watchdog: their failures are timeouts. */
   readonly #stalled = new WeakSet<Client>();
+  /**
+   * The server last failed to reply within `timeoutMs` and no connection has succeeded since: a new
+   * connection must then come up within `timeoutMs` too (a frozen server accepts TCP but never answers
+   * the handshake, and every call would otherwise wait the longer `connectTimeoutMs`).
+   */
+  #unresponsive = false;
   #pending = 0;
   #lastProgress = 0;
   #watchdog: NodeJS.Timeout | undefined;
@@ -128,12 +134,12 @@ export class RedisEngine implements Engine {
 
   async #openClient(): Promise<Client> {
     const client = this.#createClient();
+    const { connectTimeoutMs, timeoutMs } = this.#options;
+    const deadlineMs = this.#unresponsive ? Math.min(connectTimeoutMs, timeoutMs) : connectTimeoutMs;
     try {
-      await withDeadline(client.connect(), this.#options.connectTimeoutMs, () => {
+      await withDeadline(client.connect(), deadlineMs, () => {
         client.destroy();
-        return new CacheTimeoutError(
-          `could not connect to ${this.#ctx.target} within ${this.#options.connectTimeoutMs} ms`,
-        );
+        return new CacheTimeoutError(`could not connect to ${this.#ctx.target} within ${deadlineMs} ms`);
       });
     } catch (err) {
       if (client.isOpen) client.destroy();
@@ -144,6 +150,7 @@ export class RedisEngine implements Engine {
       throw new CacheConnectionError('the client is closed');
     }
     this.#client = client;
+    this.#unresponsive = false;
     this.#startWatchdog();
     return client;
   }
@@ -166,6 +173,7 @@ export class RedisEngine implements Engine {
     const client = this.#client;
     this.#lastProgress = Date.now();
     if (!client) return;
+    this.#unresponsive = true;
     this.#stalled.add(client);
     this.#dropClient();
     client.destroy();
