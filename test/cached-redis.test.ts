@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CacheClient } from '../src/index.js';
 import { registerCachedSuite } from './cached-conformance.js';
+import { aclRecipe } from './helpers/acl.js';
 import { ClientPool } from './helpers/clients.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 
@@ -26,7 +27,6 @@ registerCachedSuite(
 );
 
 // The README's ACL recipe: no @scripting, so compare-and-delete takes its GET + DEL path.
-const RECIPE = '+@read +@write +@keyspace +@connection +@transaction -@dangerous'.split(' ');
 registerCachedSuite(
   'redis-server with a per-tenant ACL user',
   async () => {
@@ -37,18 +37,7 @@ registerCachedSuite(
         ...extra,
       }),
       prepareTenant: async (tenant) => {
-        await aclServer.cli(
-          'ACL',
-          'SETUSER',
-          tenant,
-          'reset',
-          'on',
-          '>pw',
-          `~${tenant}:*`,
-          'resetchannels',
-          '-@all',
-          ...RECIPE,
-        );
+        await aclServer.cli(...aclRecipe(tenant, 'pw'));
       },
     };
   },

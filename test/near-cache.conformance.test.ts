@@ -3,7 +3,7 @@
  * on (default options: shared frozen values): every operation behaves as without it.
  */
 import { registerConformanceSuite } from './conformance.js';
-import { type RedisCluster, startRedisCluster } from './helpers/redis-cluster.js';
+import { clusterTarget } from './helpers/cluster-target.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 
 let server: RedisServer;
@@ -26,25 +26,6 @@ registerConformanceSuite(
   () => server.stop(),
 );
 
-let cluster: RedisCluster | undefined;
-
-registerConformanceSuite(
-  'redis-cluster with a near cache',
-  async () => {
-    const c = await startRedisCluster();
-    cluster = c;
-    return {
-      options: (tenant, extra = {}) => ({
-        connectionConfig: { url: c.url, tenant, cluster: true },
-        nearCache: { maxEntries: 1000 },
-        ...extra,
-      }),
-      rawKeys: (match = '*') => c.scanAll(match),
-      rawGet: (key) => c.rawGet(key),
-      inspectable: true,
-    };
-  },
-  async () => {
-    await cluster?.stop();
-  },
-);
+// No command counts: the near cache's heartbeat PINGs every primary each second.
+const cluster = clusterTarget({ nearCache: { maxEntries: 1000 } }, false);
+registerConformanceSuite('redis-cluster with a near cache', cluster.setup, cluster.teardown);
