@@ -26,7 +26,7 @@ import {
   resolveSettings,
 } from './options.js';
 import { type CacheStats, StatsRecorder } from './stats.js';
-import { illFormedMessage } from './unicode.js';
+import { requireWellFormed } from './unicode.js';
 
 /** Largest TTL accepted, in seconds (about 136 years). */
 export const MAX_TTL_SECONDS = 2 ** 32;
@@ -375,7 +375,7 @@ export class CacheClient {
           throw new CacheValidationError(`${operation}: values must be strings (a serializer's output)`);
         }
         // As the peak codec's raw strings: UTF-8 cannot carry a lone surrogate (Redis would store U+FFFD).
-        if (!value.isWellFormed()) throw new CacheValidationError(illFormedMessage('A string value', value));
+        requireWellFormed('A string value', value);
         this.#checkSize(value);
       }
       for (const ttl of input.ttls ?? []) if (ttl !== undefined) validateTtl(ttl);

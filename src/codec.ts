@@ -10,7 +10,7 @@
 import { parsePythonJson, safeJsonParse } from './codec/parse.js';
 import { pythonNumber } from './codec/python-number.js';
 import { CacheValidationError } from './errors.js';
-import { illFormedMessage } from './unicode.js';
+import { requireWellFormed } from './unicode.js';
 
 export { safeJsonParse };
 
@@ -204,8 +204,7 @@ export function toCompactPythonJson(value: unknown): string {
  * UTF-8 cannot carry (Redis would store U+FFFD instead, silently).
  */
 function rawString(value: string): string {
-  if (!value.isWellFormed()) throw new CacheValidationError(illFormedMessage('A string value', value));
-  return value;
+  return requireWellFormed('A string value', value);
 }
 
 /**

@@ -6,7 +6,7 @@
  */
 import { escapeGlob } from './engines/glob.js';
 import { CacheValidationError } from './errors.js';
-import { illFormedMessage } from './unicode.js';
+import { requireWellFormed } from './unicode.js';
 
 /** Longest accepted tenant name, in characters. */
 export const MAX_TENANT_LENGTH = 128;
@@ -22,11 +22,6 @@ export const MAX_PATTERN_WILDCARDS = 16;
 // with tenant `a`'s keys `b:*`), whitespace, control characters and unicode look-alikes.
 const TENANT_RE = /^[A-Za-z0-9_.-]+$/;
 const PREFIX_RE = /^[A-Za-z0-9_.:-]+$/;
-
-/** Lone surrogates have no UTF-8 form: Redis would see U+FFFD, the memory engine the original. */
-function checkWellFormed(what: string, text: string): void {
-  if (!text.isWellFormed()) throw new CacheValidationError(illFormedMessage(what, text));
-}
 
 function describe(text: string): string {
   return text.length > 40
@@ -47,7 +42,7 @@ export function validateTenant(tenant: unknown): string {
   if (tenant.length > MAX_TENANT_LENGTH) {
     throw new CacheValidationError(`The tenant is longer than ${MAX_TENANT_LENGTH} characters`);
   }
-  checkWellFormed('The tenant', tenant);
+  requireWellFormed('The tenant', tenant);
   if (!TENANT_RE.test(tenant)) {
     throw new CacheValidationError(
       `Invalid tenant ${describe(tenant)}: only ASCII letters, digits, '_', '-' and '.' are allowed`,
@@ -69,7 +64,7 @@ export function validatePrefix(prefix: unknown): string | null {
   if (prefix.length > MAX_PREFIX_LENGTH) {
     throw new CacheValidationError(`The additional prefix is longer than ${MAX_PREFIX_LENGTH} characters`);
   }
-  checkWellFormed('The additional prefix', prefix);
+  requireWellFormed('The additional prefix', prefix);
   if (!PREFIX_RE.test(prefix)) {
     throw new CacheValidationError(
       `Invalid additional prefix ${describe(prefix)}: only ASCII letters, digits, '_', '-', '.' and ':' are allowed`,
@@ -86,8 +81,7 @@ export function validatePrefix(prefix: unknown): string | null {
 export function validateKey(key: unknown): string {
   if (typeof key !== 'string') throw new CacheValidationError(`A key must be a string, got ${typeof key}`);
   // Measured 10 ns per call on a 40-character ASCII key, 40 ns on a non-Latin-1 one: no allocation.
-  if (!key.isWellFormed()) throw new CacheValidationError(illFormedMessage('A key', key));
-  return key;
+  return requireWellFormed('A key', key);
 }
 
 /**
@@ -100,7 +94,7 @@ export function validatePattern(pattern: unknown): string {
   if (pattern.length > MAX_PATTERN_LENGTH) {
     throw new CacheValidationError(`The pattern is longer than ${MAX_PATTERN_LENGTH} characters`);
   }
-  checkWellFormed('The pattern', pattern);
+  requireWellFormed('The pattern', pattern);
   let stars = 0;
   for (let i = 0; i < pattern.length; i++) {
     const c = pattern[i];

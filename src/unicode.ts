@@ -6,6 +6,19 @@
  * @module
  */
 
+import { CacheValidationError } from './errors.js';
+
+/**
+ * `text`, unless it holds a lone surrogate (no UTF-8 form: Redis would see U+FFFD, the memory engine the
+ * original). The one check behind keys, prefixes, tenants, patterns and raw string values.
+ * @param what - what the text is, for the message, e.g. `'A key'`.
+ * @throws {CacheValidationError} with {@link illFormedMessage}'s message.
+ */
+export function requireWellFormed(what: string, text: string): string {
+  if (!text.isWellFormed()) throw new CacheValidationError(illFormedMessage(what, text));
+  return text;
+}
+
 /**
  * Where the first lone surrogate of `text` is, for messages: `"lone surrogate U+D800 at index 1"`.
  * Never quotes the text itself.
