@@ -106,6 +106,28 @@ const WORKLOADS: readonly Workload[] = [
   },
 ];
 
+/**
+ * MGET of `keys` (each behind `prefix`) split by slot, one MGET per slot through `fetch`, decoded and put
+ * back in the callers' order: what a raw baseline has to do by hand across slots.
+ */
+async function mgetBySlot(
+  prefix: string,
+  keys: readonly string[],
+  fetch: (group: string[]) => Promise<(string | null)[]>,
+): Promise<unknown[]> {
+  const out = new Array<unknown>(keys.length);
+  const groups = groupBySlot(keys.map((k) => prefix + k));
+  await Promise.all(
+    [...groups.values()].map(async (indices) => {
+      const values = await fetch(indices.map((i) => prefix + keys[i]));
+      indices.forEach((position, j) => {
+        out[position] = parse(values[j] ?? null);
+      });
+    }),
+  );
+  return out;
+}
+
 /** Group `keys` by slot: one array of keys per slot. */
 function slotGroups<T>(items: readonly T[], keyOfItem: (item: T) => string): T[][] {
   const groups = groupBySlot(items.map(keyOfItem));
@@ -205,20 +227,12 @@ async function rawDirect(nodes: readonly string[]): Promise<ClusterContender> {
     set: async (key, value) => {
       await send(P + key, ['SET', P + key, JSON.stringify(value)]);
     },
-    mget: async (keys) => {
-      const out = new Array<unknown>(keys.length);
-      const groups = groupBySlot(keys.map((k) => P + k));
-      await Promise.all(
-        [...groups.values()].map(async (indices) => {
-          const group = indices.map((i) => P + keys[i]);
-          const values = (await send(group[0] as string, ['MGET', ...group])) as (string | null)[];
-          indices.forEach((position, j) => {
-            out[position] = parse(values[j] ?? null);
-          });
-        }),
-      );
-      return out;
-    },
+    mget: (keys) =>
+      mgetBySlot(
+        P,
+        keys,
+        async (group) => (await send(group[0] as string, ['MGET', ...group])) as (string | null)[],
+      ),
     mset: async (entries) => {
       await Promise.all(
         slotGroups(entries, ([k]) => P + k).map((group) =>
@@ -285,19 +299,7 @@ async function ioredisCluster(ports: readonly number[]): Promise<ClusterContende
     set: async (key, value) => {
       await cluster.set(P + key, JSON.stringify(value));
     },
-    mget: async (keys) => {
-      const out = new Array<unknown>(keys.length);
-      const groups = groupBySlot(keys.map((k) => P + k));
-      await Promise.all(
-        [...groups.values()].map(async (indices) => {
-          const values = await cluster.mget(...indices.map((i) => P + keys[i]));
-          indices.forEach((position, j) => {
-            out[position] = parse(values[j] ?? null);
-          });
-        }),
-      );
-      return out;
-    },
+    mget: (keys) => mgetBySlot(P, keys, (group) => cluster.mget(...group)),
     mset: async (entries) => {
       await Promise.all(
         slotGroups(entries, ([k]) => P + k).map((group) =>
