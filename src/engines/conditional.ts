@@ -10,8 +10,7 @@
  *
  * @module
  */
-import { ErrorReply } from '@redis/client';
-import { CacheError } from '../errors.js';
+import { isReplyCode } from './redis-errors.js';
 
 /** Delete KEYS[1] if its value is ARGV[1]; returns 1 when deleted. */
 export const DELETE_IF_EQUALS_SCRIPT =
@@ -23,12 +22,6 @@ export type SendOne = (key: string, args: string[]) => Promise<unknown>;
 /** Whether the server allows scripting, learnt from the first refusal (shared by an engine's calls). */
 export interface ScriptingState {
   scripting: boolean;
-}
-
-/** Whether `err` (a driver error or a {@link CacheError} wrapping one) is an ACL refusal (`NOPERM`). */
-export function isNoPerm(err: unknown): boolean {
-  const reply = err instanceof ErrorReply ? err : err instanceof CacheError ? err.cause : undefined;
-  return reply instanceof ErrorReply && reply.message.startsWith('NOPERM');
 }
 
 /** `SET key value NX PX ttlMs`: `true` when stored. */
@@ -52,7 +45,7 @@ export async function deleteIfEquals(
     try {
       return (await send(key, ['EVAL', DELETE_IF_EQUALS_SCRIPT, '1', key, value])) === 1;
     } catch (err) {
-      if (!isNoPerm(err)) throw err;
+      if (!isReplyCode(err, 'NOPERM')) throw err;
       state.scripting = false;
     }
   }

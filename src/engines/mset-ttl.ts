@@ -10,9 +10,9 @@
  * @module
  */
 import { createHash } from 'node:crypto';
-import { ErrorReply } from '@redis/client';
-import { CacheError } from '../errors.js';
-import { isNoPerm, type ScriptingState } from './conditional.js';
+import type { CacheError } from '../errors.js';
+import type { ScriptingState } from './conditional.js';
+import { isReplyCode } from './redis-errors.js';
 
 /** SET EX of every key (KEYS) to its value (ARGV, in order), with the TTL as the last ARGV. */
 export const MSET_EX_SCRIPT =
@@ -22,13 +22,6 @@ export const MSET_EX_SHA = createHash('sha1').update(MSET_EX_SCRIPT).digest('hex
 
 /** Sends one command whose keys all share one hash slot; rejects with a {@link CacheError}. */
 export type SendArgs = (args: string[]) => Promise<unknown>;
-
-/** Whether `err` is the server's `NOSCRIPT` (the script is not cached there yet). */
-function isNoScript(err: unknown): boolean {
-  return (
-    err instanceof CacheError && err.cause instanceof ErrorReply && err.cause.message.startsWith('NOSCRIPT')
-  );
-}
 
 /**
  * Store `entries` (all in one hash slot on a cluster), each with an expiry of `ttlSeconds`, atomically.
@@ -53,13 +46,13 @@ export async function msetWithTtl(
       await send(args);
       return;
     } catch (err) {
-      if (isNoScript(err)) {
+      if (isReplyCode(err, 'NOSCRIPT')) {
         args[0] = 'EVAL';
         args[1] = MSET_EX_SCRIPT;
         await send(args);
         return;
       }
-      if (!isNoPerm(err)) throw err;
+      if (!isReplyCode(err, 'NOPERM')) throw err;
       state.scripting = false;
     }
   }

@@ -32,6 +32,15 @@ export function isAuthFailure(err: unknown): boolean {
   return err instanceof Error && AUTH_REPLY.test(err.message);
 }
 
+/**
+ * Whether `err` (a server error reply, or a {@link CacheError} wrapping one) starts with the error code
+ * `code`, e.g. `NOPERM` (an ACL refusal) or `NOSCRIPT` (a script not cached on that server).
+ */
+export function isReplyCode(err: unknown, code: string): boolean {
+  const reply = err instanceof ErrorReply ? err : err instanceof CacheError ? err.cause : undefined;
+  return reply instanceof ErrorReply && reply.message.startsWith(code);
+}
+
 /** Turn any node-redis failure into a {@link CacheError} subclass whose message has no operation name. */
 export function toCacheError(err: unknown, ctx: ErrorContext): CacheError {
   if (err instanceof CacheError) return err;
