@@ -17,15 +17,12 @@
  * @module
  */
 import type { InvalidateOptions } from './cached/keys.js';
-import {
-  CACHE_RESULT_DECORATOR_OPTIONS,
-  checkOptionNames,
-  INVALIDATE_DECORATOR_OPTIONS,
-} from './cached/option-names.js';
+import { CACHE_RESULT_DECORATOR_OPTIONS, INVALIDATE_DECORATOR_OPTIONS } from './cached/option-names.js';
 import type { CacheResultOptions } from './cached/read-through.js';
 import type { CacheClient } from './client.js';
 import { CacheValidationError } from './errors.js';
 import { defaultLogger } from './logger.js';
+import { checkOptionNames } from './options.js';
 
 /** Where a decorated method finds its client: the client, or a function of the instance returning it. */
 export type ClientSource<This> = CacheClient | ((instance: This) => CacheClient);

@@ -193,15 +193,22 @@ export function checkKnownOptions(options: object): void {
   }
 }
 
-/** Validate the tuning fields of a connection config and apply defaults. */
-export function resolveSettings(config: ConnectionConfig): ConnectionSettings {
-  for (const name of Object.keys(config)) {
-    if (!KNOWN_FIELDS.has(name)) {
-      throw new CacheValidationError(
-        `Unknown connectionConfig option \`${name}\` (known: ${[...KNOWN_FIELDS].join(', ')})`,
-      );
+/**
+ * Check that `options` (an object) has only `known` own keys.
+ * @param what - whose options these are, for the message (`connectionConfig`, `nearCache`, `getOrSet`...).
+ * @throws {CacheValidationError} naming the first unknown option and listing the known ones.
+ */
+export function checkOptionNames(options: object, known: ReadonlySet<string>, what: string): void {
+  for (const name of Object.keys(options)) {
+    if (!known.has(name)) {
+      throw new CacheValidationError(`Unknown ${what} option \`${name}\` (known: ${[...known].join(', ')})`);
     }
   }
+}
+
+/** Validate the tuning fields of a connection config and apply defaults. */
+export function resolveSettings(config: ConnectionConfig): ConnectionSettings {
+  checkOptionNames(config, KNOWN_FIELDS, 'connectionConfig');
   if (config.cluster !== undefined && typeof config.cluster !== 'boolean') {
     throw new CacheValidationError('The `connectionConfig.cluster` option must be a boolean');
   }

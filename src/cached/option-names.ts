@@ -4,7 +4,6 @@
  *
  * @module
  */
-import { CacheValidationError } from '../errors.js';
 
 /** Options of `getOrSet` (and of `cacheResult`, which adds {@link CACHE_RESULT_OPTIONS}). */
 export const GET_OR_SET_OPTIONS: ReadonlySet<string> = new Set([
@@ -50,16 +49,3 @@ export const INVALIDATE_DECORATOR_OPTIONS: ReadonlySet<string> = new Set([
   'client',
   'onError',
 ]);
-
-/**
- * Check that `options` (an object) has only `known` own keys.
- * @param what - whose options these are, for the message (`getOrSet`, `cacheResult`, `fallback`...).
- * @throws {CacheValidationError} naming the first unknown option and listing the known ones.
- */
-export function checkOptionNames(options: object, known: ReadonlySet<string>, what: string): void {
-  for (const name of Object.keys(options)) {
-    if (!known.has(name)) {
-      throw new CacheValidationError(`Unknown ${what} option \`${name}\` (known: ${[...known].join(', ')})`);
-    }
-  }
-}

@@ -27,6 +27,7 @@ import { CacheConnectionError, CacheError, CacheFactoryError, CacheValidationErr
 import type { KeySpace } from '../keys.js';
 import { validateKey } from '../keys.js';
 import type { CacheLogger } from '../logger.js';
+import { checkOptionNames } from '../options.js';
 import { CircuitBreaker, DEFAULT_BREAKER_MS } from './breaker.js';
 import { cacheControlDecision } from './cache-control.js';
 import {
@@ -40,7 +41,6 @@ import {
 import { FAILURE_MARK_MS, FIRST_POLL_MS, failureMark, lockKey, lockState, nextPoll } from './lock.js';
 import {
   CACHE_RESULT_OPTIONS,
-  checkOptionNames,
   FALLBACK_OPTIONS,
   GET_OR_SET_OPTIONS,
   INVALIDATE_OPTIONS,

@@ -4,6 +4,7 @@
  * @module
  */
 import { CacheValidationError } from '../errors.js';
+import { checkOptionNames } from '../options.js';
 
 /**
  * Near cache settings (client option `nearCache`; off when absent). Hot keys are served from process
@@ -83,13 +84,7 @@ export function resolveNearCacheOptions(value: unknown): ResolvedNearCacheOption
   if (typeof value !== 'object' || Array.isArray(value)) {
     throw new CacheValidationError('The `nearCache` option must be an object such as `{ maxEntries: 1000 }`');
   }
-  for (const name of Object.keys(value)) {
-    if (!FIELDS.has(name)) {
-      throw new CacheValidationError(
-        `Unknown nearCache option \`${name}\` (known: ${[...FIELDS].join(', ')})`,
-      );
-    }
-  }
+  checkOptionNames(value, FIELDS, 'nearCache');
   const options = value as Partial<NearCacheOptions>;
   if (options.maxEntries === undefined) {
     throw new CacheValidationError('The `nearCache.maxEntries` option is required (a positive integer)');
