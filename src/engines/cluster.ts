@@ -92,6 +92,12 @@ interface NodeState {
    * connection, which rejects them.
    */
   inflight: number;
+  /**
+   * The connections those commands were sent on. Usually one; two or more while a topology switch retires
+   * a cluster client whose connections still carry commands. A stall acts on these, not on whatever
+   * connection the current cluster client has for the node.
+   */
+  readonly sentOn: Set<NodeClient>;
   /** Stalls so far: a fast-path command that fails after a stall during it failed for want of a reply. */
   stalls: number;
   /**
@@ -367,6 +373,7 @@ export class ClusterEngine implements Engine {
         lastProgress: 0,
         pending: new Set(),
         inflight: 0,
+        sentOn: new Set(),
         stalls: 0,
         down: undefined,
         lastError: undefined,
@@ -377,8 +384,9 @@ export class ClusterEngine implements Engine {
   }
 
   /**
-   * A node has not replied for `timeoutMs`: reject its commands, replace its connection (the same client
-   * reconnects; until it is ready again, calls for the node fail fast), and check the topology without it.
+   * A node has not replied for `timeoutMs`: reject its commands, replace the connections that carry them
+   * (the same client reconnects; until it is ready again, calls for the node fail fast), and check the
+   * topology without it.
    */
   #onStall(address: string, node: NodeState): void {
     const failures = [...node.pending];
@@ -387,14 +395,32 @@ export class ClusterEngine implements Engine {
     node.stalls++;
     for (const fail of failures) fail(this.#noReply(address));
     const cluster = this.#cluster;
-    if (!cluster) return;
-    const target = cluster.nodeByAddress.get(address);
-    const client = target === undefined ? undefined : this.#clients.get(target);
-    if (client?.isOpen) {
+    // Calls that waited for a connection and then sent on it (slow path) are not in `sentOn`: their
+    // connection is the node's connection in the cluster client in use.
+    const target = failures.length > 0 ? cluster?.nodeByAddress.get(address) : undefined;
+    const current = target === undefined ? undefined : this.#clients.get(target);
+    if (current !== undefined) node.sentOn.add(current);
+    for (const client of node.sentOn) this.#replaceConnection(client);
+    node.sentOn.clear();
+    if (cluster) this.#refresh(cluster, address, true);
+  }
+
+  /**
+   * Drop a node connection that stopped replying, rejecting its commands. An established connection is
+   * opened again; a closing one (its cluster client was retired by a topology switch) is only dropped.
+   *
+   * A connection that is open but not ready is left alone: node-redis is (re)connecting it, and rejected
+   * its commands when it lost the previous connection. `destroy()` + `connect()` there would start a
+   * second connect loop on the same client, and two sockets feeding one reply queue hand callers each
+   * other's replies (and the handshake's).
+   */
+  #replaceConnection(client: NodeClient): void {
+    if (!client.isOpen) {
+      client.destroy();
+    } else if (client.isReady) {
       client.destroy();
       this.#reopen(client);
     }
-    this.#refresh(cluster, address, true);
   }
 
   /**
@@ -415,7 +441,10 @@ export class ClusterEngine implements Engine {
     this.#refresh(cluster, address);
   }
 
-  /** Open a node connection again after `destroy()`; its failures arrive as `node-error` events. */
+  /**
+   * Open a node connection again after `destroy()`; its failures arrive as `node-error` events. Only for a
+   * client whose connect loop has ended (it was ready, or it gave up), see {@link ClusterEngine.#replaceConnection}.
+   */
   #reopen(client: NodeClient): void {
     if (this.#closed || client.isOpen) return;
     client.connect().catch(() => {});
@@ -433,8 +462,15 @@ export class ClusterEngine implements Engine {
     }
     if (state.down === node) return Promise.reject(state.lastError);
     return cluster.nodeClient(node).then((client) => {
+      // A topology switch retired this cluster client meanwhile: its connections are closing. Reopening
+      // one would give it a second socket while the first still drains, both feeding one reply queue.
+      // The call fails; the next one goes through the cluster client in use. (`close()` retires the
+      // cluster client only once no call is in progress.)
+      if (cluster !== this.#cluster) throw new ClientClosedError();
       this.#clients.set(node, client);
       if (client.isOpen) return client;
+      // Closing gracefully (still ready, draining its replies): the same hazard.
+      if (client.isReady) throw new ClientClosedError();
       // node-redis keeps a node's client after giving up on it (rejected credentials): open it again,
       // so this caller learns why (or the new password works).
       return client.connect();
@@ -509,14 +545,26 @@ export class ClusterEngine implements Engine {
     this.#retire(old);
   }
 
-  /** Close a cluster client gracefully (calls still on it finish), bounded by `timeoutMs`. */
+  /**
+   * Close a cluster client gracefully (calls still on it finish), bounded by `timeoutMs`; then destroy
+   * its node connections, which rejects what they still carry. They are collected first: node-redis's
+   * `close()` forgets its nodes at once, so its `destroy()` afterwards would not reach them.
+   */
   #retire(cluster: Cluster): void {
+    const connections: NodeClient[] = [];
+    for (const node of cluster.masters) {
+      const client = this.#clients.get(node);
+      if (client !== undefined) connections.push(client);
+    }
     const done: Promise<void> = withDeadline(
       cluster.close(),
       this.#options.timeoutMs,
       () => new Error('close timed out'),
     )
-      .catch(() => cluster.destroy())
+      .catch(() => {
+        cluster.destroy();
+        for (const client of connections) client.destroy();
+      })
       .finally(() => this.#retiring.delete(done));
     this.#retiring.add(done);
   }
@@ -540,15 +588,16 @@ export class ClusterEngine implements Engine {
     redirected: () => Promise<Reply>,
   ): Promise<Reply> {
     if (state.inflight++ === 0 && state.pending.size === 0) state.lastProgress = Date.now();
+    state.sentOn.add(client);
     const stalls = state.stalls;
     return client.sendCommand(args, NO_TIMEOUT).then(
       (reply) => {
-        state.inflight--;
+        if (--state.inflight === 0) state.sentOn.clear();
         state.lastProgress = Date.now();
         return reply;
       },
       (err: unknown) => {
-        state.inflight--;
+        if (--state.inflight === 0) state.sentOn.clear();
         state.lastProgress = Date.now();
         if (state.stalls !== stalls) throw this.#noReply(address, err);
         if (err instanceof ErrorReply && REDIRECT_REPLY.test(err.message)) {
