@@ -286,6 +286,8 @@ export class ClusterEngine implements Engine {
       if (cluster === this.#cluster) this.#onNodeError(cluster, `${node.host}:${node.port}`, err);
     });
     cluster.on('node-ready', (node: { host: string; port: number }) => {
+      // A connection of a retired (or not yet adopted) cluster client says nothing of the nodes in use.
+      if (cluster !== this.#cluster) return;
       this.#authFailure = undefined;
       const state = this.#nodes.get(`${node.host}:${node.port}`);
       if (state !== undefined) state.down = undefined;
@@ -461,12 +463,18 @@ export class ClusterEngine implements Engine {
       return known.isReady ? Promise.resolve(known) : Promise.reject(new ClientOfflineError());
     }
     if (state.down === node) return Promise.reject(state.lastError);
+    // A retired cluster client: asking it for a connection could open a new one that nothing closes.
+    if (cluster !== this.#cluster) return Promise.reject(new ClientClosedError());
     return cluster.nodeClient(node).then((client) => {
       // A topology switch retired this cluster client meanwhile: its connections are closing. Reopening
       // one would give it a second socket while the first still drains, both feeding one reply queue.
-      // The call fails; the next one goes through the cluster client in use. (`close()` retires the
-      // cluster client only once no call is in progress.)
-      if (cluster !== this.#cluster) throw new ClientClosedError();
+      // The call fails (the next one goes through the cluster client in use), and the connection is
+      // closed for good once nothing can be on it. (`close()` retires the cluster client only once no call
+      // is in progress.)
+      if (cluster !== this.#cluster) {
+        this.#reap(client, false);
+        throw new ClientClosedError();
+      }
       this.#clients.set(node, client);
       if (client.isOpen) return client;
       // Closing gracefully (still ready, draining its replies): the same hazard.
@@ -528,16 +536,26 @@ export class ClusterEngine implements Engine {
     // first calls after the switch do not each wait for a connection. A primary that does not connect
     // within connectTimeoutMs is left connecting in the background.
     const { connectTimeoutMs } = this.#options;
+    let dropped = false;
     await Promise.allSettled(
-      fresh.masters.map((node) =>
-        withDeadline(fresh.nodeClient(node), connectTimeoutMs, () => new Error('not connected yet')).then(
+      fresh.masters.map((node) => {
+        const connected = fresh.nodeClient(node);
+        // Still connecting when `fresh` is dropped below: close that connection once it completes.
+        connected.then(
+          (client) => {
+            if (dropped) this.#reap(client, true);
+          },
+          () => {},
+        );
+        return withDeadline(connected, connectTimeoutMs, () => new Error('not connected yet')).then(
           (client) => {
             this.#clients.set(node, client);
           },
-        ),
-      ),
+        );
+      }),
     );
     if (this.#closed || this.#cluster !== old) {
+      dropped = true;
       fresh.destroy();
       return;
     }
@@ -565,8 +583,35 @@ export class ClusterEngine implements Engine {
         cluster.destroy();
         for (const client of connections) client.destroy();
       })
-      .finally(() => this.#retiring.delete(done));
+      .finally(() => {
+        for (const client of connections) this.#reap(client, true);
+        this.#retiring.delete(done);
+      });
     this.#retiring.add(done);
+  }
+
+  /**
+   * Make sure a node connection of a cluster client that is no longer used gets closed. node-redis's
+   * `close()` and `destroy()` miss a connection whose TCP connect is still in progress: it completes
+   * afterwards, runs its handshake and stays open (closed, yet ready) with nothing to close it.
+   * @param drained - whether its cluster client finished closing (so a closed, ready connection is such a
+   *   leftover); otherwise it may still be draining replies, and gets `timeoutMs` to do so.
+   */
+  #reap(client: NodeClient, drained: boolean): void {
+    if (client.isOpen) {
+      // Opened after its cluster client was retired or dropped: nothing of ours is on it.
+      client.destroy();
+    } else if (!client.isReady) {
+      client.once('ready', () => {
+        if (!client.isOpen) client.destroy();
+      });
+    } else if (drained) {
+      client.destroy();
+    } else {
+      setTimeout(() => {
+        if (!client.isOpen && client.isReady) client.destroy();
+      }, this.#options.timeoutMs).unref();
+    }
   }
 
   /** The error of a call the node at `address` did not answer within `timeoutMs`. */
