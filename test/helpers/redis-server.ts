@@ -75,17 +75,16 @@ async function waitForPort(port: number, child: ChildProcess, deadlineMs: number
 export async function redisCli(port: number, password: string | undefined, args: string[]): Promise<string> {
   const auth = password === undefined ? [] : ['--no-auth-warning', '-a', password];
   const child = spawn('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...auth, ...args]);
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  child.stderr.on('data', (d: Buffer) => {
-    err += d.toString();
-  });
-  const [code] = (await once(child, 'exit')) as [number];
-  if (code !== 0) throw new Error(`redis-cli ${args.join(' ')} failed: ${err}`);
-  return out.trim();
+  // Chunks are joined as bytes and decoded once: decoding each chunk on its own garbled a multi-byte
+  // character split across two chunks (a key `ünï` read back as another key). And 'close', not 'exit':
+  // output may still be in the pipe when the process exits.
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stdout.on('data', (d: Buffer) => out.push(d));
+  child.stderr.on('data', (d: Buffer) => err.push(d));
+  const [code] = (await once(child, 'close')) as [number | null];
+  if (code !== 0) throw new Error(`redis-cli ${args.join(' ')} failed: ${Buffer.concat(err).toString()}`);
+  return Buffer.concat(out).toString().trim();
 }
 
 /** Start a standalone `redis-server` on a free loopback port. Call `stop()` in `afterAll`. */
