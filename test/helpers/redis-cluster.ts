@@ -32,8 +32,8 @@ export interface RedisCluster {
   cli(port: number, ...args: string[]): Promise<string>;
   /** Run `redis-cli -c` (follows MOVED/ASK) against a live node. */
   clusterCli(...args: string[]): Promise<string>;
-  /** Ports of the primaries that currently serve slots, as a live node sees them. */
-  primaries(): Promise<number[]>;
+  /** Ports of the primaries that currently serve slots, as a live node (or the node at `viewFrom`) sees them. */
+  primaries(viewFrom?: number): Promise<number[]>;
   /** Which port serves `key` now (`CLUSTER KEYSLOT` + `CLUSTER NODES`). */
   portOf(key: string): Promise<number>;
   /** The current slot map, as a live node sees it: slot -> port of the primary serving it. */
@@ -166,8 +166,8 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     return port;
   };
 
-  const primaries = async (): Promise<number[]> => {
-    const nodes = await cli(anyAlive(), 'CLUSTER', 'NODES');
+  const primaries = async (viewFrom?: number): Promise<number[]> => {
+    const nodes = await cli(viewFrom ?? anyAlive(), 'CLUSTER', 'NODES');
     const out: number[] = [];
     for (const line of nodes.split('\n')) {
       const fields = line.trim().split(' ');
