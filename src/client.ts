@@ -5,7 +5,8 @@
  * @module
  */
 import { inspect } from 'node:util';
-import { type InvalidateOptions, resolveDeploymentId } from './cached/keys.js';
+import { deploymentIdHook } from './cached/deployment.js';
+import type { InvalidateOptions } from './cached/keys.js';
 import { CachedFunctions, type CacheResultOptions, type GetOrSetOptions } from './cached/read-through.js';
 import { type Codec, resolveCodec } from './codec.js';
 import { type ConnectionSource, chooseSource, createEngine, resolveEndpoint } from './connection.js';
@@ -143,7 +144,13 @@ export class CacheClient {
       closed: () => this.#closed,
       prefix: () => this.#prefix,
       logger: this.#logger,
-      deploymentId: resolveDeploymentId(options.deploymentId, options.env ?? process.env),
+      // Resolved lazily (Press in platform mode): see src/cached/deployment.ts.
+      deploymentId: deploymentIdHook(
+        options.deploymentId,
+        options.env ?? process.env,
+        this.#source.kind === 'platform' ? this.#source.session : undefined,
+        this.#settings.connectTimeoutMs,
+      ),
     });
   }
 

@@ -53,12 +53,16 @@ interface JsonFormat {
    * rejected.
    */
   readonly python: boolean;
+  /** Object members in code point order of their names, as Python's `json.dumps(sort_keys=True)`. */
+  readonly sortKeys?: boolean;
 }
 
 /** `JSON.stringify`'s compact format. */
 const COMPACT: JsonFormat = { item: ',', key: ':', ascii: false, python: false };
 /** Python's `json.dumps` with default arguments. */
 const PYTHON: JsonFormat = { item: ', ', key: ': ', ascii: true, python: true };
+/** Python's `json.dumps(value, sort_keys=True)`. */
+const PYTHON_SORTED: JsonFormat = { ...PYTHON, sortKeys: true };
 /** `JSON.stringify`'s compact format with Python's numbers (for display: every decoded value fits). */
 const COMPACT_PYTHON: JsonFormat = { item: ',', key: ':', ascii: false, python: true };
 
@@ -128,7 +132,9 @@ function write(value: unknown, key: string, format: JsonFormat, depth: number): 
   }
   let out = '{';
   let first = true;
-  for (const name of Object.keys(value as object)) {
+  const names = Object.keys(value as object);
+  if (format.sortKeys === true) names.sort(compareCodePoints);
+  for (const name of names) {
     const member = write((value as Record<string, unknown>)[name], name, format, depth + 1);
     if (member === undefined) continue;
     if (!first) out += format.item;
@@ -136,6 +142,23 @@ function write(value: unknown, key: string, format: JsonFormat, depth: number): 
     out += writeString(name, format) + format.key + member;
   }
   return `${out}}`;
+}
+
+/**
+ * Order of two strings by code point, as Python compares `str`s (JavaScript's default order compares
+ * UTF-16 units, which puts U+10000 and above before U+E000-U+FFFF).
+ */
+function compareCodePoints(a: string, b: string): number {
+  let i = 0;
+  let j = 0;
+  while (i < a.length && j < b.length) {
+    const x = a.codePointAt(i) as number;
+    const y = b.codePointAt(j) as number;
+    if (x !== y) return x - y;
+    i += x > 0xffff ? 2 : 1;
+    j += y > 0xffff ? 2 : 1;
+  }
+  return a.length - i - (b.length - j);
 }
 
 /**
@@ -185,6 +208,16 @@ export function toJson(value: unknown): string {
  */
 export function toPythonJson(value: unknown): string {
   return encodeWith(value, PYTHON);
+}
+
+/**
+ * {@link toPythonJson} with object members sorted by name (code point order, at every level), exactly
+ * as Python's `json.dumps(value, sort_keys=True)` writes it: the text Peak's Python `encode_data`
+ * encodes into a cached function's key.
+ * @throws {CacheValidationError} for what JSON cannot represent, as {@link toPythonJson}.
+ */
+export function toPythonJsonSorted(value: unknown): string {
+  return encodeWith(value, PYTHON_SORTED);
 }
 
 /**

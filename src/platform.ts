@@ -157,15 +157,19 @@ function credentialsFromReply(body: unknown): PlatformCredentials {
   return { url, tenant: readTenant(reply), engine: readEngine(reply) };
 }
 
-function isTimeout(err: unknown, signal: AbortSignal): boolean {
+/** Whether a `fetch` failure is the timeout of `signal` (`AbortSignal.timeout`). @internal */
+export function isTimeout(err: unknown, signal: AbortSignal): boolean {
   return (
     (err instanceof Error && err.name === 'TimeoutError') ||
     (signal.aborted && signal.reason instanceof Error && signal.reason.name === 'TimeoutError')
   );
 }
 
-/** A one-line reason for a network failure: undici wraps the socket error as `cause` of "fetch failed". */
-function networkReason(err: unknown): string {
+/**
+ * A one-line reason for a network failure: undici wraps the socket error as `cause` of "fetch failed".
+ * @internal
+ */
+export function networkReason(err: unknown): string {
   const inner = err instanceof Error && err.cause instanceof Error ? err.cause : err;
   if (inner instanceof Error) {
     const code = (inner as { code?: unknown }).code;

@@ -36,7 +36,18 @@ export interface SessionOptions {
    */
   baseUrl?: string | undefined;
   /**
-   * Where to read `API_KEY`, `STAGE` and `PEAK_PLATFORM_URL` from. Read once, at construction.
+   * The base URL of Peak's Press API (`http:` or `https:`), where the deployment id of cached functions
+   * is resolved (see docs/cached-functions.md), overriding the one derived from the stage as Python's
+   * `get_base_domain(stage, "press")` derives it: `prod` -> `https://press.peak.ai`, `latest` ->
+   * `https://press.dev.peak.ai`, any other stage `s` -> `https://press.<s>.peak.ai`. A trailing `/` is
+   * removed.
+   *
+   * @default env `PEAK_PRESS_URL`, else derived from {@link SessionOptions.stage}
+   */
+  pressUrl?: string | undefined;
+  /**
+   * Where to read `API_KEY`, `STAGE`, `PEAK_PLATFORM_URL` and `PEAK_PRESS_URL` from. Read once, at
+   * construction.
    *
    * @default `process.env`
    */
@@ -47,11 +58,14 @@ const STAGE_PATTERN = /^[A-Za-z0-9-]+$/;
 const REDACTED = '[redacted]';
 const MISSING_TOKEN = 'No Peak API token: pass `new Session({ authToken })` or set API_KEY';
 
-/** The platform base URL of a stage: `prod` and `latest` are special, any other stage maps to its own host. */
-function baseUrlForStage(stage: string): string {
-  if (stage === 'prod') return 'https://service.peak.ai';
-  if (stage === 'latest') return 'https://service.dev.peak.ai';
-  return `https://service.${stage}.peak.ai`;
+/**
+ * The base URL of a Peak API `subdomain` on a stage, as Python's `peak.helpers.get_base_domain` builds it:
+ * `prod` has no stage segment, `latest` is `dev`, any other stage maps to its own host.
+ */
+function baseUrlForStage(stage: string, subdomain: 'service' | 'press'): string {
+  if (stage === 'prod') return `https://${subdomain}.peak.ai`;
+  if (stage === 'latest') return `https://${subdomain}.dev.peak.ai`;
+  return `https://${subdomain}.${stage}.peak.ai`;
 }
 
 /** A non-empty env value, or `undefined` for an unset or empty variable. */
@@ -128,6 +142,8 @@ export class Session {
   readonly stage: string;
   /** The platform base URL, without a trailing `/`, e.g. `'https://service.peak.ai'`. */
   readonly baseUrl: string;
+  /** The Press API base URL, without a trailing `/`, e.g. `'https://press.peak.ai'`. */
+  readonly pressUrl: string;
   readonly #authToken: string | undefined;
 
   /**
@@ -151,8 +167,18 @@ export class Session {
       const fromEnv = envValue(env, 'PEAK_PLATFORM_URL');
       this.baseUrl =
         fromEnv === undefined
-          ? baseUrlForStage(this.stage)
+          ? baseUrlForStage(this.stage, 'service')
           : validateBaseUrl(fromEnv, 'env PEAK_PLATFORM_URL');
+    }
+
+    if (options.pressUrl !== undefined)
+      this.pressUrl = validateBaseUrl(options.pressUrl, 'option `pressUrl`');
+    else {
+      const fromEnv = envValue(env, 'PEAK_PRESS_URL');
+      this.pressUrl =
+        fromEnv === undefined
+          ? baseUrlForStage(this.stage, 'press')
+          : validateBaseUrl(fromEnv, 'env PEAK_PRESS_URL');
     }
   }
 
@@ -178,12 +204,15 @@ export class Session {
     stage: string;
     /** The platform API base URL. */
     baseUrl: string;
+    /** The Press API base URL. */
+    pressUrl: string;
     /** `'[redacted]'` when a token is set, else `undefined`. */
     authToken: string | undefined;
   } {
     return {
       stage: this.stage,
       baseUrl: this.baseUrl,
+      pressUrl: this.pressUrl,
       authToken: this.#authToken === undefined ? undefined : REDACTED,
     };
   }

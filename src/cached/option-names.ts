@@ -25,6 +25,9 @@ export const CACHE_RESULT_OPTIONS: ReadonlySet<string> = new Set([
   'entityId',
   'key',
   'name',
+  'keyStyle',
+  'kwargs',
+  'entityParam',
 ]);
 
 /** Options of the `@cacheResult` decorator. */

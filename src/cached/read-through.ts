@@ -45,6 +45,7 @@ import {
   GET_OR_SET_OPTIONS,
   INVALIDATE_OPTIONS,
 } from './option-names.js';
+import { type PythonKeyOptions, pythonCallStyle, pythonResultKey } from './python-key.js';
 import { decodeResult, encodeResult } from './result-codec.js';
 import { CachedFunctionCounters, type CachedFunctionStats } from './stats.js';
 
@@ -129,7 +130,9 @@ export interface GetOrSetOptions {
 }
 
 /** Options of {@link CacheClient.cacheResult}: those of {@link GetOrSetOptions} plus the key's parts. */
-export interface CacheResultOptions<A extends unknown[]> extends Omit<GetOrSetOptions, 'cacheControl'> {
+export interface CacheResultOptions<A extends unknown[]>
+  extends Omit<GetOrSetOptions, 'cacheControl'>,
+    PythonKeyOptions {
   /**
    * Second segment of the key (after the deployment id), the unit of broad invalidation.
    * @default 'cached'
@@ -170,7 +173,8 @@ export interface CachedHost {
   /** The current additional prefix (part of the in-process identity of a key). */
   prefix(): string | null;
   readonly logger: CacheLogger;
-  readonly deploymentId: string | null;
+  /** The deployment id: the value once known, a promise while it is resolved (see `deployment.ts`). */
+  deploymentId(): string | null | Promise<string | null>;
 }
 
 interface Resolved {
@@ -284,6 +288,9 @@ export class CachedFunctions {
     }
     checkOptionNames(options, CACHE_RESULT_OPTIONS, 'cacheResult');
     const { keyPrefix = DEFAULT_KEY_PREFIX, entityId, key, cacheControl, name, ...rest } = options;
+    // keyStyle 'python' (python-key.ts): Python's key, values in the client's codec.
+    const { keyStyle: _style, kwargs: _kwargs, entityParam: _entityParam, ...getOrSetOptions } = rest;
+    const python = pythonCallStyle(options);
     if (typeof keyPrefix !== 'string' || keyPrefix === '') {
       throw new CacheValidationError('The `keyPrefix` option must be a non-empty string');
     }
@@ -292,15 +299,17 @@ export class CachedFunctions {
         throw new CacheValidationError(`The \`${optionName}\` option must be a function of the arguments`);
       }
     }
-    const base = this.#resolve(rest, null); // validated once, at wrap time
+    // validated once, at wrap time
+    const base = this.#resolve(python ? { ...getOrSetOptions, codec: 'client' } : getOrSetOptions, null);
     const identity = functionIdentity(fn as (...args: never[]) => unknown, name);
     const self = this;
-    return function cached(this: This, ...args: A): Promise<Awaited<R>> {
+    function keyed(thisArg: This, args: A, deployment: string | null): Promise<Awaited<R>> {
       let stored: string;
       let ttl: number | undefined;
       try {
-        const deployment = self.#host.deploymentId;
-        if (key === undefined) {
+        if (python !== undefined) {
+          stored = pythonResultKey(deployment, keyPrefix, args, python);
+        } else if (key === undefined) {
           const entity = entityId === undefined ? null : entityText(entityId(...args));
           stored = resultKey(deployment, keyPrefix, entity, identity, args);
         } else {
@@ -314,12 +323,25 @@ export class CachedFunctions {
       }
       if (ttl === undefined) {
         self.#counters.bypasses++;
-        return self.#runFactory(() => fn.apply(this, args));
+        return self.#runFactory(() => fn.apply(thisArg, args));
       }
       return self.#call(
         stored,
-        () => fn.apply(this, args),
+        () => fn.apply(thisArg, args),
         ttl === base.ttl ? base : { ...base, ttl: Math.min(ttl, MAX_TTL) },
+      );
+    }
+    return function cached(this: This, ...args: A): Promise<Awaited<R>> {
+      const deployment = self.#host.deploymentId();
+      if (!(deployment instanceof Promise)) return keyed(this, args, deployment);
+      // Resolving the deployment id failed (Press): run the function uncached, as Python does.
+      return deployment.then(
+        (id) => keyed(this, args, id),
+        (err: unknown) => {
+          self.#host.logger.warn(`peak-cache: cacheResult ran the function uncached: ${describe(err)}`);
+          self.#counters.bypasses++;
+          return self.#runFactory(() => fn.apply(this, args));
+        },
       );
     };
   }
@@ -333,7 +355,7 @@ export class CachedFunctions {
       throw new CacheValidationError('invalidate needs an options object');
     }
     checkOptionNames(options, INVALIDATE_OPTIONS, 'invalidate');
-    const patterns = invalidationPatterns(this.#host.deploymentId, options);
+    const patterns = invalidationPatterns(await this.#host.deploymentId(), options);
     let deleted = 0;
     for (const pattern of patterns) deleted += await this.#host.flushByPattern(pattern);
     return deleted;
