@@ -22,6 +22,31 @@ describe('Session: stage and base URL', () => {
     expect(new Session({ env: { STAGE: stage } }).baseUrl).toBe(url);
   });
 
+  // Python: peak.helpers.get_base_domain(stage, subdomain="press"), as Block.describe_deployment uses it.
+  it.each([
+    ['prod', 'https://press.peak.ai'],
+    ['latest', 'https://press.dev.peak.ai'],
+    ['test', 'https://press.test.peak.ai'],
+    ['beta-2', 'https://press.beta-2.peak.ai'],
+  ])('stage %s -> Press %s', (stage, url) => {
+    expect(new Session({ stage, env: {} }).pressUrl).toBe(url);
+    expect(new Session({ env: { STAGE: stage } }).pressUrl).toBe(url);
+  });
+
+  it('pressUrl option wins over PEAK_PRESS_URL, which wins over the stage; PEAK_PLATFORM_URL leaves it', () => {
+    const env = { STAGE: 'test', PEAK_PRESS_URL: 'http://127.0.0.1:8081/', PEAK_PLATFORM_URL: 'http://x:1' };
+    expect(new Session({ env }).pressUrl).toBe('http://127.0.0.1:8081');
+    expect(new Session({ env, pressUrl: 'https://press.example/p/' }).pressUrl).toBe(
+      'https://press.example/p',
+    );
+    expect(new Session({ env: { STAGE: 'test', PEAK_PLATFORM_URL: 'http://x:1' } }).pressUrl).toBe(
+      'https://press.test.peak.ai',
+    );
+    expect(new Session({ env: { PEAK_PRESS_URL: '' } }).pressUrl).toBe('https://press.peak.ai');
+    expect(() => new Session({ env: { PEAK_PRESS_URL: 'ftp://x' } })).toThrow(/env PEAK_PRESS_URL/);
+    expect(() => new Session({ env: {}, pressUrl: 'https://u:p@x' })).toThrow(CacheValidationError);
+  });
+
   it('baseUrl option wins over PEAK_PLATFORM_URL, which wins over the stage', () => {
     const env = { STAGE: 'test', PEAK_PLATFORM_URL: 'http://127.0.0.1:8080/' };
     expect(new Session({ env }).baseUrl).toBe('http://127.0.0.1:8080');
@@ -133,6 +158,7 @@ describe('Session: the token', () => {
     expect(JSON.parse(JSON.stringify(s))).toEqual({
       stage: 'test',
       baseUrl: 'https://service.test.peak.ai',
+      pressUrl: 'https://press.test.peak.ai',
       authToken: '[redacted]',
     });
     expect(JSON.stringify({ s })).not.toContain(TOKEN);
@@ -143,6 +169,11 @@ describe('Session: the token', () => {
   it('shows authToken undefined when absent', () => {
     const s = new Session({ env: {} });
     expect(inspect(s)).toContain('authToken: undefined');
-    expect(s.toJSON()).toEqual({ stage: 'prod', baseUrl: 'https://service.peak.ai', authToken: undefined });
+    expect(s.toJSON()).toEqual({
+      stage: 'prod',
+      baseUrl: 'https://service.peak.ai',
+      pressUrl: 'https://press.peak.ai',
+      authToken: undefined,
+    });
   });
 });
