@@ -1,0 +1,434 @@
+/**
+ * Cached results shared with Peak's Python `cache_result` (`keyStyle: 'python'`), and the deployment id
+ * resolved as Python resolves it (Press, parent id). The Python side is test/fixtures/python_cache_result.py
+ * (the SDK's key, value and deployment-id logic on python3's `json`, `base64`, `urllib` and redis-py),
+ * against a real redis-server and a local fake Press / platform HTTP server.
+ */
+import { execFile } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type CacheClient,
+  type CacheClientOptions,
+  CacheConnectionError,
+  type CacheLogger,
+  CacheValidationError,
+} from '../src/index.js';
+import { ClientPool } from './helpers/clients.js';
+import { type RedisServer, startRedis } from './helpers/redis-server.js';
+
+const SCRIPT = fileURLToPath(new URL('./fixtures/python_cache_result.py', import.meta.url));
+const PYTHON = '/usr/bin/python3';
+const TOKEN = 'tok-press-SECRET-5f1';
+
+/** A Python value in the fixtures' tagged form: integers -> int, other numbers -> float. */
+type Tagged =
+  | null
+  | boolean
+  | string
+  | Tagged[]
+  | { int: string }
+  | { float: string }
+  | { dict: [string, Tagged][] };
+
+function tag(value: unknown): Tagged {
+  if (value === null || typeof value === 'boolean' || typeof value === 'string') return value;
+  if (typeof value === 'bigint') return { int: value.toString() };
+  if (typeof value === 'number') {
+    if (Number.isSafeInteger(value) && !Object.is(value, -0)) return { int: String(value) };
+    const buffer = Buffer.alloc(8);
+    buffer.writeDoubleBE(value);
+    return { float: buffer.toString('hex') };
+  }
+  if (Array.isArray(value)) return value.map(tag);
+  return { dict: Object.entries(value as object).map(([k, v]) => [k, tag(v)]) };
+}
+
+function untag(tagged: Tagged): unknown {
+  if (tagged === null || typeof tagged !== 'object') return tagged;
+  if (Array.isArray(tagged)) return tagged.map(untag);
+  if ('int' in tagged) {
+    const big = BigInt(tagged.int);
+    return big >= -BigInt(Number.MAX_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER)
+      ? Number(big)
+      : big;
+  }
+  if ('float' in tagged) return Buffer.from(tagged.float, 'hex').readDoubleBE();
+  return Object.fromEntries(tagged.dict.map(([k, v]) => [k, untag(v)]));
+}
+
+interface PyCall {
+  op: 'call';
+  key_prefix?: string;
+  entity_id_param?: string | null;
+  args: Tagged[];
+  kwargs?: Record<string, Tagged>;
+  result: Tagged;
+}
+interface PyInvalidate {
+  op: 'invalidate';
+  entity_id_param?: string;
+  kwargs?: Record<string, Tagged>;
+  targeted_patterns?: string[];
+  broad_patterns?: string[];
+}
+interface PyDeployment {
+  id: string | null;
+  press: string | null;
+  token?: string;
+}
+
+function runPython(port: number, tenant: string, deployment: PyDeployment, ops: (PyCall | PyInvalidate)[]) {
+  return new Promise<
+    { key?: string; hit?: boolean; value?: Tagged; patterns?: string[]; deleted?: number }[]
+  >((resolve, reject) => {
+    const child = execFile(
+      PYTHON,
+      [SCRIPT, String(port), tenant],
+      { timeout: 20_000 },
+      (err, stdout, stderr) =>
+        err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(JSON.parse(stdout)),
+    );
+    child.stdin?.end(JSON.stringify({ deployment, ops }));
+  });
+}
+
+/** A call of a function `(...args) => result` on both sides. */
+interface Shape {
+  name: string;
+  args: unknown[];
+  /** Python's keyword arguments (TypeScript: the last argument, with `kwargs: 'last'`). */
+  kwargs?: Record<string, unknown>;
+  entityParam?: string;
+  result: unknown;
+}
+
+const SHAPES: Shape[] = [
+  { name: 'a string', args: ['user-1'], result: { name: 'Ada', tags: ['x', 'y'] } },
+  { name: 'ints and floats', args: [42, 1.5, 1e-5, 1e16, -0.25], result: [1, 2.5, 'three'] },
+  { name: 'a big int', args: [2n ** 70n, -(2n ** 64n)], result: 'big' },
+  {
+    name: 'nested objects with unsorted keys',
+    args: [{ zeta: 1, alpha: { nu: [3, { b: 2, a: 1 }], mu: null }, Beta: true }],
+    result: { ok: true },
+  },
+  { name: 'unicode', args: ['ünïcödé', '日本語', 'emoji 😀', 'tab\t"quote"\\'], result: 'ünï 😀' },
+  {
+    name: 'astral and BMP keys (sorted by code point)',
+    args: [{ '\u{10000}': 1, '\uffff': 2, é: 3, z: 4 }],
+    result: 7,
+  },
+  { name: 'kwargs', args: ['acme'], kwargs: { page: 2, sort: 'name', filters: { b: 1, a: [] } }, result: [] },
+  { name: 'entity: first positional', args: ['u-7', 'extra'], entityParam: 'user_id', result: { id: 'u-7' } },
+  {
+    name: 'entity: keyword argument',
+    args: [],
+    kwargs: { user_id: 'u-9', verbose: false },
+    entityParam: 'user_id',
+    result: { id: 'u-9' },
+  },
+  { name: 'entity: int, falsy 0 left out', args: [0, 5], entityParam: 'n', result: 'zero' },
+  { name: 'entity: a number', args: [31, 'x'], entityParam: 'n', result: 'n31' },
+  { name: 'no arguments', args: [], result: 'nothing' },
+];
+
+function pyCall(shape: Shape, keyPrefix: string, result: unknown): PyCall {
+  return {
+    op: 'call',
+    key_prefix: keyPrefix,
+    entity_id_param: shape.entityParam ?? null,
+    args: shape.args.map(tag),
+    kwargs: Object.fromEntries(Object.entries(shape.kwargs ?? {}).map(([k, v]) => [k, tag(v)])),
+    result: tag(result),
+  };
+}
+
+/** The TypeScript call of a shape: positional arguments, then the kwargs object when there is one. */
+function tsArgs(shape: Shape): unknown[] {
+  return shape.kwargs === undefined ? shape.args : [...shape.args, shape.kwargs];
+}
+
+/** What the client codec reads back of a value Python stored: JSON data as is, top-level scalars as text. */
+function asRead(value: unknown): unknown {
+  if (typeof value === 'string' || (value !== null && typeof value === 'object')) return value;
+  return String(value);
+}
+
+describe("cacheResult keyStyle 'python' with Peak's Python cache_result", () => {
+  let redis: RedisServer;
+  let http: Server;
+  let baseUrl: string;
+  const pool = new ClientPool();
+  /** Press requests: path and Authorization header. */
+  const pressRequests: { path: string; authorization: string | undefined }[] = [];
+  /** Press replies by deployment id (`undefined`: 500). */
+  const deployments = new Map<string, unknown>([
+    ['child-1', { id: 'child-1', name: 'web', parent: { id: 'parent-1', name: 'app' } }],
+    ['solo-1', { id: 'solo-1', name: 'web', parent: null }],
+    ['solo-2', { id: 'solo-2' }],
+    ['child-2', { id: 'child-2', parent: { id: 'parent-2' } }],
+    ['child-3', { id: 'child-3', parent: { id: 'parent-3' } }],
+  ]);
+  const lines: string[] = [];
+  const logger: CacheLogger = { debug: () => {}, warn: (m) => lines.push(m) };
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    http = createServer((req, res) => {
+      const path = req.url ?? '';
+      if (path === '/connections/api/v1/connections/valkey-credentials') {
+        res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ tenant: 'plat', engine: 'redis', url: redis.url }));
+        return;
+      }
+      pressRequests.push({ path, authorization: req.headers.authorization });
+      const id = decodeURIComponent(path.replace('/v1/blocks/deployments/', ''));
+      const body = deployments.get(id);
+      if (req.headers.authorization !== TOKEN) res.writeHead(401).end();
+      else if (body === undefined) res.writeHead(500).end('{"message":"boom"}');
+      else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    });
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    baseUrl = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    await pool.closeAll();
+    await new Promise((resolve) => http?.close(resolve));
+    await redis?.stop();
+  });
+
+  const direct = (tenant: string, extra: Partial<CacheClientOptions> = {}) =>
+    pool.open({ connectionConfig: { url: redis.url, tenant }, logger, ...extra });
+
+  /** A platform-mode client (token, platform and Press from `env`, as on Peak). */
+  const platform = (deploymentEnv: string, extra: Partial<CacheClientOptions> = {}) =>
+    pool.open({
+      env: {
+        API_KEY: TOKEN,
+        PEAK_PLATFORM_URL: baseUrl,
+        PEAK_PRESS_URL: baseUrl,
+        PRESS_DEPLOYMENT_ID: deploymentEnv,
+      },
+      logger,
+      ...extra,
+    });
+
+  function cachedOf(
+    cache: CacheClient,
+    shape: Shape,
+    keyPrefix: string,
+    runs: { n: number },
+    result: unknown,
+  ) {
+    const fn = (..._args: unknown[]) => {
+      runs.n++;
+      return result;
+    };
+    return cache.cacheResult(fn, {
+      keyStyle: 'python',
+      keyPrefix,
+      ...(shape.kwargs === undefined ? {} : { kwargs: 'last' as const }),
+      ...(shape.entityParam === undefined ? {} : { entityParam: shape.entityParam }),
+    });
+  }
+
+  it('a result Python stored is a hit here (the function does not run), for every argument shape', async () => {
+    const cache = direct('py1', { deploymentId: 'dep-py' });
+    const written = await runPython(
+      redis.port,
+      'py1',
+      { id: 'dep-py', press: null },
+      SHAPES.map((s) => pyCall(s, 'reports', s.result)),
+    );
+    expect(written.every((w) => w.hit === false)).toBe(true);
+    for (const [i, shape] of SHAPES.entries()) {
+      const runs = { n: 0 };
+      const value = await cachedOf(cache, shape, 'reports', runs, 'from TypeScript')(...tsArgs(shape));
+      expect({ shape: shape.name, value, runs: runs.n }).toEqual({
+        shape: shape.name,
+        value: asRead(shape.result),
+        runs: 0,
+      });
+      expect(written[i]?.key).toMatch(/^py1:dep-py:reports:/);
+    }
+    // The entity segment, where Python puts one.
+    expect(written[7]?.key).toMatch(/^py1:dep-py:reports:u-7:[A-Za-z0-9+/]+=*$/);
+    expect(written[8]?.key).toMatch(/^py1:dep-py:reports:u-9:/);
+    expect(written[9]?.key).toMatch(/^py1:dep-py:reports:[A-Za-z0-9+/]+=*$/);
+    expect(written[10]?.key).toMatch(/^py1:dep-py:reports:31:/);
+  });
+
+  it('a result stored here is a hit for Python, with the same value', async () => {
+    const cache = direct('py2', { deploymentId: 'dep-ts' });
+    const keys: string[] = [];
+    for (const shape of SHAPES) {
+      const runs = { n: 0 };
+      await cachedOf(cache, shape, 'reports', runs, shape.result)(...tsArgs(shape));
+      expect(runs.n).toBe(1);
+    }
+    const read = await runPython(
+      redis.port,
+      'py2',
+      { id: 'dep-ts', press: null },
+      SHAPES.map((s) => pyCall(s, 'reports', 'from Python')),
+    );
+    for (const [i, shape] of SHAPES.entries()) {
+      expect({ shape: shape.name, hit: read[i]?.hit, value: untag(read[i]?.value ?? null) }).toEqual({
+        shape: shape.name,
+        hit: true,
+        value: shape.result,
+      });
+      keys.push(read[i]?.key ?? '');
+    }
+    expect((await redis.scanKeys('py2:*')).sort()).toEqual([...keys].sort());
+  });
+
+  it('without a deployment id the segment is left out on both sides', async () => {
+    const cache = direct('py3', { deploymentId: null });
+    const shape = SHAPES[0] as Shape;
+    const [written] = await runPython(redis.port, 'py3', { id: null, press: null }, [
+      pyCall(shape, 'cached', 'v'),
+    ]);
+    expect(written?.key).toMatch(/^py3:cached:[A-Za-z0-9+/]+=*$/);
+    const runs = { n: 0 };
+    expect(await cachedOf(cache, shape, 'cached', runs, 'other')(...tsArgs(shape))).toBe('v');
+    expect(runs.n).toBe(0);
+  });
+
+  it('rejects arguments JSON cannot represent, naming cacheResult, and options the layout cannot honour', async () => {
+    const cache = direct('py4', { deploymentId: 'd' });
+    const cached = cache.cacheResult((m: unknown) => m, { keyStyle: 'python' });
+    await expect(cached(new Map([[1, 2]]))).rejects.toThrow(CacheValidationError);
+    await expect(cached(new Map([[1, 2]]))).rejects.toThrow(/cacheResult \(keyStyle 'python'\)/);
+    await expect(cached(() => 1)).rejects.toThrow(/cacheResult/);
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    await expect(cached(circular)).rejects.toThrow(CacheValidationError);
+    expect(() => cache.cacheResult((x: string) => x, { keyStyle: 'python', entityId: (x) => x })).toThrow(
+      /entityId.*keyStyle 'python'/,
+    );
+    expect(() => cache.cacheResult((x: string) => x, { keyStyle: 'python', codec: 'typed' })).toThrow(
+      CacheValidationError,
+    );
+    expect(() => cache.cacheResult((x: string) => x, { kwargs: 'last' })).toThrow(/keyStyle: 'python'/);
+    expect(() => cache.cacheResult((x: string) => x, { keyStyle: 'py' as 'python' })).toThrow(/keyStyle/);
+  });
+
+  describe('deployment id through Press (platform mode)', () => {
+    const requestsFor = (id: string) =>
+      pressRequests.filter((r) => r.path === `/v1/blocks/deployments/${id}`);
+
+    it("a parented deployment: both sides write and invalidate under the parent's id", async () => {
+      const cache = platform('child-1');
+      const shape = SHAPES[7] as Shape; // entity u-7
+      const runs = { n: 0 };
+      await cachedOf(cache, shape, 'users', runs, { from: 'ts' })(...tsArgs(shape));
+      expect(await redis.scanKeys('plat:*child*')).toEqual([]);
+      const [ours] = await redis.scanKeys('plat:parent-1:users:*');
+      expect(ours).toMatch(/^plat:parent-1:users:u-7:/);
+      // Python resolves the parent id itself, through the same Press: a hit on our entry.
+      const deployment = { id: 'child-1', press: baseUrl, token: TOKEN };
+      const [read] = await runPython(redis.port, 'plat', deployment, [pyCall(shape, 'users', 'py')]);
+      expect(read).toMatchObject({ key: ours, hit: true });
+      expect(untag(read?.value ?? null)).toEqual({ from: 'ts' });
+      // Python's invalidate_cache clears our entry...
+      const [cleared] = await runPython(redis.port, 'plat', deployment, [
+        {
+          op: 'invalidate',
+          entity_id_param: 'user_id',
+          kwargs: { user_id: 'u-7' },
+          targeted_patterns: ['users'],
+        },
+      ]);
+      expect(cleared).toEqual({ patterns: ['parent-1:users:u-7'], deleted: 1 });
+      // ... and ours clears Python's.
+      await runPython(redis.port, 'plat', deployment, [pyCall(shape, 'users', 'py-again')]);
+      expect(await cache.invalidate({ entityId: 'u-7', targetedPatterns: ['users'] })).toBe(1);
+      expect(await redis.scanKeys('plat:parent-1:*')).toEqual([]);
+      expect(requestsFor('child-1').every((r) => r.authorization === TOKEN)).toBe(true);
+    });
+
+    it('a deployment without a parent keeps its own id', async () => {
+      const cache = platform('solo-1');
+      await cache.cacheResult(() => 1, { keyStyle: 'python', keyPrefix: 'solo' })();
+      expect(await redis.scanKeys('plat:solo-1:solo:*')).toHaveLength(1);
+    });
+
+    it('one Press request for many calls of many functions and invalidations, even concurrent ones', async () => {
+      const cache = platform('child-2');
+      const a = cache.cacheResult((n: number) => n, { keyStyle: 'python', keyPrefix: 'a' });
+      const b = cache.cacheResult((n: number) => n * 2, { keyPrefix: 'b' });
+      await Promise.all([
+        ...Array.from({ length: 20 }, (_, i) => a(i)),
+        ...Array.from({ length: 20 }, (_, i) => b(i)),
+        cache.invalidate({ broadPatterns: ['none'] }),
+      ]);
+      await a(1);
+      // A second client of the process (same Press, same deployment) asks no more.
+      await platform('child-2').cacheResult((n: number) => n, { keyStyle: 'python', keyPrefix: 'a' })(2);
+      expect(requestsFor('child-2')).toHaveLength(1);
+      expect(await redis.scanKeys('plat:parent-2:a:*')).toHaveLength(20);
+      expect(await redis.scanKeys('plat:parent-2:b:*')).toHaveLength(20);
+    });
+
+    it('a Press failure is a typed error naming the operation, never the token; it is not remembered', async () => {
+      const cache = platform('child-9');
+      const err = await cache.invalidate({ broadPatterns: ['x'] }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(CacheConnectionError);
+      expect((err as Error).message).toMatch(/Resolving the deployment id of cached functions failed/);
+      expect((err as Error).message).toContain('HTTP 500');
+      expect((err as Error).message).not.toContain(TOKEN);
+      // A cached call runs the function uncached (as Python does), with a warning.
+      const runs = { n: 0 };
+      const f = cache.cacheResult(
+        () => {
+          runs.n++;
+          return 'fresh';
+        },
+        { keyStyle: 'python', keyPrefix: 'nine' },
+      );
+      expect(await f()).toBe('fresh');
+      expect(runs.n).toBe(1);
+      expect(lines.some((l) => l.includes('uncached') && l.includes('deployment id'))).toBe(true);
+      expect(lines.join('\n')).not.toContain(TOKEN);
+      // Press recovers: the next call asks again and caches under the parent.
+      deployments.set('child-9', { id: 'child-9', parent: { id: 'parent-9' } });
+      expect(await f()).toBe('fresh');
+      expect(await redis.scanKeys('plat:parent-9:nine:*')).toHaveLength(1);
+      expect(requestsFor('child-9').length).toBeGreaterThanOrEqual(3);
+    });
+
+    it('a rejected token is a CacheAuthError (a CacheConnectionError)', async () => {
+      const cache = pool.open({
+        env: {
+          API_KEY: 'wrong',
+          PEAK_PLATFORM_URL: baseUrl,
+          PEAK_PRESS_URL: baseUrl,
+          PRESS_DEPLOYMENT_ID: 'solo-2',
+        },
+        logger,
+      });
+      const err = await cache.invalidate({ broadPatterns: ['x'] }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(CacheConnectionError);
+      expect((err as CacheConnectionError).code).toBe('ERR_CACHE_AUTH');
+    });
+
+    it('no Press request with the deploymentId option, nor in direct mode (PRESS_DEPLOYMENT_ID as it is)', async () => {
+      const before = pressRequests.length;
+      const explicit = platform('child-3', { deploymentId: 'given' });
+      await explicit.cacheResult(() => 1, { keyStyle: 'python', keyPrefix: 'g' })();
+      expect(await redis.scanKeys('plat:given:g:*')).toHaveLength(1);
+      const directMode = pool.open({
+        connectionConfig: { url: redis.url, tenant: 'dir' },
+        env: { PRESS_DEPLOYMENT_ID: 'child-3', PEAK_PRESS_URL: baseUrl, API_KEY: TOKEN },
+      });
+      await directMode.cacheResult(() => 1, { keyStyle: 'python', keyPrefix: 'g' })();
+      expect(await redis.scanKeys('dir:child-3:g:*')).toHaveLength(1);
+      expect(pressRequests.length).toBe(before);
+    });
+  });
+});
