@@ -9,6 +9,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodePythonArgs, pythonCall, pythonEntity } from '../src/cached/python-key.js';
 import {
   type CacheClient,
   type CacheClientOptions,
@@ -74,15 +75,25 @@ interface PyInvalidate {
   targeted_patterns?: string[];
   broad_patterns?: string[];
 }
+interface PyEncode {
+  op: 'encode';
+  args: Tagged[];
+  kwargs: Record<string, Tagged>;
+}
 interface PyDeployment {
   id: string | null;
   press: string | null;
   token?: string;
 }
 
-function runPython(port: number, tenant: string, deployment: PyDeployment, ops: (PyCall | PyInvalidate)[]) {
+function runPython(
+  port: number,
+  tenant: string,
+  deployment: PyDeployment,
+  ops: (PyCall | PyInvalidate | PyEncode)[],
+) {
   return new Promise<
-    { key?: string; hit?: boolean; value?: Tagged; patterns?: string[]; deleted?: number }[]
+    { key?: string; hit?: boolean; value?: Tagged; patterns?: string[]; deleted?: number; encoded?: string }[]
   >((resolve, reject) => {
     const child = execFile(
       PYTHON,
@@ -316,6 +327,56 @@ describe("cacheResult keyStyle 'python' with Peak's Python cache_result", () => 
     );
     expect(() => cache.cacheResult((x: string) => x, { kwargs: 'last' })).toThrow(/keyStyle: 'python'/);
     expect(() => cache.cacheResult((x: string) => x, { keyStyle: 'py' as 'python' })).toThrow(/keyStyle/);
+  });
+
+  it("encodes arguments as Python's encode_data does, byte for byte", async () => {
+    const cases: [unknown[], Record<string, unknown>][] = [
+      [[Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -0, 0], {}],
+      [[5e-324, Number.MAX_VALUE, 0.1 + 0.2, 123456789012345680000, 2 ** 53, 1e-4, 0.0001234], {}],
+      [[-(2n ** 100n), 2n ** 63n - 1n, Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER], {}],
+      [['\u0000\u001f\u007f\u0080', '\ud800 lone', 'a/b', '</script>', ''], {}],
+      [[true, false, null, [], {}, [[[]]], [{ b: [{ d: 1, c: 2 }], a: null }]], {}],
+      [[], { ü: 1, u: 2, U: 3, '': 4, '\u{1f600}': 5, '\ufb01': 6, '10': 7, '9': 8 }],
+      [['x'], { nested: { z: { y: { x: [3, 2, 1] } }, a: 'é' } }],
+    ];
+    const answers = await runPython(
+      redis.port,
+      'enc',
+      { id: null, press: null },
+      cases.map(([args, kwargs]) => ({
+        op: 'encode',
+        args: args.map(tag),
+        kwargs: Object.fromEntries(Object.entries(kwargs).map(([k, v]) => [k, tag(v)])),
+      })),
+    );
+    expect(cases.map(([args, kwargs]) => encodePythonArgs(args, kwargs))).toEqual(
+      answers.map((a) => a.encoded),
+    );
+  });
+
+  it('maps a call to args, kwargs and entity by the documented rules', () => {
+    expect(pythonCall([1, { a: 1 }], 'none')).toEqual({ args: [1, { a: 1 }], kwargs: {} });
+    expect(pythonCall([1, { a: 1 }], 'last')).toEqual({ args: [1], kwargs: { a: 1 } });
+    expect(pythonCall([1, { a: 1 }, undefined], 'last')).toEqual({ args: [1], kwargs: { a: 1 } });
+    expect(pythonCall([1, [2]], 'last')).toEqual({ args: [1, [2]], kwargs: {} });
+    expect(pythonCall([1, undefined, 2, undefined, undefined], 'none')).toEqual({
+      args: [1, undefined, 2],
+      kwargs: {},
+    });
+    const entity = (args: unknown[], kwargs: Record<string, unknown> = {}) =>
+      pythonEntity(args, kwargs, 'id');
+    expect(entity(['a', 'b'])).toBe('a');
+    expect(entity(['a'], { id: 'k' })).toBe('k');
+    expect(entity(['a'], { id: '' })).toBe('a'); // a falsy keyword argument falls back to the first positional
+    for (const falsy of [0, -0, '', false, null, undefined, [], {}, 0n]) expect(entity([falsy])).toBeNull();
+    expect(entity([true])).toBe('True');
+    expect(entity([1.5])).toBe('1.5');
+    expect(entity([1e-5])).toBe('1e-05');
+    expect(entity([Number.NaN])).toBe('nan');
+    expect(entity([12n])).toBe('12');
+    expect(pythonEntity(['a'], {}, undefined)).toBeNull();
+    expect(() => entity([[1]])).toThrow(/cacheResult \(keyStyle 'python'\): the entity id/);
+    expect(() => entity(['org:1'])).toThrow(CacheValidationError);
   });
 
   describe('deployment id through Press (platform mode)', () => {
