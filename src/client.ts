@@ -423,7 +423,11 @@ export class CacheClient {
   /**
    * `fn` with its results cached (Python: `cache_result`), under
    * `<tenant>:[<additionalPrefix>:]<deploymentId>:<keyPrefix>[:<entityId>]:<digest>`, with the behaviour
-   * of {@link CacheClient.getOrSet} for each call. Results keep their types on a hit.
+   * of {@link CacheClient.getOrSet} for each call. Results keep their types on a hit. With
+   * `keyStyle: 'python'`, Python's key for the same arguments and the client's codec instead, so results
+   * are shared with Python's `cache_result` both ways (see docs/cached-functions.md). The deployment id
+   * is resolved at the first call (in platform mode through Press; while that fails, calls run `fn`
+   * uncached with a warning).
    * @throws {CacheValidationError} for invalid options (at once, not at the first call).
    */
   cacheResult<This, A extends unknown[], R>(
@@ -439,6 +443,7 @@ export class CacheClient {
    * `broadPatterns` every entry `<deploymentId>:<pattern>*`. Clears Python-written entries too.
    * @returns the number of keys deleted.
    * @throws {CacheValidationError} for `targetedPatterns` without an `entityId`.
+   * @throws {CacheConnectionError} when the deployment id cannot be resolved through Press (platform mode).
    */
   invalidate(options: InvalidateOptions): Promise<number> {
     return this.#cached.invalidate(options);

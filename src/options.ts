@@ -118,8 +118,11 @@ export interface CacheClientOptions {
   /**
    * Peak deployment id: the first segment of the keys of cached functions
    * (`<deploymentId>:<keyPrefix>[:<entityId>]:<digest>`) and of `invalidate` patterns, as in Python's
-   * `cache_result`. `null` or `''`: no deployment segment.
-   * @default env `PRESS_DEPLOYMENT_ID` (read from `env`), else none
+   * `cache_result`. `null` or `''`: no deployment segment. Given, it is used as it is (no network).
+   * @default resolved as Python resolves it, at the first cached call or `invalidate`: in platform mode
+   * the parent deployment's id from Peak's Press API for env `PRESS_DEPLOYMENT_ID` (its own id when it
+   * has no parent; one request per process, see {@link Session.pressUrl}); in direct mode env
+   * `PRESS_DEPLOYMENT_ID` as it is (read from `env`); else none. See docs/cached-functions.md.
    */
   deploymentId?: string | null;
   /**
