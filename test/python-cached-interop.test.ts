@@ -16,6 +16,7 @@ import {
   CacheConnectionError,
   type CacheLogger,
   CacheValidationError,
+  cacheResult,
 } from '../src/index.js';
 import { ClientPool } from './helpers/clients.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
@@ -296,6 +297,33 @@ describe("cacheResult keyStyle 'python' with Peak's Python cache_result", () => 
       keys.push(read[i]?.key ?? '');
     }
     expect((await redis.scanKeys('py2:*')).sort()).toEqual([...keys].sort());
+  });
+
+  it('a decorated method stores under the same key as Python', async () => {
+    const cache = direct('py5', { deploymentId: 'dep-dec' });
+    class Users {
+      runs = 0;
+      @cacheResult({ client: () => cache, keyStyle: 'python', keyPrefix: 'users', entityParam: 'user_id' })
+      async find(id: string, _opts?: { verbose: boolean }): Promise<{ id: string }> {
+        this.runs++;
+        return { id };
+      }
+    }
+    const users = new Users();
+    await users.find('u-1');
+    const [read] = await runPython(redis.port, 'py5', { id: 'dep-dec', press: null }, [
+      {
+        op: 'call',
+        key_prefix: 'users',
+        entity_id_param: 'user_id',
+        args: ['u-1'],
+        kwargs: {},
+        result: 'py',
+      },
+    ]);
+    expect(read).toMatchObject({ hit: true, value: { dict: [['id', 'u-1']] } });
+    expect(read?.key).toMatch(/^py5:dep-dec:users:u-1:/);
+    expect(users.runs).toBe(1);
   });
 
   it('without a deployment id the segment is left out on both sides', async () => {
