@@ -167,7 +167,7 @@ export function functionIdentity(fn: (...args: never[]) => unknown, name?: strin
 }
 
 /** The `<deploymentId>:` segment, or `''` without a deployment id. */
-function deploymentSegment(deploymentId: string | null): string {
+export function deploymentSegment(deploymentId: string | null): string {
   return deploymentId === null ? '' : `${deploymentId}:`;
 }
 

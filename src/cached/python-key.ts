@@ -24,7 +24,7 @@
 import { pythonNumber } from '../codec/python-number.js';
 import { toPythonJsonSorted } from '../codec.js';
 import { CacheValidationError } from '../errors.js';
-import { entityText } from './keys.js';
+import { deploymentSegment, entityText } from './keys.js';
 
 /** The options of `cacheResult` for Python's key layout (part of `CacheResultOptions`). */
 export interface PythonKeyOptions {
@@ -32,8 +32,9 @@ export interface PythonKeyOptions {
    * `'python'`: the key Peak's Python `cache_result` builds for the same arguments
    * (`[<deploymentId>:]<keyPrefix>:[<entity>:]<base64 of json.dumps({"args": [...], "kwargs": {...}}, sort_keys=True)>`),
    * and values stored with the client's codec, so a Python service's cached results are hits here and
-   * the reverse (see docs/cached-functions.md). Arguments must be JSON data. Cannot be combined with
-   * `entityId`, `key` or `codec: 'typed'`.
+   * the reverse (see docs/cached-functions.md). Arguments must be JSON data. As in Python, the key has
+   * no function identity: give each function its own `keyPrefix`. Cannot be combined with `entityId`,
+   * `key` or `codec: 'typed'`.
    * `'digest'`: this library's own key (a SHA-256 digest of the function and its arguments).
    * @default 'digest'
    */
@@ -158,8 +159,8 @@ export function pythonResultKey(
 ): string {
   const { args, kwargs } = pythonCall(callArgs, style.kwargs);
   const entity = pythonEntity(args, kwargs, style.entityParam);
-  const base = `${keyPrefix}:${entity === null ? '' : `${entity}:`}${encodePythonArgs(args, kwargs)}`;
-  return deploymentId === null ? base : `${deploymentId}:${base}`;
+  const entitySegment = entity === null ? '' : `${entity}:`;
+  return `${deploymentSegment(deploymentId)}${keyPrefix}:${entitySegment}${encodePythonArgs(args, kwargs)}`;
 }
 
 /**

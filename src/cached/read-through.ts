@@ -334,7 +334,8 @@ export class CachedFunctions {
     return function cached(this: This, ...args: A): Promise<Awaited<R>> {
       const deployment = self.#host.deploymentId();
       if (!(deployment instanceof Promise)) return keyed(this, args, deployment);
-      // Resolving the deployment id failed (Press): run the function uncached, as Python does.
+      // Press is being asked for the deployment id: key the call once it answers; if that fails, run the
+      // function uncached, as Python does.
       return deployment.then(
         (id) => keyed(this, args, id),
         (err: unknown) => {
