@@ -18,8 +18,9 @@ import {
   CacheValidationError,
   cacheResult,
 } from '../src/index.js';
+import { deploymentIdFromReply } from '../src/press.js';
 import { ClientPool } from './helpers/clients.js';
-import { type RedisServer, startRedis } from './helpers/redis-server.js';
+import { freePort, type RedisServer, startRedis } from './helpers/redis-server.js';
 
 const SCRIPT = fileURLToPath(new URL('./fixtures/python_cache_result.py', import.meta.url));
 const PYTHON = '/usr/bin/python3';
@@ -200,6 +201,9 @@ describe("cacheResult keyStyle 'python' with Peak's Python cache_result", () => 
       const id = decodeURIComponent(path.replace('/v1/blocks/deployments/', ''));
       const body = deployments.get(id);
       if (req.headers.authorization !== TOKEN) res.writeHead(401).end();
+      else if (id === 'hang')
+        return; // never answers (closed with the server)
+      else if (id === 'not-json') res.writeHead(200).end('<html>oops</html>');
       else if (body === undefined) res.writeHead(500).end('{"message":"boom"}');
       else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     });
@@ -209,6 +213,7 @@ describe("cacheResult keyStyle 'python' with Peak's Python cache_result", () => 
 
   afterAll(async () => {
     await pool.closeAll();
+    http?.closeAllConnections();
     await new Promise((resolve) => http?.close(resolve));
     await redis?.stop();
   });
@@ -489,6 +494,42 @@ describe("cacheResult keyStyle 'python' with Peak's Python cache_result", () => 
       expect(await f()).toBe('fresh');
       expect(await redis.scanKeys('plat:parent-9:nine:*')).toHaveLength(1);
       expect(requestsFor('child-9').length).toBeGreaterThanOrEqual(3);
+    });
+
+    it('Press unreachable, silent or answering garbage: typed errors naming the operation', async () => {
+      const failure = async (env: Record<string, string>, extra: Partial<CacheClientOptions> = {}) => {
+        const cache = pool.open({
+          env: { API_KEY: TOKEN, PEAK_PLATFORM_URL: baseUrl, ...env },
+          logger,
+          ...extra,
+        });
+        const err = await cache.invalidate({ broadPatterns: ['x'] }).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(CacheConnectionError);
+        expect((err as Error).message).toMatch(/^Resolving the deployment id of cached functions failed: /);
+        expect((err as Error).message).not.toContain(TOKEN);
+        return err as CacheConnectionError;
+      };
+      const closed = `http://127.0.0.1:${await freePort()}`; // nothing listens: connection refused
+      const refused = await failure({ PEAK_PRESS_URL: closed, PRESS_DEPLOYMENT_ID: 'x-1' });
+      expect(refused.message).toContain(`could not reach Press at ${closed}`);
+      const silent = await failure(
+        { PEAK_PRESS_URL: baseUrl, PRESS_DEPLOYMENT_ID: 'hang' },
+        { connectionConfig: { connectTimeoutMs: 200 } },
+      );
+      expect(silent.code).toBe('ERR_CACHE_TIMEOUT');
+      expect(silent.message).toMatch(/did not answer within 200 ms/);
+      const garbage = await failure({ PEAK_PRESS_URL: baseUrl, PRESS_DEPLOYMENT_ID: 'not-json' });
+      expect(garbage.message).toMatch(/not valid JSON/);
+    });
+
+    it('a parent id that cannot be part of a key is refused', () => {
+      expect(deploymentIdFromReply({ parent: { id: 'p-1' } }, 'own')).toBe('p-1');
+      expect(deploymentIdFromReply({ parent: {} }, 'own')).toBe('own');
+      expect(deploymentIdFromReply({ parent: { id: '' } }, 'own')).toBe('own');
+      expect(deploymentIdFromReply({}, 'own')).toBe('own');
+      expect(() => deploymentIdFromReply({ parent: { id: 'a:b*' } }, 'own')).toThrow(CacheConnectionError);
+      expect(() => deploymentIdFromReply({ parent: { id: 7 } }, 'own')).toThrow(/parent id/);
+      expect(() => deploymentIdFromReply([], 'own')).toThrow(/not a JSON object/);
     });
 
     it('a rejected token is a CacheAuthError (a CacheConnectionError)', async () => {
