@@ -17,7 +17,7 @@ export interface Connected {
   readonly engine: Engine;
   readonly tenant: string;
   /** What tracing shows of the endpoint (no URL, no credentials). */
-  readonly server?: ServerInfo;
+  readonly server?: ServerInfo | undefined;
   /**
    * Pooled stores only: the call that got this connection from {@link ViewStore.current} or
    * {@link ViewStore.connect} holds it until it calls `release` once, when its body settled (an idle
