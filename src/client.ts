@@ -18,7 +18,6 @@ import { NearCache } from './near-cache/near-cache.js';
 import { resolveNearCacheOptions } from './near-cache/options.js';
 import {
   type CacheClientOptions,
-  type ConnectionSettings,
   checkKnownOptions,
   DEFAULT_MAX_VALUE_BYTES,
   positiveInteger,
