@@ -126,7 +126,7 @@ describe('TenantCaches shared mode', () => {
     expect(commandCalls(await server.cli('INFO', 'commandstats'))).toBe(calls);
     expect(await connections()).toHaveLength(1);
     await server.cli('SET', 'near-b:k', '{"v": 3}');
-    for (let i = 0; i < 100 && (await b.get('k', null))?.v !== 3; i++) await sleep(10);
+    for (let i = 0; i < 100 && (await b.get<{ v: number }>('k'))?.v !== 3; i++) await sleep(10);
     expect(await b.get('k')).toEqual({ v: 3 });
     expect(await a.get('k')).toEqual({ v: 1 });
     await a.flushTenant();

@@ -62,9 +62,13 @@ export class EngineSlot {
     return !this.#closed && (this.connected !== undefined || this.#connecting !== undefined);
   }
 
-  /** The connection, established on first use; rejects with {@link CacheConnectionError} once closed. */
+  /**
+   * The connection (the established one, else established now); rejects with {@link CacheConnectionError}
+   * once closed.
+   */
   connect(): Promise<Connected> {
     if (this.#closed) return Promise.reject(this.#closedError());
+    if (this.connected !== undefined) return Promise.resolve(this.connected);
     this.#connecting ??= resolveEndpoint(this.#options.source, this.#options.settings)
       .then((endpoint) => {
         const expected = this.#options.expectTenant;

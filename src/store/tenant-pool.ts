@@ -120,12 +120,17 @@ export class TenantPool {
   acquire(tenant: string): Promise<Connected> {
     if (this.#closed) return Promise.reject(new CacheConnectionError(POOL_CLOSED));
     let entry = this.#entries.get(tenant);
+    /** The connection closed to make room: the new one opens once it is closed (never more than the bound). */
+    let evicted: Promise<void> | undefined;
     if (entry !== undefined) {
       // Most recently used last.
       this.#entries.delete(tenant);
       this.#entries.set(tenant, entry);
     } else {
-      if (this.#entries.size >= this.#options.maxConnections && !this.#evictIdle()) return this.#wait(tenant);
+      if (this.#entries.size >= this.#options.maxConnections) {
+        evicted = this.#evictIdle();
+        if (evicted === undefined) return this.#wait(tenant);
+      }
       entry = new Entry(tenant, (e) => this.#release(e));
       this.#entries.set(tenant, entry);
       this.#peak = Math.max(this.#peak, this.#entries.size);
@@ -133,7 +138,7 @@ export class TenantPool {
     }
     entry.holds++;
     const held = entry;
-    held.slot ??= this.#open(tenant);
+    held.slot ??= evicted === undefined ? this.#open(tenant) : evicted.then(() => this.#open(tenant));
     return held.slot
       .then((slot) => slot.connect())
       .then(
@@ -221,24 +226,20 @@ export class TenantPool {
     if (entry.holds === 0) this.#drain();
   }
 
-  /** Close the least recently used idle connection; `false` when every one is busy. */
-  #evictIdle(): boolean {
-    for (const entry of this.#entries.values()) {
-      if (entry.holds === 0) {
-        this.#drop(entry);
-        return true;
-      }
-    }
-    return false;
+  /** Close the least recently used idle connection (resolves once closed); `undefined` when all are busy. */
+  #evictIdle(): Promise<void> | undefined {
+    for (const entry of this.#entries.values()) if (entry.holds === 0) return this.#drop(entry);
+    return undefined;
   }
 
-  #drop(entry: Entry): void {
+  /** Forget `entry` and close its connection; resolves once closed (never rejects). */
+  #drop(entry: Entry): Promise<void> {
     this.#entries.delete(entry.tenant);
-    closeEntry(entry).catch(() => {});
     if (this.#entries.size === 0) {
       clearInterval(this.#sweeper);
       this.#sweeper = undefined;
     }
+    return closeEntry(entry).catch(() => {});
   }
 
   /** Queue a call until a connection is free, at most `timeoutMs`. */
