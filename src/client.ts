@@ -102,7 +102,9 @@ export class CacheClient {
   readonly #stats: StatsRecorder;
   /** The near cache (option `nearCache`), or `undefined` when off. */
   readonly #near: NearCache | undefined;
-  readonly #cached: CachedFunctions;
+  /** Cached functions, created on first use (a view that never uses them stays small). */
+  #cachedFunctions: CachedFunctions | undefined;
+  readonly #deploymentId: string | null;
 
   /**
    * @param options - see {@link CacheClientOptions}.
@@ -132,8 +134,14 @@ export class CacheClient {
     }
     this.#near = this.#store.near;
     this.#stats = this.#store.stats ?? new StatsRecorder();
-    const tenant = view?.tenant;
-    this.#cached = new CachedFunctions(
+    this.#deploymentId = resolveDeploymentId(options.deploymentId, options.env ?? process.env);
+  }
+
+  /** The cached functions of this client (see {@link CachedHost}), created on first use. */
+  get #cached(): CachedFunctions {
+    if (this.#cachedFunctions !== undefined) return this.#cachedFunctions;
+    const tenant = this.#store.cachedState === undefined ? undefined : this.#store.tenant;
+    this.#cachedFunctions = new CachedFunctions(
       {
         run: (operation, body) => this.#run(operation, (conn, ks) => body(conn.engine, ks)),
         flushByPattern: (pattern) => this.flushByPattern(pattern),
@@ -143,11 +151,12 @@ export class CacheClient {
         closed: () => this.#store.closed(),
         prefix: () => this.#prefix,
         logger: this.#logger,
-        deploymentId: resolveDeploymentId(options.deploymentId, options.env ?? process.env),
+        deploymentId: this.#deploymentId,
         ...(tenant === undefined ? {} : { tenant }),
       },
       this.#store.cachedState,
     );
+    return this.#cachedFunctions;
   }
 
   /**
@@ -484,7 +493,7 @@ export class CacheClient {
   #close(): Promise<void> {
     // Cached functions release the fill locks of factories still running (never waiting for them).
     return this.#store.close(async (engine) => {
-      await this.#cached.close((body) => body(engine));
+      await this.#cachedFunctions?.close((body) => body(engine));
     });
   }
 
