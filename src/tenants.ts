@@ -100,7 +100,9 @@ export interface TenantViewOptions {
 
 /** Counters of one tenant's views (all views of the tenant together). */
 export interface TenantStats {
+  /** Counters per operation, as in {@link CacheStats.operations}. */
   readonly operations: CacheStats['operations'];
+  /** The sum over every operation. */
   readonly totals: OperationStats;
 }
 
