@@ -158,6 +158,59 @@ describe('TenantCaches pooled mode (per-tenant ACL users)', () => {
     }
   });
 
+  it('platform credentials are fetched again once per tenant when the server rejects them', async () => {
+    const passwords = new Map([
+      ['p2', password('p2')],
+      ['p3', password('p3')],
+    ]);
+    const requests = new Map<string, number>();
+    const http: Server = createServer((req, res) => {
+      const tenant = String(req.headers.authorization).replace('token-', '');
+      requests.set(tenant, (requests.get(tenant) ?? 0) + 1);
+      const reply = {
+        tenant,
+        engine: 'redis',
+        host: '127.0.0.1',
+        port: server.port,
+        userId: tenant,
+        password: passwords.get(tenant),
+      };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(reply));
+    });
+    http.listen(0, '127.0.0.1');
+    await new Promise((r) => http.once('listening', r));
+    const baseUrl = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+    try {
+      const caches = pooled({
+        connectionFor: (tenant) => new Session({ authToken: `token-${tenant}`, baseUrl, env: {} }),
+        logger: { debug() {}, warn() {} },
+      });
+      const p2 = caches.tenant('p2');
+      const p3 = caches.tenant('p3');
+      await p2.set('rotate', [2]);
+      await p3.set('rotate', [3]);
+      passwords.set('p3', 'rotated-pw');
+      await server.cli('ACL', 'SETUSER', 'p3', 'resetpass', '>rotated-pw');
+      await server.cli('CLIENT', 'KILL', 'USER', 'p3');
+      let value: unknown;
+      for (let i = 0; i < 50 && value === undefined; i++) {
+        try {
+          value = await p3.get('rotate');
+        } catch (err) {
+          expect(err).toBeInstanceOf(CacheConnectionError);
+          await sleep(50);
+        }
+      }
+      expect(value).toEqual([3]);
+      expect(requests.get('p3')).toBe(2);
+      expect(await p2.get('rotate')).toEqual([2]);
+      expect(requests.get('p2')).toBe(1);
+    } finally {
+      http.close();
+      await server.cli(...aclRecipe('p3', password('p3')));
+    }
+  });
+
   it('a connectionFor that throws is a CacheConnectionError; closing rejects every view', async () => {
     const caches = pooled({
       connectionFor: async (tenant) => {
