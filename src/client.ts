@@ -35,8 +35,6 @@ export const FLUSH_BATCH_SIZE = 1000;
 /** UNLINK batches in flight at once during a flush. */
 const FLUSH_CONCURRENCY = 4;
 
-export { CREDENTIALS_REFRESH_COOLDOWN_MS } from './store/engine-slot.js';
-
 /** Options of {@link CacheClient.flushByPattern} and {@link CacheClient.flushTenant}. */
 export interface FlushOptions {
   /**

@@ -29,14 +29,16 @@ import {
   positiveInteger,
   resolveSettings,
 } from './options.js';
+import type { Session } from './session.js';
 import { type CacheStats, type OperationStats, StatsRecorder } from './stats.js';
 import { VIEW_STORE, type ViewStore } from './store/binding.js';
 import { EngineSlot } from './store/engine-slot.js';
 import { PooledView } from './store/pooled-view.js';
 import { SharedView } from './store/shared-store.js';
-import { POOL_CLOSED, type TenantConnection, TenantPool } from './store/tenant-pool.js';
+import { POOL_CLOSED, TenantPool } from './store/tenant-pool.js';
 
-export type { TenantConnection } from './store/tenant-pool.js';
+/** What `connectionFor(tenant)` may return: direct settings (a URL) or a Peak platform session. */
+export type TenantConnection = ConnectionConfig | Session;
 
 /** Default of {@link TenantCachesOptions.maxConnections}. */
 export const DEFAULT_MAX_CONNECTIONS = 100;

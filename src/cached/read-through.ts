@@ -180,7 +180,7 @@ export interface CachedHost {
 
 /**
  * Issue 18: in-process state the cached functions of several views of one store share (a
- * `TenantCaches`): calls in flight (keyed by tenant, prefix and key) and the breaker. @internal
+ * `TenantCaches`): calls in flight (keyed by tenant, prefix and key) and the breaker.
  */
 export interface SharedCachedState {
   readonly inflight: Map<string, Promise<unknown>>;

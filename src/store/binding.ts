@@ -12,7 +12,7 @@ import type { Engine } from '../engines/engine.js';
 import type { NearCache } from '../near-cache/near-cache.js';
 import type { StatsRecorder } from '../stats.js';
 
-/** A connection a view's operation runs on, and the tenant whose namespace it uses. @internal */
+/** A connection a view's operation runs on, and the tenant whose namespace it uses. */
 export interface Connected {
   readonly engine: Engine;
   readonly tenant: string;
@@ -26,7 +26,7 @@ export interface Connected {
   readonly release?: () => void;
 }
 
-/** What one {@link CacheClient} needs from its store. @internal */
+/** What one {@link CacheClient} needs from its store. */
 export interface ViewStore {
   /** How the store connects, for `inspect` (never a URL or credentials). */
   readonly kind: string;
@@ -59,6 +59,5 @@ export interface ViewStore {
 /**
  * Key of the (unexported) option a `TenantCaches` passes to `new CacheClient(...)` to make a view over its
  * store instead of a store of the client's own. A symbol: option-name checks and JSON never see it.
- * @internal
  */
 export const VIEW_STORE: unique symbol = Symbol('peak-cache.viewStore');

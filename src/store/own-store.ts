@@ -12,7 +12,7 @@ import type { ConnectionSettings } from '../options.js';
 import type { Connected, ViewStore } from './binding.js';
 import { EngineSlot } from './engine-slot.js';
 
-/** A store with exactly one view: the client that created it. @internal */
+/** A store with exactly one view: the client that created it. */
 export class OwnStore implements ViewStore {
   readonly #slot: EngineSlot;
   readonly near: NearCache | undefined;

@@ -11,7 +11,7 @@ import type { StatsRecorder } from '../stats.js';
 import type { Connected, ViewStore } from './binding.js';
 import type { TenantPool } from './tenant-pool.js';
 
-/** A view whose calls run on its tenant's pooled connection. @internal */
+/** A view whose calls run on its tenant's pooled connection. */
 export class PooledView implements ViewStore {
   readonly kind = 'pooled';
   readonly near = undefined;

@@ -17,7 +17,7 @@ import type { EngineSlot } from './engine-slot.js';
 /** The message of calls of a closed view. */
 const VIEW_CLOSED = 'the client is closed';
 
-/** One tenant's view of a shared {@link EngineSlot}. @internal */
+/** One tenant's view of a shared {@link EngineSlot}. */
 export class SharedView implements ViewStore {
   readonly kind = 'shared';
   readonly #slot: EngineSlot;

@@ -16,13 +16,11 @@ import { CacheConnectionError, CacheTimeoutError, CacheValidationError } from '.
 import type { CacheLogger } from '../logger.js';
 import { type ConnectionConfig, type ConnectionSettings, resolveSettings } from '../options.js';
 import { Session } from '../session.js';
+import type { TenantConnection } from '../tenants.js';
 import type { Connected } from './binding.js';
 import { EngineSlot } from './engine-slot.js';
 
-/** What `connectionFor(tenant)` may return: direct settings (a URL) or a Peak platform session. */
-export type TenantConnection = ConnectionConfig | Session;
-
-/** Options of {@link TenantPool}. @internal */
+/** Options of {@link TenantPool}. */
 export interface TenantPoolOptions {
   readonly connectionFor: (tenant: string) => TenantConnection | Promise<TenantConnection>;
   readonly maxConnections: number;
@@ -71,7 +69,7 @@ interface Waiter {
   readonly timer: NodeJS.Timeout;
 }
 
-/** A bounded pool of per-tenant connections. @internal */
+/** A bounded pool of per-tenant connections. */
 export class TenantPool {
   readonly #options: TenantPoolOptions;
   /** Open (or opening) connections, least recently used first. */
