@@ -14,6 +14,7 @@ import {
   type OperationContext,
   TenantCaches,
 } from '../src/index.js';
+import { createKeyv } from '../src/integrations/keyv.js';
 import { commandCalls } from './helpers/command-stats.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 
@@ -154,6 +155,21 @@ describe('TenantCaches shared mode', () => {
     expect(shared.stats().connections).toBe(0);
     expect(await plain.get('k')).toEqual([3]); // a plain client beside it is untouched
     await plain.close();
+  });
+
+  it('Keyv: one adapter per view, each inside its tenant, all on the shared connection', async () => {
+    const shared = caches();
+    const acme = createKeyv(shared.tenant('kv-acme'), { namespace: 'products' });
+    const globex = createKeyv(shared.tenant('kv-globex'), { namespace: 'products' });
+    await acme.set('p1', { name: 'anvil' }, 60_000);
+    await globex.set('p1', { name: 'rocket' });
+    expect(await acme.get('p1')).toEqual({ name: 'anvil' });
+    expect(await globex.get('p1')).toEqual({ name: 'rocket' });
+    await acme.clear();
+    expect(await acme.get('p1')).toBeUndefined();
+    expect(await globex.get('p1')).toEqual({ name: 'rocket' });
+    expect(await server.scanKeys('kv-*')).toEqual(['kv-globex:products:p1']);
+    expect(await connections()).toHaveLength(1);
   });
 
   it('validates tenants as a client does, and its own options', () => {
