@@ -14,6 +14,8 @@
  * - `BENCH_RENDER=bench/results/latest.json`: measure nothing; re-render that run's markdown and chart.
  * - `BENCH_TRACE=subscriber|otel`: trace every peak-cache operation during the run (`bench/tracing.ts`).
  * - `BENCH_CLUSTER=1`: then the Redis Cluster rows (`bench/cluster.ts`), in `bench/results/cluster.*`.
+ * - The many-tenants rows (`bench/tenants.ts`) run after the others (`BENCH_ONLY` must name `tenants`),
+ *   in `bench/results/tenants.*`.
  *
  * @module
  */
@@ -423,6 +425,11 @@ async function main(): Promise<void> {
   }
   results.totalSeconds = (performance.now() - t0) / 1000;
   writeReports(results, name);
+  // Issue 18: the many-tenants rows (their own redis-server, about a minute), see bench/tenants.ts.
+  if (!config.only || config.only.includes('tenants')) {
+    const { runTenantsBench } = await import('./tenants.ts');
+    await runTenantsBench(name === 'latest' ? 'tenants' : `${name}-tenants`);
+  }
   // Issue 13: the cluster rows (their own 3+3 cluster, about 2 minutes), see bench/cluster.ts.
   if (process.env.BENCH_CLUSTER === '1') {
     const { runClusterBench } = await import('./cluster.ts');

@@ -5,28 +5,30 @@
  * @module
  */
 import { inspect } from 'node:util';
-import { deploymentIdHook } from './cached/deployment.js';
+import { type DeploymentIdHook, deploymentIdHook } from './cached/deployment.js';
 import type { InvalidateOptions } from './cached/keys.js';
 import { CachedFunctions, type CacheResultOptions, type GetOrSetOptions } from './cached/read-through.js';
 import { type Codec, resolveCodec } from './codec.js';
-import { type ConnectionSource, chooseSource, createEngine, resolveEndpoint } from './connection.js';
-import { describeServer, isTraced, type ServerInfo, traceOperation } from './diagnostics.js';
+import { chooseSource } from './connection.js';
+import { isTraced, traceOperation } from './diagnostics.js';
 import type { Engine } from './engines/engine.js';
-import { isAuthFailure } from './engines/redis-errors.js';
 import { CacheConnectionError, CacheError, CacheValidationError } from './errors.js';
 import { KeySpace, validateKey, validatePattern, validatePrefix } from './keys.js';
 import { type CacheLogger, defaultLogger, formatKeys, isDebugEnabled } from './logger.js';
-import { NearCache, withNearCache } from './near-cache/near-cache.js';
+import { NearCache } from './near-cache/near-cache.js';
 import { resolveNearCacheOptions } from './near-cache/options.js';
 import {
   type CacheClientOptions,
-  type ConnectionSettings,
   checkKnownOptions,
   DEFAULT_MAX_VALUE_BYTES,
+  DEFAULT_SETTINGS,
   positiveInteger,
   resolveSettings,
 } from './options.js';
 import { type CacheStats, StatsRecorder } from './stats.js';
+import { type Connected, VIEW_STORE, type ViewStore } from './store/binding.js';
+import { OwnStore } from './store/own-store.js';
+import type { Session } from './session.js';
 import { requireWellFormed } from './unicode.js';
 
 /** Largest TTL accepted, in seconds (about 136 years). */
@@ -35,8 +37,6 @@ export const MAX_TTL_SECONDS = 2 ** 32;
 export const FLUSH_BATCH_SIZE = 1000;
 /** UNLINK batches in flight at once during a flush. */
 const FLUSH_CONCURRENCY = 4;
-/** After a credentials refresh, rejected credentials fail calls without another refresh for this long. */
-export const CREDENTIALS_REFRESH_COOLDOWN_MS = 30_000;
 
 /** Options of {@link CacheClient.flushByPattern} and {@link CacheClient.flushTenant}. */
 export interface FlushOptions {
@@ -45,13 +45,6 @@ export interface FlushOptions {
    * stops as on a failure and rejects with a {@link CacheError} carrying that error as `cause`.
    */
   onProgress?: (deleted: number) => void;
-}
-
-interface Connected {
-  readonly engine: Engine;
-  readonly tenant: string;
-  /** What tracing shows of the endpoint (no URL, no credentials). */
-  readonly server?: ServerInfo;
 }
 
 /** @internal What {@link CacheClient.rawOperation} checks before any I/O. */
@@ -97,8 +90,8 @@ function validateTtl(ttl: unknown, name = 'ttl'): number {
  * ```
  */
 export class CacheClient {
-  readonly #source: ConnectionSource;
-  readonly #settings: ConnectionSettings;
+  /** Where operations run: a store of the client's own, or a `TenantCaches`' shared one (a view). */
+  readonly #store: ViewStore;
   readonly #codec: Codec;
   readonly #logger: CacheLogger;
   /** `debugLogs` and a logger that shows debug lines (fixed at start-up for `NODE_DEBUG`). */
@@ -106,15 +99,13 @@ export class CacheClient {
   readonly #maxValueBytes: number;
   #prefix: string | null;
   #keySpace: KeySpace | undefined;
-  #connected: Connected | undefined;
-  #connecting: Promise<Connected> | undefined;
-  #closed = false;
   #closing: Promise<void> | undefined;
-  #lastRefresh = Number.NEGATIVE_INFINITY;
-  readonly #stats = new StatsRecorder();
+  readonly #stats: StatsRecorder;
   /** The near cache (option `nearCache`), or `undefined` when off. */
   readonly #near: NearCache | undefined;
-  readonly #cached: CachedFunctions;
+  /** Cached functions, created on first use (a view that never uses them stays small). */
+  #cachedFunctions: CachedFunctions | undefined;
+  readonly #deploymentId: DeploymentIdHook;
 
   /**
    * @param options - see {@link CacheClientOptions}.
@@ -125,33 +116,59 @@ export class CacheClient {
     if (options === null || typeof options !== 'object')
       throw new CacheValidationError('Options must be an object');
     checkKnownOptions(options);
-    const config = options.connectionConfig ?? {};
-    this.#settings = resolveSettings(config);
+    const view = (options as { [VIEW_STORE]?: ViewStore })[VIEW_STORE];
     this.#logger = options.logger ?? defaultLogger;
     this.#debugOn = (options.debugLogs ?? true) && isDebugEnabled(this.#logger);
     this.#codec = resolveCodec(options.codec);
     this.#maxValueBytes = positiveInteger(options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES, 'maxValueBytes');
     this.#prefix = validatePrefix(options.additionalPrefix);
-    const near = resolveNearCacheOptions(options.nearCache);
-    this.#near = near === undefined ? undefined : new NearCache(near, (raw) => this.#codec.decode(raw));
-    this.#source = chooseSource(options.session, config, options.env ?? process.env, this.#logger);
-    this.#cached = new CachedFunctions({
-      run: (operation, body) => this.#run(operation, (conn, ks) => body(conn.engine, ks)),
-      flushByPattern: (pattern) => this.flushByPattern(pattern),
-      encode: (value) => this.#encode(value),
-      decode: (raw) => this.#codec.decode(raw),
-      checkSize: (encoded) => this.#checkSize(encoded),
-      closed: () => this.#closed,
-      prefix: () => this.#prefix,
-      logger: this.#logger,
-      // Resolved lazily (Press in platform mode): see src/cached/deployment.ts.
-      deploymentId: deploymentIdHook(
-        options.deploymentId,
-        options.env ?? process.env,
-        this.#source.kind === 'platform' ? this.#source.session : undefined,
-        this.#settings.connectTimeoutMs,
-      ),
-    });
+    // The Peak session and its timeout resolve the deployment id through Press (src/cached/deployment.ts).
+    let session: Session | undefined;
+    let connectTimeoutMs = DEFAULT_SETTINGS.connectTimeoutMs;
+    if (view === undefined) {
+      const config = options.connectionConfig ?? {};
+      const settings = resolveSettings(config);
+      const nearOptions = resolveNearCacheOptions(options.nearCache);
+      const near =
+        nearOptions === undefined ? undefined : new NearCache(nearOptions, (raw) => this.#codec.decode(raw));
+      const source = chooseSource(options.session, config, options.env ?? process.env, this.#logger);
+      this.#store = new OwnStore(source, settings, near, this.#logger);
+      session = source.kind === 'platform' ? source.session : undefined;
+      connectTimeoutMs = settings.connectTimeoutMs;
+    } else {
+      this.#store = view;
+    }
+    this.#near = this.#store.near;
+    this.#stats = this.#store.stats ?? new StatsRecorder();
+    // Resolved lazily (Press in platform mode): see src/cached/deployment.ts.
+    this.#deploymentId = deploymentIdHook(
+      options.deploymentId,
+      options.env ?? process.env,
+      session,
+      connectTimeoutMs,
+    );
+  }
+
+  /** The cached functions of this client (see {@link CachedHost}), created on first use. */
+  get #cached(): CachedFunctions {
+    if (this.#cachedFunctions !== undefined) return this.#cachedFunctions;
+    const tenant = this.#store.cachedState === undefined ? undefined : this.#store.tenant;
+    this.#cachedFunctions = new CachedFunctions(
+      {
+        run: (operation, body) => this.#run(operation, (conn, ks) => body(conn.engine, ks)),
+        flushByPattern: (pattern) => this.flushByPattern(pattern),
+        encode: (value) => this.#encode(value),
+        decode: (raw) => this.#codec.decode(raw),
+        checkSize: (encoded) => this.#checkSize(encoded),
+        closed: () => this.#store.closed(),
+        prefix: () => this.#prefix,
+        logger: this.#logger,
+        deploymentId: this.#deploymentId,
+        ...(tenant === undefined ? {} : { tenant }),
+      },
+      this.#store.cachedState,
+    );
+    return this.#cachedFunctions;
   }
 
   /**
@@ -159,9 +176,12 @@ export class CacheClient {
    * platform names (fetching the credentials on first use, without contacting the cache server).
    */
   async getTenant(): Promise<string> {
-    if (this.#source.kind === 'direct') return this.#source.tenant;
+    const known = this.#store.tenant;
+    if (known !== undefined) return known;
     try {
-      return (this.#connected ?? (await this.#connect())).tenant;
+      const conn = this.#store.current() ?? (await this.#connect());
+      conn.release?.();
+      return conn.tenant;
     } catch (err) {
       throw withOperation('getTenant', err);
     }
@@ -487,23 +507,21 @@ export class CacheClient {
     return this.#closing;
   }
 
-  async #close(): Promise<void> {
-    this.#closed = true;
-    const connected = this.#connected ?? (await this.#connecting?.catch(() => undefined));
-    this.#connected = undefined;
+  #close(): Promise<void> {
     // Cached functions release the fill locks of factories still running (never waiting for them).
-    if (connected !== undefined) await this.#cached.close((body) => body(connected.engine));
-    await connected?.engine.close();
+    return this.#store.close(async (engine) => {
+      await this.#cachedFunctions?.close((body) => body(engine));
+    });
   }
 
   /** @internal A redacted view for `console.log` / `util.inspect`: no URL, no credentials. */
   [inspect.custom](): string {
-    return `CacheClient { source: ${this.#source.kind}, tenant: ${this.#connected?.tenant ?? (this.#source.kind === 'direct' ? this.#source.tenant : '(from platform)')}, additionalPrefix: ${JSON.stringify(this.#prefix)}, closed: ${this.#closed} }`;
+    return `CacheClient { source: ${this.#store.kind}, tenant: ${this.#store.tenant ?? '(from platform)'}, additionalPrefix: ${JSON.stringify(this.#prefix)}, closed: ${this.#store.closed()} }`;
   }
 
   /** @internal A redacted JSON view: no URL, no credentials. */
   toJSON(): Record<string, unknown> {
-    return { source: this.#source.kind, additionalPrefix: this.#prefix, closed: this.#closed };
+    return { source: this.#store.kind, additionalPrefix: this.#prefix, closed: this.#store.closed() };
   }
 
   #encode(value: unknown): string {
@@ -536,25 +554,7 @@ export class CacheClient {
   }
 
   #connect(): Promise<Connected> {
-    if (this.#closed) return Promise.reject(new CacheConnectionError('the client is closed'));
-    this.#connecting ??= resolveEndpoint(this.#source, this.#settings)
-      .then((endpoint) => {
-        const connected = {
-          engine: withNearCache(this.#near, createEngine(endpoint, this.#settings)),
-          tenant: endpoint.tenant,
-          server: describeServer(endpoint.url, endpoint.clusterNodes !== undefined),
-        };
-        if (this.#closed) {
-          abandon(connected.engine);
-          throw new CacheConnectionError('the client is closed');
-        }
-        this.#connected = connected;
-        return connected;
-      })
-      .finally(() => {
-        this.#connecting = undefined;
-      });
-    return this.#connecting;
+    return this.#store.connect();
   }
 
   #keys(tenant: string): KeySpace {
@@ -576,7 +576,7 @@ export class CacheClient {
     this.#stats.counters(operation).calls++;
     // Tracing (diagnostics.ts): one check when nobody subscribes, no context object built.
     if (isTraced()) {
-      return traceOperation(operation, this.#connected, body, map, (tBody, tMap) =>
+      return traceOperation(operation, this.#store.current(), body, map, (tBody, tMap) =>
         this.#send(operation, tBody, tMap),
       );
     }
@@ -585,7 +585,7 @@ export class CacheClient {
 
   /** {@link CacheClient.#run} without tracing and counting. */
   #send<V, R>(operation: string, body: Body<V>, map: ((value: V) => R) | undefined): Promise<R> {
-    const conn = this.#connected;
+    const conn = this.#store.current();
     if (conn === undefined) {
       return this.#connect().then(
         (fresh) => this.#attempt(operation, body, map, fresh),
@@ -612,17 +612,19 @@ export class CacheClient {
     try {
       result = body(conn, this.#keys(conn.tenant));
     } catch (err) {
+      conn.release?.();
       return Promise.reject(this.#failed(operation, err));
     }
+    // A pooled connection is held until the body settled (only then may it close as idle).
+    if (conn.release !== undefined) result = result.finally(conn.release);
     return result.then(map ?? (identity as (value: V) => R), (err: unknown) =>
       this.#recover(operation, body, map, conn, err),
     );
   }
 
   /**
-   * Platform credentials rotate: when the server rejects them, fetch them again once and retry. The
-   * command never ran (the connection was not authenticated), so retrying it cannot duplicate a write.
-   * At most one refresh per cool-down, so rejected credentials never cause a storm of requests.
+   * Platform credentials rotate: when the server rejects them, the store fetches them again once (see
+   * `EngineSlot.recover`) and the body is retried on the new connection; any other failure is named.
    */
   async #recover<V, R>(
     operation: string,
@@ -632,18 +634,14 @@ export class CacheClient {
     err: unknown,
   ): Promise<R> {
     try {
-      if (this.#source.kind !== 'platform' || !isAuthFailure(err) || this.#closed) throw err;
-      if (this.#connected === conn) {
-        if (performance.now() - this.#lastRefresh < CREDENTIALS_REFRESH_COOLDOWN_MS) throw err;
-        this.#lastRefresh = performance.now();
-        this.#logger.warn(
-          'peak-cache: the server rejected the platform credentials; fetching them again once',
-        );
-        this.#connected = undefined;
-        abandon(conn.engine);
+      if (this.#store.closed()) throw err;
+      const fresh = await this.#store.recover(conn, err);
+      let value: V;
+      try {
+        value = await body(fresh, this.#keys(fresh.tenant));
+      } finally {
+        fresh.release?.();
       }
-      const fresh = this.#connected ?? (await this.#connect());
-      const value = await body(fresh, this.#keys(fresh.tenant));
       return map === undefined ? (value as unknown as R) : map(value);
     } catch (failure) {
       throw this.#failed(operation, failure);
@@ -689,14 +687,6 @@ export class CacheClient {
     if (failure !== undefined) throw failure.error;
     return deleted;
   }
-}
-
-/**
- * Close an engine no one uses any more, in the background. It has no caller to report a failure to, and
- * an unowned rejection would crash the host: the failure is dropped.
- */
-function abandon(engine: Engine): void {
-  engine.close().catch(() => {});
 }
 
 /** Re-throw `err` as the same class of {@link CacheError}, its message prefixed with the operation. */

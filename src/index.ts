@@ -31,3 +31,11 @@ export type { NearCacheOptions } from './near-cache/options.js';
 export type { CacheClientOptions, ConnectionConfig } from './options.js';
 export { Session, type SessionOptions } from './session.js';
 export type { CacheStats, OperationName, OperationStats } from './stats.js';
+export {
+  TenantCaches,
+  type TenantCachesOptions,
+  type TenantCachesStats,
+  type TenantConnection,
+  type TenantStats,
+  type TenantViewOptions,
+} from './tenants.js';

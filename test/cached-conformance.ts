@@ -23,6 +23,11 @@ export interface CachedTarget {
   options(tenant: string, extra?: Partial<CacheClientOptions>): CacheClientOptions;
   /** Called before each test with its tenant (e.g. to create its ACL user). */
   prepareTenant?(tenant: string): Promise<void>;
+  /**
+   * Issue 18: how to make the client for options (default `new CacheClient(options)`); the tenant-view
+   * targets return a `TenantCaches` view instead (helpers/tenant-views.ts).
+   */
+  open?(options: CacheClientOptions): CacheClient;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -40,7 +45,7 @@ export function registerCachedSuite(
     let tenant: string;
     /** A client of this test's tenant (deployment `dep-1` unless `extra` says otherwise). */
     const open = (extra: Partial<CacheClientOptions> = {}): CacheClient =>
-      pool.open(target.options(tenant, { deploymentId: 'dep-1', ...extra }));
+      pool.open(target.options(tenant, { deploymentId: 'dep-1', ...extra }), target.open);
 
     beforeAll(async () => {
       target = await setup();
@@ -187,12 +192,15 @@ export function registerCachedSuite(
       expect(await plain.exists(expected)).toBe(1);
       expect(await plain.flushByPattern('dep-1:users:42:*')).toBe(1);
       // Without a deployment id (none configured, no PRESS_DEPLOYMENT_ID) the segment is omitted.
-      const bare = pool.open(target.options(tenant, { env: {} }));
+      const bare = pool.open(target.options(tenant, { env: {} }), target.open);
       const noDep = bare.cacheResult(findUser, { keyPrefix: 'users', entityId: (id) => id });
       await noDep(7);
       expect(await bare.flushByPattern('users:7:*')).toBe(1);
       // The env variable is the default.
-      const fromEnv = pool.open(target.options(tenant, { env: { PRESS_DEPLOYMENT_ID: 'env-dep' } }));
+      const fromEnv = pool.open(
+        target.options(tenant, { env: { PRESS_DEPLOYMENT_ID: 'env-dep' } }),
+        target.open,
+      );
       await fromEnv.cacheResult(findUser, { keyPrefix: 'users' })(1);
       expect(await bare.flushByPattern('env-dep:users:*')).toBe(1);
     });

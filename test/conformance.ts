@@ -23,6 +23,11 @@ export interface ConformanceTarget {
    * helpers/command-stats.ts): unchanged across a call proves it sent nothing. Absent for memory://.
    */
   commandCalls?(): Promise<number>;
+  /**
+   * Issue 18: how to make the client for options (default `new CacheClient(options)`); the tenant-view
+   * targets return a `TenantCaches` view instead (helpers/tenant-views.ts).
+   */
+  open?(options: CacheClientOptions): CacheClient;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -40,7 +45,7 @@ export function registerConformanceSuite(
     let tenant: string;
     const pool = new ClientPool();
     const client = (extra: Partial<CacheClientOptions> = {}, t = tenant) =>
-      pool.open(target.options(t, extra));
+      pool.open(target.options(t, extra), target.open);
 
     beforeAll(async () => {
       target = await setup();

@@ -29,6 +29,11 @@ export interface NearCacheSetup {
   debugCommands: boolean;
   /** Create the tenant's user (ACL setups). */
   prepareTenant?(tenant: string): Promise<void>;
+  /**
+   * Issue 18: how to make the client for options (default `new CacheClient(options)`); the tenant-view
+   * targets return a `TenantCaches` view instead (helpers/tenant-views.ts).
+   */
+  open?(options: CacheClientOptions): CacheClient;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -134,7 +139,7 @@ export function registerNearCacheSuite(
     async function open(nearCache: NearCacheOptions = { maxEntries: 1000 }) {
       const tenant = `near${++tenants}`;
       await setup.prepareTenant?.(tenant);
-      const cache = pool.open(setup.options(tenant, nearCache));
+      const cache = pool.open(setup.options(tenant, nearCache), setup.open);
       return { cache, tenant, stored: (key: string) => `${tenant}:${key}` };
     }
 

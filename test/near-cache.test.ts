@@ -3,59 +3,14 @@
  * expiring in the background), and as the README's per-tenant ACL user. Plus the option's validation and
  * the memory engine, which ignores it.
  */
-import { createClient } from '@redis/client';
 import { describe, expect, it } from 'vitest';
 import { CacheClient, CacheValidationError } from '../src/index.js';
-import { aclRecipe } from './helpers/acl.js';
-import { type RedisServer, startRedis } from './helpers/redis-server.js';
+import { nearCacheServer } from './helpers/near-cache-server.js';
 import { registerNearCacheSuite } from './near-cache.suite.js';
 
-const PASSWORD = 'tenant-pw';
-
 function serverSuite(name: string, acl: boolean): void {
-  let server: RedisServer;
-  let foreign: ReturnType<typeof createClient>;
-  registerNearCacheSuite(
-    name,
-    async () => {
-      server = await startRedis({ args: acl ? [] : ['--enable-debug-command', 'yes'] });
-      foreign = createClient({ url: server.url });
-      foreign.on('error', () => {});
-      await foreign.connect();
-      return {
-        options: (tenant, nearCache) => ({
-          connectionConfig: {
-            url: acl ? `redis://${tenant}:${PASSWORD}@127.0.0.1:${server.port}` : server.url,
-            tenant,
-          },
-          env: {},
-          nearCache,
-        }),
-        cli: (...args) => server.cli(...args),
-        foreignSet: async (key, value) => {
-          await foreign.set(key, value);
-        },
-        python: { host: '127.0.0.1', port: server.port, cluster: false },
-        flushAll: async () => {
-          await server.cli('FLUSHALL');
-        },
-        killClients: async () => {
-          await server.cli('CLIENT', 'KILL', 'TYPE', 'normal');
-        },
-        debugCommands: !acl,
-        ...(acl
-          ? {
-              prepareTenant: async (tenant: string) =>
-                void (await server.cli(...aclRecipe(tenant, PASSWORD))),
-            }
-          : {}),
-      };
-    },
-    async () => {
-      await foreign?.close().catch(() => foreign.destroy());
-      await server?.stop();
-    },
-  );
+  const { start, stop } = nearCacheServer(acl);
+  registerNearCacheSuite(name, start, stop);
 }
 
 serverSuite('redis-server', false);

@@ -20,7 +20,7 @@ import {
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CacheAuthError } from '../src/index.js';
+import { CacheAuthError, TenantCaches } from '../src/index.js';
 import {
   instrumentPeakCache,
   PeakCacheInstrumentation,
@@ -287,5 +287,32 @@ describe('peak-cache/otel safety', () => {
     instrumentation = instrumentPeakCache({ tracerProvider: trace.getTracerProvider() });
     await client().get(KEY);
     expect(finished()).toHaveLength(0);
+  });
+});
+
+describe('peak-cache/otel with TenantCaches views (issue 18)', () => {
+  it('every span names its tenant; with tenantInMetrics every metric point does too', async () => {
+    instrument({ tenantInMetrics: true });
+    const caches = new TenantCaches({
+      connectionConfig: { url: `redis://:${PASSWORD}@127.0.0.1:${server.port}/3` },
+      env: {},
+    });
+    try {
+      await caches.tenant('noisy').get('a');
+      await caches.tenant('noisy').get('b');
+      await caches.tenant('quiet').get('a');
+      const tenants = finished().map((span) => span.attributes['peak_cache.tenant']);
+      expect(tenants).toEqual(['noisy', 'noisy', 'quiet']);
+      const points = (await collectMetrics()).get('db.client.operation.duration')?.dataPoints ?? [];
+      const count = (tenant: string) =>
+        points
+          .filter((p) => p.attributes['peak_cache.tenant'] === tenant)
+          .reduce((total, p) => total + (p.value as { count: number }).count, 0);
+      expect(count('noisy')).toBe(2);
+      expect(count('quiet')).toBe(1);
+      expect(points.every((p) => p.attributes['peak_cache.tenant'] !== undefined)).toBe(true);
+    } finally {
+      await caches.close();
+    }
   });
 });

@@ -175,6 +175,20 @@ export interface CachedHost {
   readonly logger: CacheLogger;
   /** The deployment id: the value once known, a promise while it is resolved (see `deployment.ts`). */
   deploymentId(): string | null | Promise<string | null>;
+  /**
+   * Issue 18: the view's tenant when the in-process state is shared by several tenants' views (a
+   * `TenantCaches`): part of the in-process identity of a key, so two tenants never share a promise.
+   */
+  readonly tenant?: string;
+}
+
+/**
+ * Issue 18: in-process state the cached functions of several views of one store share (a
+ * `TenantCaches`): calls in flight (keyed by tenant, prefix and key) and the breaker.
+ */
+export interface SharedCachedState {
+  readonly inflight: Map<string, Promise<unknown>>;
+  readonly breaker: CircuitBreaker;
 }
 
 interface Resolved {
@@ -221,18 +235,23 @@ function describe(err: unknown): string {
  */
 export class CachedFunctions {
   readonly #host: CachedHost;
-  readonly #inflight = new Map<string, Promise<unknown>>();
+  readonly #inflight: Map<string, Promise<unknown>>;
   readonly #refreshing = new Map<string, Promise<unknown>>();
   readonly #fallbacks = new Map<number, LRUCache<string, string>>();
-  readonly #breaker = new CircuitBreaker();
+  readonly #breaker: CircuitBreaker;
   readonly #counters = new CachedFunctionCounters();
   /** Fill locks this client may hold: owner token -> stored lock key (released by {@link close}). */
   readonly #held = new Map<string, string>();
   #closing = false;
 
-  /** @param host - the client's side (see {@link CachedHost}). */
-  constructor(host: CachedHost) {
+  /**
+   * @param host - the client's side (see {@link CachedHost}).
+   * @param shared - issue 18: the state shared with other views of the store (default: this client's own).
+   */
+  constructor(host: CachedHost, shared?: SharedCachedState) {
     this.#host = host;
+    this.#inflight = shared?.inflight ?? new Map();
+    this.#breaker = shared?.breaker ?? new CircuitBreaker();
   }
 
   /**
@@ -416,7 +435,9 @@ export class CachedFunctions {
 
   /** Steps 2-5 of the module doc, with concurrent calls of this process on one key sharing a promise. */
   #call<T>(key: string, factory: Factory<T>, o: Resolved): Promise<Awaited<T>> {
-    const id = `${this.#host.prefix() ?? ''}\u0000${key}`;
+    // Issue 18: the tenant first when views of several tenants share `#inflight`.
+    const tenant = this.#host.tenant;
+    const id = `${tenant === undefined ? '' : `${tenant}\u0000`}${this.#host.prefix() ?? ''}\u0000${key}`;
     const pending = this.#inflight.get(id);
     if (pending !== undefined) {
       this.#counters.coalesced++;

@@ -63,6 +63,12 @@ export interface PeakCacheInstrumentationOptions {
   traces?: boolean;
   /** Record metrics. @defaultValue true */
   metrics?: boolean;
+  /**
+   * Issue 18: give every metric point the `peak_cache.tenant` attribute too (spans always have it), so a
+   * noisy tenant of a `TenantCaches` shows in the metrics. One series per tenant and operation: mind the
+   * cardinality with many tenants. @defaultValue false
+   */
+  tenantInMetrics?: boolean;
 }
 
 /** The open span and start time of one operation. */
@@ -72,6 +78,8 @@ interface Pending {
   /** The series at `start`; looked up again at the end only when the server was not yet known. */
   readonly series: Series;
   readonly server: ServerInfo | undefined;
+  /** The tenant at `start` (with `tenantInMetrics`, the series is looked up again when it changed). */
+  readonly tenant: string | undefined;
 }
 
 /**
@@ -88,7 +96,11 @@ interface Series {
 }
 
 /** Semantic-convention attributes shared by an operation's span and metrics. */
-function baseAttributes(operation: string, server: ServerInfo | undefined): Attributes {
+function baseAttributes(
+  operation: string,
+  server: ServerInfo | undefined,
+  tenant: string | undefined,
+): Attributes {
   const system = server?.system ?? 'redis';
   const attributes: Attributes = {
     'db.system.name': system,
@@ -98,6 +110,7 @@ function baseAttributes(operation: string, server: ServerInfo | undefined): Attr
   if (server?.address !== undefined) attributes['server.address'] = server.address;
   if (server?.port !== undefined) attributes['server.port'] = server.port;
   if (server?.database !== undefined) attributes['db.namespace'] = String(server.database);
+  if (tenant !== undefined) attributes['peak_cache.tenant'] = tenant;
   return attributes;
 }
 
@@ -128,9 +141,11 @@ export class PeakCacheInstrumentation {
   /** Operations started while enabled and not yet ended. */
   #inFlight = 0;
   #listeningToEnds = false;
+  readonly #tenantInMetrics: boolean;
 
   /** @param options - see {@link PeakCacheInstrumentationOptions}. */
   constructor(options: PeakCacheInstrumentationOptions = {}) {
+    this.#tenantInMetrics = options.tenantInMetrics ?? false;
     if (options.traces ?? true) {
       this.#tracer = (options.tracerProvider ?? trace.getTracerProvider()).getTracer(INSTRUMENTATION_NAME);
     }
@@ -202,16 +217,18 @@ export class PeakCacheInstrumentation {
   }
 
   /** The series of `operation` on `server`, created on first use. */
-  #seriesOf(operation: string, server: ServerInfo | undefined): Series {
+  #seriesOf(operation: string, server: ServerInfo | undefined, ctxTenant: string | undefined): Series {
+    const tenant = this.#tenantInMetrics ? ctxTenant : undefined;
+    const name = tenant === undefined ? operation : `${operation}\u0000${tenant}`;
     const key = server ?? UNKNOWN_SERVER;
     let byOperation = this.#seriesByServer.get(key);
     if (byOperation === undefined) {
       byOperation = new Map();
       this.#seriesByServer.set(key, byOperation);
     }
-    let series = byOperation.get(operation);
+    let series = byOperation.get(name);
     if (series === undefined) {
-      const attributes = baseAttributes(operation, server);
+      const attributes = baseAttributes(operation, server, tenant);
       // Connections to the same server share one series (a reconnect makes a new ServerInfo).
       const id = JSON.stringify(attributes);
       series = this.#series.get(id);
@@ -219,7 +236,7 @@ export class PeakCacheInstrumentation {
         series = { attributes, hits: 0, misses: 0, errors: new Map() };
         this.#series.set(id, series);
       }
-      byOperation.set(operation, series);
+      byOperation.set(name, series);
     }
     return series;
   }
@@ -227,12 +244,18 @@ export class PeakCacheInstrumentation {
   readonly #onStart = (message: unknown): void => {
     try {
       const ctx = message as OperationContext;
-      const series = this.#seriesOf(ctx.operation, ctx.server);
+      const series = this.#seriesOf(ctx.operation, ctx.server, ctx.tenant);
       const span = this.#tracer?.startSpan(ctx.operation, {
         kind: SpanKind.CLIENT,
         attributes: series.attributes,
       });
-      this.#pending.set(ctx, { span, startedAt: performance.now(), series, server: ctx.server });
+      this.#pending.set(ctx, {
+        span,
+        startedAt: performance.now(),
+        series,
+        server: ctx.server,
+        tenant: ctx.tenant,
+      });
       this.#inFlight++;
     } catch {
       // Never let a telemetry failure reach the cache call.
@@ -249,8 +272,9 @@ export class PeakCacheInstrumentation {
       this.#stopListeningWhenIdle();
       const seconds = (performance.now() - pending.startedAt) / 1000;
       // The server is learned on the first connection: the span gets its attributes at the end.
-      const learned = pending.server !== ctx.server;
-      const series = learned ? this.#seriesOf(ctx.operation, ctx.server) : pending.series;
+      const learned =
+        pending.server !== ctx.server || (this.#tenantInMetrics && pending.tenant !== ctx.tenant);
+      const series = learned ? this.#seriesOf(ctx.operation, ctx.server, ctx.tenant) : pending.series;
       let attributes = series.attributes;
       if (ctx.error !== undefined) {
         const type = errorType(ctx.error);

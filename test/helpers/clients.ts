@@ -5,9 +5,12 @@ import { CacheClient, type CacheClientOptions } from '../../src/index.js';
 export class ClientPool {
   readonly #clients: CacheClient[] = [];
 
-  /** A new client with `options`, closed by {@link ClientPool.closeAll}. */
-  open(options: CacheClientOptions): CacheClient {
-    return this.track(new CacheClient(options));
+  /**
+   * A new client with `options` (made by `create`: default `new CacheClient`), closed by
+   * {@link ClientPool.closeAll}.
+   */
+  open(options: CacheClientOptions, create?: (options: CacheClientOptions) => CacheClient): CacheClient {
+    return this.track(create === undefined ? new CacheClient(options) : create(options));
   }
 
   /** Close `client` with the others at the end. */

@@ -1,0 +1,234 @@
+/**
+ * Issue 18, pooled mode: one connection per tenant with its own credentials (the README's per-tenant ACL
+ * user), at most `maxConnections` open, idle ones closed, calls past the bound waiting (never hanging),
+ * credentials that name another tenant refused, and closing semantics.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CacheConnectionError,
+  CacheError,
+  CacheTimeoutError,
+  Session,
+  TenantCaches,
+  type TenantCachesOptions,
+} from '../src/index.js';
+import { aclRecipe } from './helpers/acl.js';
+import { type RedisServer, startRedis } from './helpers/redis-server.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const TENANTS = ['p0', 'p1', 'p2', 'p3', 'p4'];
+const password = (tenant: string) => `pw-${tenant}`;
+
+let server: RedisServer;
+const opened: TenantCaches[] = [];
+const urlFor = (tenant: string) => `redis://${tenant}:${password(tenant)}@127.0.0.1:${server.port}`;
+function pooled(extra: Partial<TenantCachesOptions> = {}): TenantCaches {
+  const c = new TenantCaches({ connectionFor: (tenant) => ({ url: urlFor(tenant) }), ...extra });
+  opened.push(c);
+  return c;
+}
+
+/** `user=` of every normal connection of a tenant user. */
+async function connectedUsers(): Promise<string[]> {
+  const list = await server.cli('CLIENT', 'LIST', 'TYPE', 'normal');
+  // The asking redis-cli is the only connection of the default user.
+  return list
+    .split('\n')
+    .filter((line) => line !== '' && !line.includes('user=default'))
+    .map((line) => /\buser=(\S+)/.exec(line)?.[1] ?? '?');
+}
+
+beforeAll(async () => {
+  server = await startRedis();
+  for (const tenant of TENANTS) await server.cli(...aclRecipe(tenant, password(tenant)));
+});
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((c) => c.close()));
+});
+afterAll(async () => {
+  await server.stop();
+});
+
+describe('TenantCaches pooled mode (per-tenant ACL users)', () => {
+  it('5 tenants, maxConnections 2: never more than 2 connections, every call succeeds as its own user', async () => {
+    const caches = pooled({ maxConnections: 2 });
+    const views = TENANTS.map((t) => caches.tenant(t));
+    let stop = false;
+    let most = 0;
+    const users = new Set<string>();
+    const watcher = (async () => {
+      while (!stop) {
+        const now = await connectedUsers();
+        most = Math.max(most, now.length);
+        for (const user of now) users.add(user);
+        await sleep(50);
+      }
+    })();
+    for (let round = 0; round < 4; round++) {
+      await Promise.all(
+        views.flatMap((view, i) => [
+          view.set(`k${round}`, { i, round }),
+          view.get(`k${round}`),
+          view.mget('a', 'b'),
+        ]),
+      );
+      for (const [i, view] of views.entries()) {
+        expect(await view.get(`k${round}`)).toEqual({ i, round });
+      }
+      most = Math.max(most, caches.stats().connections);
+    }
+    expect(await views[0]?.flushTenant()).toBe(4);
+    stop = true;
+    await watcher;
+    expect(most).toBeLessThanOrEqual(2);
+    expect(most).toBeGreaterThan(0);
+    expect([...users].filter((u) => !TENANTS.includes(u))).toEqual([]);
+    expect(users.size).toBeGreaterThan(2);
+    // Nothing was refused: a call on another tenant's connection would have been (keys ~<tenant>:*).
+    expect(await server.cli('ACL', 'LOG')).toBe('');
+    expect(await server.scanKeys('p1:*')).toHaveLength(4);
+    const stats = caches.stats();
+    expect(stats.mode).toBe('pooled');
+    expect(stats.totals.errors).toBe(0);
+    expect(stats.tenants.p3?.operations.set.calls).toBe(4);
+  });
+
+  it('closes idle connections after idleTimeoutMs and reopens them transparently', async () => {
+    const caches = pooled({ idleTimeoutMs: 100 });
+    const view = caches.tenant('p0');
+    await view.set('idle', [1]);
+    expect(caches.stats().connections).toBe(1);
+    expect(await connectedUsers()).toEqual(['p0']);
+    await sleep(400);
+    expect(caches.stats().connections).toBe(0);
+    expect(await connectedUsers()).toEqual([]);
+    expect(await view.get('idle')).toEqual([1]);
+    expect(caches.stats().connections).toBe(1);
+  });
+
+  it('calls past the bound wait at most timeoutMs, then fail with CacheTimeoutError (never hang)', async () => {
+    const caches = pooled({ maxConnections: 1, connectionConfig: { timeoutMs: 300 } });
+    const a = caches.tenant('p0');
+    const b = caches.tenant('p1');
+    await a.set('k', [0]);
+    server.pause();
+    try {
+      const results = await Promise.allSettled([a.get('k'), b.get('k')]);
+      expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+      const [first, second] = results.map((r) => (r as PromiseRejectedResult).reason);
+      expect(first).toBeInstanceOf(CacheError);
+      expect(second).toBeInstanceOf(CacheTimeoutError);
+      expect(String(second)).toContain('get failed: no connection became free within 300 ms');
+    } finally {
+      server.resume();
+    }
+    expect(await b.get('k')).toBeNull();
+    expect(await a.get('k')).toEqual([0]);
+  });
+
+  it('credentials for another tenant are refused: a config naming it, or a Session the platform maps to it', async () => {
+    let requests = 0;
+    const http: Server = createServer((_req, res) => {
+      requests++;
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ tenant: 'p1', url: urlFor('p1') }));
+    });
+    http.listen(0, '127.0.0.1');
+    await new Promise((r) => http.once('listening', r));
+    const baseUrl = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+    try {
+      const caches = pooled({
+        connectionFor: (tenant) =>
+          tenant === 'p2'
+            ? { url: urlFor('p1'), tenant: 'p1' }
+            : new Session({ authToken: `token-${tenant}`, baseUrl, env: {} }),
+      });
+      await expect(caches.tenant('p0').get('k')).rejects.toThrow(CacheConnectionError);
+      await expect(caches.tenant('p0').get('k')).rejects.toThrow('name another tenant');
+      await expect(caches.tenant('p2').set('k', 1)).rejects.toThrow(CacheConnectionError);
+      // The platform's own tenant works.
+      expect(await caches.tenant('p1').set('from-session', [1])).toBe(true);
+      expect(requests).toBeGreaterThanOrEqual(3);
+      expect(caches.stats().connections).toBe(1);
+    } finally {
+      http.close();
+    }
+  });
+
+  it('platform credentials are fetched again once per tenant when the server rejects them', async () => {
+    const passwords = new Map([
+      ['p2', password('p2')],
+      ['p3', password('p3')],
+    ]);
+    const requests = new Map<string, number>();
+    const http: Server = createServer((req, res) => {
+      const tenant = String(req.headers.authorization).replace('token-', '');
+      requests.set(tenant, (requests.get(tenant) ?? 0) + 1);
+      const reply = {
+        tenant,
+        engine: 'redis',
+        host: '127.0.0.1',
+        port: server.port,
+        userId: tenant,
+        password: passwords.get(tenant),
+      };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(reply));
+    });
+    http.listen(0, '127.0.0.1');
+    await new Promise((r) => http.once('listening', r));
+    const baseUrl = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+    try {
+      const caches = pooled({
+        connectionFor: (tenant) => new Session({ authToken: `token-${tenant}`, baseUrl, env: {} }),
+        logger: { debug() {}, warn() {} },
+      });
+      const p2 = caches.tenant('p2');
+      const p3 = caches.tenant('p3');
+      await p2.set('rotate', [2]);
+      await p3.set('rotate', [3]);
+      passwords.set('p3', 'rotated-pw');
+      await server.cli('ACL', 'SETUSER', 'p3', 'resetpass', '>rotated-pw');
+      await server.cli('CLIENT', 'KILL', 'USER', 'p3');
+      let value: unknown;
+      for (let i = 0; i < 50 && value === undefined; i++) {
+        try {
+          value = await p3.get('rotate');
+        } catch (err) {
+          expect(err).toBeInstanceOf(CacheConnectionError);
+          await sleep(50);
+        }
+      }
+      expect(value).toEqual([3]);
+      expect(requests.get('p3')).toBe(2);
+      expect(await p2.get('rotate')).toEqual([2]);
+      expect(requests.get('p2')).toBe(1);
+    } finally {
+      http.close();
+      await server.cli(...aclRecipe('p3', password('p3')));
+    }
+  });
+
+  it('a connectionFor that throws is a CacheConnectionError; closing rejects every view', async () => {
+    const caches = pooled({
+      connectionFor: async (tenant) => {
+        if (tenant === 'p4') throw new Error('vault down');
+        return { url: urlFor(tenant) };
+      },
+    });
+    await expect(caches.tenant('p4').get('k')).rejects.toThrow(CacheConnectionError);
+    const a = caches.tenant('p0');
+    const b = caches.tenant('p1');
+    await a.set('k', [1]);
+    await b.set('k', [2]);
+    await a.close();
+    await expect(a.get('k')).rejects.toThrow(CacheConnectionError);
+    expect(await b.get('k')).toEqual([2]);
+    await caches.close();
+    await expect(b.get('k')).rejects.toThrow('get failed: the TenantCaches is closed');
+    expect(caches.stats().connections).toBe(0);
+    expect(await connectedUsers()).toEqual([]);
+  });
+});
