@@ -6,10 +6,16 @@
  */
 import { inspect } from 'node:util';
 import { type InvalidateOptions, resolveDeploymentId } from './cached/keys.js';
-import { CachedFunctions, type CacheResultOptions, type GetOrSetOptions } from './cached/read-through.js';
+import {
+  CachedFunctions,
+  type CacheResultOptions,
+  type FactoryContext,
+  type GetOrSetOptions,
+  type ReadRecorder,
+} from './cached/read-through.js';
 import { type Codec, resolveCodec } from './codec.js';
 import { type ConnectionSource, chooseSource, createEngine, resolveEndpoint } from './connection.js';
-import { describeServer, isTraced, type ServerInfo, traceOperation } from './diagnostics.js';
+import { describeServer, isTraced, type ServerInfo, traceCall, traceOperation } from './diagnostics.js';
 import type { Engine } from './engines/engine.js';
 import { isAuthFailure } from './engines/redis-errors.js';
 import { CacheConnectionError, CacheError, CacheValidationError } from './errors.js';
@@ -135,7 +141,8 @@ export class CacheClient {
     this.#near = near === undefined ? undefined : new NearCache(near, (raw) => this.#codec.decode(raw));
     this.#source = chooseSource(options.session, config, options.env ?? process.env, this.#logger);
     this.#cached = new CachedFunctions({
-      run: (operation, body) => this.#run(operation, (conn, ks) => body(conn.engine, ks)),
+      io: (operation, body) => this.#send(operation, (conn, ks) => body(conn.engine, ks), undefined),
+      call: (operation, keys, body) => this.#cachedCall(operation, keys, body),
       flushByPattern: (pattern) => this.flushByPattern(pattern),
       encode: (value) => this.#encode(value),
       decode: (raw) => this.#codec.decode(raw),
@@ -409,7 +416,11 @@ export class CacheClient {
    * @throws the factory's error; {@link CacheFactoryError} when another process's factory failed while
    * this call waited for it; {@link CacheValidationError} for invalid options.
    */
-  getOrSet<T>(key: string, factory: () => T | Promise<T>, options?: GetOrSetOptions): Promise<Awaited<T>> {
+  getOrSet<T>(
+    key: string,
+    factory: (ctx: FactoryContext) => T | Promise<T>,
+    options?: GetOrSetOptions,
+  ): Promise<Awaited<T>> {
     return this.#cached.getOrSet(key, factory, options);
   }
 
@@ -569,6 +580,28 @@ export class CacheClient {
       );
     }
     return this.#send(operation, body, map);
+  }
+
+  /**
+   * One public call of a cached function: counted once in {@link CacheClient.stats} (with the hits and
+   * misses `body` records) and traced as one operation, whatever internal I/O it does (that I/O goes
+   * through {@link CacheClient.#send}: neither counted nor traced, its failures counted as `errors`).
+   */
+  #cachedCall<R>(operation: string, keys: number, body: (reads: ReadRecorder) => Promise<R>): Promise<R> {
+    const counters = this.#stats.counters(operation);
+    counters.calls++;
+    const count: ReadRecorder = (hits, misses) => {
+      counters.hits += hits;
+      counters.misses += misses;
+    };
+    if (!isTraced()) return body(count);
+    return traceCall(operation, this.#connected, keys, (ctx) =>
+      body((hits, misses) => {
+        count(hits, misses);
+        ctx.hits = (ctx.hits ?? 0) + hits;
+        ctx.misses = (ctx.misses ?? 0) + misses;
+      }),
+    );
   }
 
   /** {@link CacheClient.#run} without tracing and counting. */

@@ -4,6 +4,7 @@
  * Cluster. Two clients on one server stand for two processes (each has its own in-process state); the
  * real multi-process cases are in cached-redis.test.ts.
  */
+import { tracingChannel } from 'node:diagnostics_channel';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { functionIdentity, resultKey } from '../src/cached/keys.js';
 import { FAILURE_MARK_MS, lockKey } from '../src/cached/lock.js';
@@ -11,9 +12,12 @@ import {
   CacheClient,
   type CacheClientOptions,
   CacheConnectionError,
+  CacheTimeoutError,
   CacheValidationError,
   cacheResult,
   invalidateCache,
+  OPERATION_CHANNEL,
+  type OperationContext,
 } from '../src/index.js';
 import { ClientPool } from './helpers/clients.js';
 
@@ -487,6 +491,101 @@ export function registerCachedSuite(
       );
       await expect(f()).rejects.toBeInstanceOf(CacheConnectionError);
       expect(runs).toBe(0);
+    });
+
+    // Regression tests of issue 21 (each named after the failure it prevents).
+
+    it('close() right after a factory failure leaves no lock behind: another client does not wait for it', async () => {
+      const [a, b] = [open(), open()];
+      const quiet = { lockTimeoutMs: 2000 };
+      for (let i = 0; i < 3; i++) {
+        const key = `closed-after-failure-${i}`;
+        const failing = async (): Promise<string> => {
+          throw new Error('factory broke');
+        };
+        await a.getOrSet(key, failing, quiet).catch(() => {});
+        if (i === 2) await a.close();
+        expect(await b.getOrSet(key, async () => 'ok', quiet)).toBe('ok');
+      }
+      expect(b.stats().cachedFunctions.lockTimeouts).toBe(0); // nobody waited for a dead lock
+    });
+
+    it('a hung factory does not block its key forever: past hardTimeoutMs callers reject and the next call fills afresh', async () => {
+      const [a, b] = [open(), open()];
+      const hung = () => new Promise<string>(() => {});
+      const opts = { hardTimeoutMs: 300, lockTimeoutMs: 5000 };
+      const first = a.getOrSet('hung', hung, opts);
+      const joiner = a.getOrSet('hung', async () => 'unused', opts);
+      await expect(first).rejects.toBeInstanceOf(CacheTimeoutError);
+      await expect(joiner).rejects.toBeInstanceOf(CacheTimeoutError);
+      // The abandoned fill frees the key in this process and across processes (its lock is released).
+      expect(await a.getOrSet('hung', async () => 'fresh', opts)).toBe('fresh');
+      expect(await b.getOrSet('hung-b', async () => 'b', opts)).toBe('b');
+      const again = a.getOrSet('hung-b2', hung, opts).catch((e: unknown) => e);
+      await sleep(50);
+      // b waits for a's lease until a's fill is abandoned (its lock released), then fills the key itself.
+      expect(await b.getOrSet('hung-b2', async () => 'other', { ...opts, hardTimeoutMs: 5000 })).toBe(
+        'other',
+      );
+      expect(b.stats().cachedFunctions.lockTimeouts).toBe(0);
+      expect(await again).toBeInstanceOf(CacheTimeoutError);
+    });
+
+    it("a caller that starts after another owner's failure runs its own factory instead of getting that failure", async () => {
+      const [a, b] = [open(), open()];
+      let own = 0;
+      for (let i = 0; i < 20; i++) {
+        const key = `after-failure-${i}`;
+        const failing = async (): Promise<string> => {
+          await sleep(5);
+          throw new Error('factory broke');
+        };
+        await Promise.allSettled(Array.from({ length: 3 }, () => a.getOrSet(key, failing)));
+        expect(await b.getOrSet(key, async () => `own ${++own}`)).toBe(`own ${own}`);
+      }
+    });
+
+    it('one span and one stats call per public getOrSet call, with its hit or miss', async () => {
+      const cache = open();
+      await cache.ping();
+      const spans: string[] = [];
+      const channel = tracingChannel<unknown, OperationContext>(OPERATION_CHANNEL);
+      const handlers = {
+        start: (ctx: OperationContext) => spans.push(ctx.operation),
+        end: () => {},
+        asyncStart: () => {},
+        asyncEnd: () => {},
+        error: () => {},
+      };
+      channel.subscribe(handlers);
+      try {
+        await cache.getOrSet('counted', async () => 1, { grace: 10 }); // miss: read, lock, recheck, store, release
+        await cache.getOrSet('counted', async () => 2, { grace: 10 }); // hit
+      } finally {
+        channel.unsubscribe(handlers);
+      }
+      expect(spans).toEqual(['getOrSet', 'getOrSet']);
+      const op = cache.stats().operations.getOrSet;
+      expect(op).toMatchObject({ calls: 2, errors: 0, hits: 1, misses: 1 });
+      const fn = cache.cacheResult(async () => 3);
+      await fn();
+      await fn();
+      expect(cache.stats().operations.cacheResult).toMatchObject({ calls: 2, hits: 1, misses: 1 });
+    });
+
+    it("codec 'client': a miss returns what the next hit returns (the codec's round trip), not the factory's own value", async () => {
+      for (const codec of ['peak', 'json'] as const) {
+        const cache = open({ codec });
+        const produce = async () => ({ n: 42, s: '42', d: new Date(0), nested: [1, '1'] });
+        const miss = await cache.getOrSet(`round-trip-${codec}`, produce, { codec: 'client' });
+        const hit = await cache.getOrSet(`round-trip-${codec}`, produce, { codec: 'client' });
+        expect(miss).toEqual(hit);
+        expect(typeof miss.d).toBe('string');
+        const text = async () => '42';
+        expect(await cache.getOrSet(`text-${codec}`, text, { codec: 'client' })).toEqual(
+          await cache.getOrSet(`text-${codec}`, text, { codec: 'client' }),
+        );
+      }
     });
 
     it('validates options before any I/O', async () => {

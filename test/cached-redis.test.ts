@@ -349,6 +349,39 @@ describe('cached functions when the server freezes (SIGSTOP)', () => {
   });
 });
 
+describe('cached functions: per-key errors (redis-server)', () => {
+  let redis: RedisServer;
+  const pool = new ClientPool();
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await pool.closeAll();
+    await redis.stop();
+  });
+
+  it('one key with the wrong type (WRONGTYPE) fails that call alone: the breaker stays closed, other keys stay cached', async () => {
+    const warnings: string[] = [];
+    const cache = pool.open({
+      connectionConfig: { url: redis.url, tenant: 'wt' },
+      logger: { debug: () => {}, warn: (m) => warnings.push(m) },
+    });
+    await redis.cli('HSET', 'wt:bad', 'field', 'value');
+    let runs = 0;
+    const f = async () => ++runs;
+    for (let i = 0; i < 3; i++) expect(await cache.getOrSet('bad', f, { breakerMs: 60_000 })).toBe(i + 1);
+    expect(await redis.cli('TYPE', 'wt:bad')).toBe('hash'); // not overwritten
+    // Other keys still use the cache: the second call is a hit.
+    expect(await cache.getOrSet('good', f, { breakerMs: 60_000 })).toBe(4);
+    expect(await cache.getOrSet('good', f, { breakerMs: 60_000 })).toBe(4);
+    const stats = cache.stats().cachedFunctions;
+    expect(stats.breakerTrips).toBe(0);
+    expect(stats.breakerSkips).toBe(0);
+    expect(stats.cacheErrors).toBe(3);
+    expect(warnings.some((w) => w.includes('"bad" skips the cache for this call'))).toBe(true);
+  });
+});
+
 describe('cached functions: a client that is not connected yet', () => {
   it('getOrSet on an unreachable server returns the factory result', async () => {
     const cache = new CacheClient({

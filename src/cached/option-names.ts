@@ -10,6 +10,9 @@ export const GET_OR_SET_OPTIONS: ReadonlySet<string> = new Set([
   'ttl',
   'grace',
   'timeoutMs',
+  'hardTimeoutMs',
+  'eagerRefresh',
+  'graceBackoffMs',
   'lockTimeoutMs',
   'lockTtlMs',
   'cacheControl',
@@ -25,6 +28,7 @@ export const CACHE_RESULT_OPTIONS: ReadonlySet<string> = new Set([
   'entityId',
   'key',
   'name',
+  'context',
 ]);
 
 /** Options of the `@cacheResult` decorator. */
