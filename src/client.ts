@@ -431,6 +431,14 @@ export class CacheClient {
    * @throws {CacheValidationError} for invalid options (at once, not at the first call).
    */
   cacheResult<This, A extends unknown[], R>(
+    fn: (this: This, ...args: [...A, FactoryContext]) => R,
+    options: CacheResultOptions<A> & { context: true },
+  ): (this: This, ...args: A) => Promise<Awaited<R>>;
+  cacheResult<This, A extends unknown[], R>(
+    fn: (this: This, ...args: A) => R,
+    options?: CacheResultOptions<A>,
+  ): (this: This, ...args: A) => Promise<Awaited<R>>;
+  cacheResult<This, A extends unknown[], R>(
     fn: (this: This, ...args: A) => R,
     options?: CacheResultOptions<A>,
   ): (this: This, ...args: A) => Promise<Awaited<R>> {

@@ -8,6 +8,7 @@ import { tracingChannel } from 'node:diagnostics_channel';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { functionIdentity, resultKey } from '../src/cached/keys.js';
 import { FAILURE_MARK_MS, lockKey } from '../src/cached/lock.js';
+import { decodeEntry } from '../src/cached/result-codec.js';
 import {
   CacheClient,
   type CacheClientOptions,
@@ -15,6 +16,7 @@ import {
   CacheTimeoutError,
   CacheValidationError,
   cacheResult,
+  type FactoryContext,
   invalidateCache,
   OPERATION_CHANNEL,
   type OperationContext,
@@ -586,6 +588,119 @@ export function registerCachedSuite(
           await cache.getOrSet(`text-${codec}`, text, { codec: 'client' }),
         );
       }
+    });
+
+    it('the factory context: ctx.ttl and ctx.grace set the entry, ctx.tags travel with it, ctx.skip() stores nothing', async () => {
+      const cache = open();
+      const plain = open({ deploymentId: null });
+      await cache.getOrSet(
+        'ctx-ttl',
+        (ctx) => {
+          ctx.ttl = 120;
+          return 1;
+        },
+        { ttl: 10 },
+      );
+      expect(await plain.ttl('ctx-ttl')).toBeGreaterThan(100);
+      // The entry's own grace is honoured on a hit, though the call has none.
+      await cache.getOrSet('ctx-grace', (ctx) => {
+        ctx.ttl = 1;
+        ctx.grace = 60;
+        return 'v1';
+      });
+      expect(await plain.ttl('ctx-grace')).toBeGreaterThan(55);
+      await sleep(1100);
+      expect(await cache.getOrSet('ctx-grace', async () => 'v2')).toBe('v1'); // stale, refreshing
+      expect(cache.stats().cachedFunctions.staleServed).toBe(1);
+      // Tags are stored with the entry (typed codec), for tag invalidation.
+      await cache.getOrSet('ctx-tags', (ctx) => {
+        ctx.tags = ['user:1', 'users', 'users'];
+        return { id: 1 };
+      });
+      const raw = (await plain.get('ctx-tags')) as string;
+      expect(decodeEntry(raw, () => null).meta?.tags).toEqual(['user:1', 'users']);
+      // skip(): the value is returned, nothing is cached.
+      let runs = 0;
+      const skipping = (ctx: FactoryContext) => {
+        ctx.skip();
+        return ++runs;
+      };
+      expect(await cache.getOrSet('ctx-skip', skipping)).toBe(1);
+      expect(await cache.getOrSet('ctx-skip', skipping)).toBe(2);
+      expect(await plain.exists('ctx-skip')).toBe(0);
+      // Invalid values throw in the factory: the call rejects, nothing is stored.
+      await expect(
+        cache.getOrSet('ctx-bad', (ctx) => {
+          ctx.ttl = 0;
+          return 1;
+        }),
+      ).rejects.toBeInstanceOf(CacheValidationError);
+      // cacheResult with `context: true`: the context comes after the arguments (not part of the key).
+      const find = cache.cacheResult(
+        async (id: number, ctx: FactoryContext) => {
+          runs++;
+          if (id < 0) ctx.skip();
+          else ctx.ttl = 300;
+          return id;
+        },
+        { context: true, ttl: 5 },
+      );
+      const before = runs;
+      expect([await find(1), await find(1), await find(-1), await find(-1)]).toEqual([1, 1, -1, -1]);
+      expect(runs - before).toBe(3);
+    });
+
+    it('eager refresh: a hot key is refreshed before it expires, so no caller sees a miss across its TTL', async () => {
+      const [a, b] = [open(), open()];
+      let version = 0;
+      const factory = async () => {
+        await sleep(30);
+        return ++version;
+      };
+      const opts = { ttl: 1, eagerRefresh: 0.5 };
+      expect(await a.getOrSet('hot', factory, opts)).toBe(1);
+      const seen = new Set<number>();
+      const t0 = performance.now();
+      while (performance.now() - t0 < 1800) {
+        const values = await Promise.all(
+          Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).getOrSet('hot', factory, opts)),
+        );
+        for (const v of values) seen.add(v);
+        await sleep(20);
+      }
+      const [sa, sb] = [a.stats().cachedFunctions, b.stats().cachedFunctions];
+      expect(sa.misses + sb.misses).toBe(1); // the very first call only
+      expect(seen.size).toBeGreaterThanOrEqual(3); // refreshed at least twice in 1.8 s of a 1 s TTL
+      expect(sa.refreshes + sb.refreshes).toBe(version - 1); // one refresh per new value, across clients
+    });
+
+    it('graceBackoffMs bounds factory runs while the data source is down; a stale value is served throughout', async () => {
+      const [a, b] = [open(), open()];
+      const opts = (graceBackoffMs: number) => ({ ttl: 1, grace: 60, graceBackoffMs });
+      await Promise.all([0, 600].map((ms) => a.getOrSet(`outage-${ms}`, async () => 'old', opts(ms))));
+      await sleep(1050);
+      const run = async (graceBackoffMs: number) => {
+        const key = `outage-${graceBackoffMs}`;
+        let runs = 0;
+        const down = async (): Promise<string> => {
+          runs++;
+          throw new Error('data source down');
+        };
+        const t0 = performance.now();
+        while (performance.now() - t0 < 1000) {
+          const values = await Promise.all([
+            a.getOrSet(key, down, opts(graceBackoffMs)),
+            b.getOrSet(key, down, opts(graceBackoffMs)),
+          ]);
+          expect(values).toEqual(['old', 'old']);
+          await sleep(10);
+        }
+        return runs;
+      };
+      const [quiet, none] = await Promise.all([run(600), run(0)]);
+      expect(quiet).toBeGreaterThanOrEqual(1);
+      expect(quiet).toBeLessThanOrEqual(3); // at 0, ~600 ms (and a late one at most), across both clients
+      expect(none).toBeGreaterThan(10); // no backoff: every call retries the factory
     });
 
     it('validates options before any I/O', async () => {

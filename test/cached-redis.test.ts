@@ -206,6 +206,40 @@ describe('cached functions across processes (redis-server)', () => {
     expect((await owner.done).runs).toBe(1);
   }, 90_000);
 
+  it('a factory 3x longer than lockTtlMs runs once across two processes (the owner extends its lease)', async () => {
+    const env = {
+      URL: redis.url,
+      TENANT: 'procs',
+      KEY: `lease-${n++}`,
+      FACTORY_MS: '900',
+      LOCK_TTL_MS: '300',
+    };
+    const children = [child(env), child(env)];
+    await Promise.all(children.map((c) => c.ready));
+    for (const c of children) c.go();
+    const results = await Promise.all(children.map((c) => c.done));
+    expect(results.reduce((sum, r) => sum + r.runs, 0)).toBe(1);
+    for (const r of results) expect(r.error).toBeUndefined();
+  }, 60_000);
+
+  it("a killed owner's lease expires within lockTtlMs: a waiter takes over long before its lockTimeoutMs", async () => {
+    const key = `dead-lease-${n++}`;
+    const base = { URL: redis.url, TENANT: 'procs', KEY: key, LOCK_TIMEOUT_MS: '20000', LOCK_TTL_MS: '300' };
+    const owner = child({ ...base, FACTORY_MS: '60000' });
+    const waiter = child({ ...base, FACTORY_MS: '50' });
+    await Promise.all([owner.ready, waiter.ready]);
+    owner.go();
+    await owner.started;
+    waiter.go();
+    await new Promise((r) => setTimeout(r, 700)); // longer than lockTtlMs: the lease is being extended
+    owner.proc.kill('SIGKILL');
+    const result = await waiter.done;
+    expect(result.error).toBeUndefined();
+    expect(result.runs).toBe(1);
+    expect(result.ms).toBeGreaterThan(600); // it did wait while the owner lived...
+    expect(result.ms).toBeLessThan(10_000); // ...not for its 20 s lockTimeoutMs
+  }, 60_000);
+
   it('an entry written by redis-cli in the Python layout is cleared by invalidate; a redis-cli pattern delete clears ours', async () => {
     const pool = new ClientPool();
     const cache = pool.open({ connectionConfig: { url: redis.url, tenant: 'py' }, deploymentId: 'dep-9' });

@@ -623,11 +623,10 @@ export class CachedFunctions {
     } catch (err) {
       fill.lease?.stop();
       if (token !== null && !this.#closing && !fill.abandoned) {
-        this.#markFailed(
-          fill,
-          token,
-          refresh ? Math.max(FAILURE_MARK_MS, o.graceBackoffMs) : FAILURE_MARK_MS,
-        );
+        // A failed refresh: its mark holds other processes' refreshes off for graceBackoffMs (none: release).
+        const markMs = refresh ? o.graceBackoffMs : FAILURE_MARK_MS;
+        if (markMs > 0) this.#markFailed(fill, token, markMs);
+        else this.release(fill, token);
       }
       throw err;
     }
@@ -875,7 +874,9 @@ export class CachedFunctions {
       // this one round trip could be overwritten.
       const lock = ks.key(lockKey(fill.key));
       if ((await engine.get(lock)) === token) {
-        await engine.set(lock, failureMark(token), Math.ceil(ttlMs / 1000));
+        const mark = failureMark(token);
+        await engine.set(lock, mark, Math.ceil(ttlMs / 1000));
+        if (ttlMs % 1000 !== 0) await engine.pexpireIfEquals(lock, mark, ttlMs);
       }
     });
     const forget = () => this.#held.delete(token);
