@@ -11,6 +11,7 @@ import {
   type CacheResultOptions,
   type FactoryContext,
   type GetOrSetOptions,
+  type ManyFactory,
   type ReadRecorder,
 } from './cached/read-through.js';
 import { type Codec, resolveCodec } from './codec.js';
@@ -422,6 +423,27 @@ export class CacheClient {
     options?: GetOrSetOptions,
   ): Promise<Awaited<T>> {
     return this.#cached.getOrSet(key, factory, options);
+  }
+
+  /**
+   * Read-through for a batch of keys: one read for all of them, then one `factory` call with only the
+   * missing keys (each once), which returns their values as a `Map` or a record; those are stored (one
+   * `MSET`) and every value is returned in the order of `keys` (repeats included). Each missing key is
+   * protected as in {@link CacheClient.getOrSet}: one fill per key in this process and across processes
+   * (its lock), waiting at most `lockTimeoutMs` for another owner. A key the factory leaves out reads as
+   * `undefined` and is not stored. See {@link GetOrSetOptions} (the same options; `hardTimeoutMs`
+   * bounds the whole call) and docs/cached-functions.md.
+   * @throws the factory's error (the whole call fails); {@link CacheFactoryError} when another
+   * process's factory failed for a key while this call waited for it; {@link CacheTimeoutError} past
+   * `hardTimeoutMs`; {@link CacheValidationError} for invalid keys or options, or a factory result that
+   * is not a `Map` or a record.
+   */
+  getOrSetMany<T>(
+    keys: readonly string[],
+    factory: ManyFactory<T>,
+    options?: GetOrSetOptions,
+  ): Promise<(Awaited<T> | undefined)[]> {
+    return this.#cached.getOrSetMany(keys, factory, options);
   }
 
   /**

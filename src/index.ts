@@ -9,6 +9,8 @@ export type {
   FactoryContext,
   FallbackOptions,
   GetOrSetOptions,
+  ManyFactory,
+  ManyResult,
 } from './cached/read-through.js';
 export type { CachedFunctionStats } from './cached/stats.js';
 export { CacheClient, type FlushOptions, getClient } from './client.js';

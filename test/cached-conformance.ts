@@ -703,6 +703,86 @@ export function registerCachedSuite(
       expect(none).toBeGreaterThan(10); // no backoff: every call retries the factory
     });
 
+    it('getOrSetMany: one factory call with only the missing keys, results in key order, repeats answered once', async () => {
+      const cache = open();
+      const calls: string[][] = [];
+      const load = async (missing: string[]) => {
+        calls.push(missing);
+        return new Map(missing.map((k) => [k, { k, at: new Date(0) }]));
+      };
+      await cache.getOrSet('m-b', async () => ({ k: 'm-b', at: new Date(0) }));
+      const first = await cache.getOrSetMany(['m-a', 'm-b', 'm-c', 'm-a'], load);
+      expect(first.map((v) => v?.k)).toEqual(['m-a', 'm-b', 'm-c', 'm-a']);
+      expect(first[0]?.at).toBeInstanceOf(Date);
+      expect(calls).toEqual([['m-a', 'm-c']]); // m-b was a hit; m-a asked once
+      // All hits now: no factory call. A record works as well as a Map; left-out keys are undefined.
+      const record = async (missing: string[]) => {
+        calls.push(missing);
+        return Object.fromEntries(
+          missing.filter((k) => k !== 'm-none').map((k) => [k, { k, at: new Date(1) }]),
+        );
+      };
+      const second = await cache.getOrSetMany(['m-c', 'm-d', 'm-none', 'm-b'], record);
+      expect(second.map((v) => v?.k)).toEqual(['m-c', 'm-d', undefined, 'm-b']);
+      expect(calls).toEqual([
+        ['m-a', 'm-c'],
+        ['m-d', 'm-none'],
+      ]);
+      const plain = open({ deploymentId: null });
+      expect(await plain.exists('m-d', 'm-none')).toBe(1); // the left-out key is not stored
+      expect(await plain.exists(lockKey('m-d'), lockKey('m-none'))).toBe(0); // locks released
+      expect(cache.stats().operations.getOrSetMany).toMatchObject({ calls: 2, hits: 3, misses: 4 });
+      expect(await cache.getOrSetMany([], record)).toEqual([]);
+      await expect(cache.getOrSetMany(['x'], async () => [1] as never)).rejects.toBeInstanceOf(
+        CacheValidationError,
+      );
+    });
+
+    it('getOrSetMany: a failing factory fails the call, stores nothing, and the next call runs again', async () => {
+      const [a, b] = [open(), open()];
+      let runs = 0;
+      const failing = async (): Promise<Map<string, number>> => {
+        runs++;
+        await sleep(50);
+        throw new Error('batch broke');
+      };
+      const settled = await Promise.allSettled([
+        a.getOrSetMany(['f-1', 'f-2'], failing),
+        a.getOrSet('f-1', async () => 0), // joins the batch's fill of f-1
+        b.getOrSetMany(['f-2', 'f-3'], failing), // waits for a's lock on f-2
+      ]);
+      expect(settled.map((s) => s.status)).toEqual(['rejected', 'rejected', 'rejected']);
+      expect(runs).toBeLessThanOrEqual(2); // a's batch, and b's for f-3 at most (f-2 was a's)
+      const reason = (settled[2] as PromiseRejectedResult).reason as Error;
+      expect(reason.message === 'batch broke' || reason.name === 'CacheFactoryError').toBe(true);
+      const ok = await a.getOrSetMany(['f-1', 'f-2'], async (missing) => new Map(missing.map((k) => [k, 1])));
+      expect(ok).toEqual([1, 1]);
+    });
+
+    it('getOrSetMany: four clients on overlapping keys run the factory once per key', async () => {
+      const clients = [open(), open(), open(), open()];
+      const runs = new Map<string, number>();
+      const load = async (missing: string[]) => {
+        for (const k of missing) runs.set(k, (runs.get(k) ?? 0) + 1);
+        await sleep(100);
+        return new Map(missing.map((k) => [k, `v-${k}`]));
+      };
+      const keysOf = (i: number) => Array.from({ length: 10 }, (_, j) => `o-${i * 5 + j}`); // 0-9, 5-14, ...
+      const results = await Promise.all(
+        clients.flatMap((c, i) => [
+          c.getOrSetMany(keysOf(i), load),
+          c.getOrSetMany(keysOf(i).reverse(), load),
+        ]),
+      );
+      results.forEach((values, n) => {
+        const i = Math.floor(n / 2);
+        const keys = n % 2 === 0 ? keysOf(i) : keysOf(i).reverse();
+        expect(values).toEqual(keys.map((k) => `v-${k}`));
+      });
+      expect(runs.size).toBe(25);
+      expect([...runs].filter(([, r]) => r !== 1)).toEqual([]);
+    });
+
     it('validates options before any I/O', async () => {
       const cache = open();
       await expect(cache.getOrSet('k', async () => 1, { ttl: 0 })).rejects.toBeInstanceOf(

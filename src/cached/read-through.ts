@@ -54,6 +54,7 @@ import {
 } from './keys.js';
 import { Lease } from './lease.js';
 import { FAILURE_MARK_MS, FIRST_POLL_MS, failureMark, lockKey, lockState, nextPoll } from './lock.js';
+import { getOrSetMany, type ManyFactory } from './many.js';
 import { CACHE_RESULT_OPTIONS, INVALIDATE_OPTIONS } from './option-names.js';
 import { decodeEntry, type EntryMeta, encodeResult } from './result-codec.js';
 import { CachedFunctionCounters, type CachedFunctionStats } from './stats.js';
@@ -66,6 +67,7 @@ export {
   type GetOrSetOptions,
 } from './call-options.js';
 export type { FactoryContext } from './factory-context.js';
+export type { ManyFactory, ManyResult } from './many.js';
 
 /** Options of {@link CacheClient.cacheResult}: those of {@link GetOrSetOptions} plus the key's parts. */
 export interface CacheResultOptions<A extends unknown[]> extends Omit<GetOrSetOptions, 'cacheControl'> {
@@ -259,6 +261,15 @@ export class CachedFunctions {
     return this.#public('getOrSet', key, factory, ttl === undefined ? undefined : { ...o, ttl });
   }
 
+  /** See {@link CacheClient.getOrSetMany}. */
+  getOrSetMany<T>(
+    keys: readonly string[],
+    factory: ManyFactory<T>,
+    options: GetOrSetOptions = {},
+  ): Promise<(Awaited<T> | undefined)[]> {
+    return getOrSetMany(this, keys, factory, options);
+  }
+
   /** See {@link CacheClient.cacheResult}. */
   cacheResult<This, A extends unknown[], R>(
     fn: (this: This, ...args: A) => R,
@@ -448,7 +459,7 @@ export class CachedFunctions {
           this.#counters.hits++;
           if (entry.state === 'refresh') {
             this.#counters.eagerRefreshes++;
-            this.#refresh(fill, factory);
+            this.refresh(fill, factory);
           }
           return { value: entry.value as T, hit: true };
         }
@@ -463,7 +474,7 @@ export class CachedFunctions {
   /** A stale value within its grace: start the refresh; serve the value now or after `timeoutMs`. */
   async #serveStale<T>(fill: Fill, factory: Factory<T>, value: T): Promise<Outcome<T>> {
     this.#counters.staleServed++;
-    const refresh = this.#refresh(fill, factory);
+    const refresh = this.refresh(fill, factory);
     if (fill.o.timeoutMs === 0 || refresh === undefined) return { value, hit: true };
     let timer: NodeJS.Timeout | undefined;
     const stale = new Promise<undefined>((resolve) => {
@@ -613,10 +624,7 @@ export class CachedFunctions {
     this.#counters.factoryRuns++;
     const o = fill.o;
     const ctx = new FillContext(fill.key, o.ttl, o.grace);
-    if (token !== null) {
-      fill.token = token;
-      fill.lease = new Lease(() => this.#extend(fill, token), o.lockTtlMs);
-    }
+    if (token !== null) this.hold(fill, token);
     let result: T;
     try {
       result = await factory(ctx);
@@ -625,7 +633,7 @@ export class CachedFunctions {
       if (token !== null && !this.#closing && !fill.abandoned) {
         // A failed refresh: its mark holds other processes' refreshes off for graceBackoffMs (none: release).
         const markMs = refresh ? o.graceBackoffMs : FAILURE_MARK_MS;
-        if (markMs > 0) this.#markFailed(fill, token, markMs);
+        if (markMs > 0) this.markFailed(fill, token, markMs);
         else this.release(fill, token);
       }
       throw err;
@@ -748,8 +756,9 @@ export class CachedFunctions {
   /**
    * A background refresh (grace or eager refresh): one per key in this process, one across processes
    * (through the lock), none for `graceBackoffMs` after a failed one. `undefined` when none starts.
+   * @internal
    */
-  #refresh<T>(of: Fill, factory: Factory<T>): Promise<{ value: unknown } | undefined> | undefined {
+  refresh<T>(of: Fill, factory: Factory<T>): Promise<{ value: unknown } | undefined> | undefined {
     const { id } = of;
     const running = this.#refreshing.get(id);
     if (running !== undefined) return running;
@@ -839,6 +848,12 @@ export class CachedFunctions {
     );
   }
 
+  /** `fill` owns the lock `token` from now on: its lease is extended until released. @internal */
+  hold(fill: Fill, token: string): void {
+    fill.token = token;
+    fill.lease = new Lease(() => this.#extend(fill, token), fill.o.lockTtlMs);
+  }
+
   /** Extend the lease of `token` (compare-and-extend); `false` once it is not ours or not needed. */
   #extend(fill: Fill, token: string): Promise<boolean> {
     if (this.#closing || fill.abandoned || fill.token !== token) return Promise.resolve(false);
@@ -866,8 +881,9 @@ export class CachedFunctions {
   /**
    * Replace our lock with a failure mark naming our token (for `ttlMs`), so the callers waiting for this
    * owner get the failure (see lock.ts). In the background; close() lets it finish.
+   * @internal
    */
-  #markFailed(fill: Fill, token: string, ttlMs: number): void {
+  markFailed(fill: Fill, token: string, ttlMs: number): void {
     fill.token = null;
     const marked = this.#host.io(fill.op, async (engine, ks) => {
       // Checked first: only a lock that expired in the meantime and was taken by another owner during
