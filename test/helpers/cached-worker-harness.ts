@@ -40,7 +40,9 @@ export interface Step {
         readonly factory: FactorySpec;
       }
     | { readonly op: 'invalidate' | 'delete'; readonly worker: number; readonly key: number }
-    | { readonly op: 'kill'; readonly worker: number };
+    | { readonly op: 'kill'; readonly worker: number }
+    /** Wait (at most 20 s) until the history holds `count` records of kind `event` (hand-written schedules). */
+    | { readonly op: 'waitFor'; readonly event: EventBody['e']; readonly count: number };
 }
 
 /** Shape of the random schedules. */
@@ -141,6 +143,9 @@ export async function probeHardTimeout(url: string, tenant: string): Promise<boo
   }
 }
 
+/** Longest wait for a worker to connect, in ms (tsx compiles the library first; the machine is shared). */
+const SPAWN_TIMEOUT_MS = 30_000;
+
 /** One worker slot: its current process and generation. */
 class Slot {
   proc: ChildProcess | undefined;
@@ -189,8 +194,10 @@ class Slot {
     const [message] = (await Promise.race([
       once(proc, 'message'),
       once(proc, 'exit').then(() => [{ type: 'exited' }]),
-    ])) as [WorkerMessage | { type: 'exited' }];
-    if (message.type !== 'ready') throw new Error(`worker ${this.index} did not start:\n${stderr}`);
+      sleep(SPAWN_TIMEOUT_MS).then(() => [{ type: 'timed out' }]),
+    ])) as [WorkerMessage | { type: 'exited' | 'timed out' }];
+    if (message.type !== 'ready')
+      throw new Error(`worker ${this.index} did not start (${message.type}):\n${stderr}`);
     this.ready = true;
   }
 
@@ -248,6 +255,15 @@ export async function runSchedule(schedule: readonly Step[], options: RunOptions
   const logKey = `${CLOCK_PREFIX}${options.run}:log`;
   const log = (body: EventBody) =>
     history.sendCommand(['EVAL', LOG_SCRIPT, '2', clockKey, logKey, JSON.stringify(body)]);
+  const readHistory = async () =>
+    parseHistory((await history.sendCommand(['LRANGE', logKey, '0', '-1'])) as string[]);
+  const waitFor = async (event: EventBody['e'], count: number) => {
+    for (let waited = 0; waited < 20_000; waited += 20) {
+      if ((await readHistory()).filter((r) => r.e === event).length >= count) return;
+      await sleep(20);
+    }
+    throw new Error(`no ${count} ${event} record(s) within 20 s`);
+  };
   let dropped = 0;
   let kills = 0;
   const respawns: Promise<void>[] = [];
@@ -257,6 +273,10 @@ export async function runSchedule(schedule: readonly Step[], options: RunOptions
     for (const step of schedule) {
       if (step.gapMs > 0) await sleep(step.gapMs);
       const { command } = step;
+      if (command.op === 'waitFor') {
+        await waitFor(command.event, command.count);
+        continue;
+      }
       const slot = slots[command.worker] as Slot;
       if (command.op === 'kill') {
         if (!slot.ready) continue;
@@ -279,8 +299,7 @@ export async function runSchedule(schedule: readonly Step[], options: RunOptions
     await Promise.all(respawns);
     const bound = (options.hardTimeoutMs || options.lockTimeoutMs + options.maxFactoryMs) + options.slackMs;
     await Promise.all(slots.map((s) => s.finish(bound + 10_000)));
-    const lines = (await history.sendCommand(['LRANGE', logKey, '0', '-1'])) as string[];
-    return { history: parseHistory(lines), crashes, dropped, kills, elapsedMs: performance.now() - started };
+    return { history: await readHistory(), crashes, dropped, kills, elapsedMs: performance.now() - started };
   } finally {
     for (const s of slots) {
       if (s.proc !== undefined && s.proc.exitCode === null && s.proc.signalCode === null) {
