@@ -124,44 +124,59 @@ class BatchFill<T> {
     const own: string[] = [];
     for (const key of keys) {
       const shared = core.shared(key);
-      if (shared === undefined) {
-        own.push(key);
+      if (shared === undefined) own.push(key);
+      else joined.push(this.#join(key, shared));
+    }
+    await this.#bounded(own.length === 0 ? Promise.resolve() : this.#own(own, joined));
+    await Promise.all(joined); // the fills this call joined, also those it joined after its read
+    reads(this.#hits.size, keys.length - this.#hits.size);
+    return this.#values;
+  }
+
+  /** Join this process's fill of `key`. */
+  #join(key: string, shared: Promise<{ value: unknown; hit: boolean }>): Promise<void> {
+    this.#core.counters.coalesced++;
+    const joined = shared.then((outcome) => {
+      this.#values.set(key, outcome.value);
+      if (outcome.hit) this.#hits.add(key);
+    });
+    joined.catch(() => {}); // owned: awaited by run() once this call's own fills are done
+    return joined;
+  }
+
+  /**
+   * Fill `keys` for this call (and share each fill with the other calls of this process until it
+   * settles); a key another call of this process started filling meanwhile is joined (into `joined`).
+   */
+  async #fillShared(keys: string[], joined: Promise<void>[]): Promise<void> {
+    const core = this.#core;
+    const mine: string[] = [];
+    const settle: ((error: unknown) => void)[] = [];
+    for (const key of keys) {
+      const shared = core.shared(key);
+      if (shared !== undefined) {
+        joined.push(this.#join(key, shared));
         continue;
       }
-      core.counters.coalesced++;
-      joined.push(
-        shared.then((outcome) => {
-          this.#values.set(key, outcome.value);
-          if (outcome.hit) this.#hits.add(key);
+      mine.push(key);
+      const fill = core.newFill(OP, key, this.#o);
+      this.#fills.set(key, fill);
+      core.share(
+        fill.id,
+        new Promise<{ value: unknown; hit: boolean }>((resolve, reject) => {
+          settle.push((error) =>
+            error === undefined ? resolve({ value: this.#values.get(key), hit: false }) : reject(error),
+          );
         }),
       );
     }
-    // This call's fills, shared with the other calls of this process until they settle.
-    const settle: ((error: unknown) => void)[] = [];
-    for (const key of own) {
-      const fill = core.newFill(OP, key, this.#o);
-      this.#fills.set(key, fill);
-      const shared = new Promise<{ value: unknown; hit: boolean }>((resolve, reject) => {
-        settle.push((error) =>
-          error === undefined
-            ? resolve({ value: this.#values.get(key), hit: this.#hits.has(key) })
-            : reject(error),
-        );
-      });
-      core.share(fill.id, shared);
+    try {
+      if (mine.length > 0) await this.#fillMissing(mine);
+    } catch (err) {
+      for (const done of settle) done(err);
+      throw err;
     }
-    const work = this.#bounded(own.length === 0 ? Promise.resolve() : this.#own(own)).then(
-      () => {
-        for (const done of settle) done(undefined);
-      },
-      (err: unknown) => {
-        for (const done of settle) done(err);
-        throw err;
-      },
-    );
-    await Promise.all([work, ...joined]);
-    reads(this.#hits.size, keys.length - this.#hits.size);
-    return this.#values;
+    for (const done of settle) done(undefined);
   }
 
   /** `work`, or with `hardTimeoutMs` a {@link CacheTimeoutError} at that deadline (the fills abandoned). */
@@ -182,8 +197,8 @@ class BatchFill<T> {
     return bounded;
   }
 
-  /** Read this call's keys; fill the missing ones. */
-  async #own(keys: string[]): Promise<void> {
+  /** Read this call's keys; fill the missing ones (joining the fills of this process started meanwhile). */
+  async #own(keys: string[], joined: Promise<void>[]): Promise<void> {
     const core = this.#core;
     if (core.breakerOpen()) {
       core.counters.breakerSkips++;
@@ -209,13 +224,14 @@ class BatchFill<T> {
       if (entry.state === 'fresh') return;
       if (entry.state === 'stale') core.counters.staleServed++;
       else core.counters.eagerRefreshes++;
-      core.refresh(this.#fill(key), this.#single(key));
+      core.refresh(core.newFill(OP, key, this.#o), this.#single(key));
     });
-    if (missing.length > 0) await this.#fillMissing(missing);
+    if (missing.length > 0) await this.#fillShared(missing, joined);
   }
 
+  /** The fill of `key` (a key this call did not fill: a fill for naming it in a warning). */
   #fill(key: string): Fill {
-    return this.#fills.get(key) as Fill;
+    return this.#fills.get(key) ?? this.#core.newFill(OP, key, this.#o);
   }
 
   /** The batch factory for one key (background refreshes are per key). */
