@@ -20,8 +20,9 @@
  *   killed, without a hung factory of its own.
  * - `double-fill`: two factory runs of one key overlap while both hold the fill lock: each started less
  *   than `lockTimeoutMs - LOCK_WAIT_MARGIN_MS` after its call (so it did not run unprotected after the
- *   lock wait), the second started before the first ended (settled, its call settled, or its process was
- *   killed) and before the first one's lock expired (`lockTtlMs` after its start, minus a margin).
+ *   lock wait), and the second started before the first ended (settled, its call settled, or its process
+ *   was killed). With `lease: false` (a lock that is not extended while its factory runs), also before
+ *   the first one's lock expired (`lockTtlMs` after its start, minus a margin).
  * - `wrong-value`: a value that no recorded factory run of that key produced.
  * - `stale-after-invalidation`: a call that started after an invalidation (or delete) of its key had
  *   completed returned a value whose factory started before that invalidation, and whose fill had
@@ -59,6 +60,11 @@ export interface CheckOptions {
   readonly lockTimeoutMs: number;
   readonly lockTtlMs: number;
   readonly hardTimeoutMs: number;
+  /**
+   * Whether the fill lock is a lease (extended while its factory runs, issue 21): a factory's lock then
+   * holds until the factory ends, however long past `lockTtlMs`.
+   */
+  readonly lease: boolean;
 }
 
 /** A worker exit the parent did not cause. */
@@ -284,7 +290,7 @@ export function checkHistory(
   for (const [n, a] of protectedRuns.entries()) {
     const aStart = a.fstart as Rec<'fstart'>;
     const aEnd = endOf(a);
-    const lockExpiry = aStart.t + options.lockTtlMs - LOCK_TTL_MARGIN_MS;
+    const lockExpiry = options.lease ? Infinity : aStart.t + options.lockTtlMs - LOCK_TTL_MARGIN_MS;
     for (const b of protectedRuns.slice(n + 1)) {
       const bStart = b.fstart as Rec<'fstart'>;
       if (bStart.v > aEnd || bStart.t >= lockExpiry) continue;

@@ -105,6 +105,8 @@ export interface RunOptions {
   readonly hardTimeoutMs: number;
   readonly maxFactoryMs: number;
   readonly slackMs: number;
+  /** Judge the lock as a lease (see {@link CheckOptions.lease}). */
+  readonly lease: boolean;
 }
 
 /** A worker exit the parent did not cause (a host crash), with the end of its stderr. */
@@ -311,15 +313,30 @@ export async function runSchedule(schedule: readonly Step[], options: RunOptions
   }
 }
 
-/** Timings of the CI run and the soak's default (milliseconds). */
+/**
+ * Timings of the CI run and the soak's default (milliseconds). The lock is a lease: `lockTtlMs` is
+ * shorter than the slowest factories, which must still run once across processes.
+ */
 export const DEFAULT_TIMING = {
   lockTimeoutMs: 1500,
-  lockTtlMs: 1500,
+  lockTtlMs: 400,
   /** Used when the library has `hardTimeoutMs` (see {@link probeHardTimeout}). */
   hardTimeoutMs: 2500,
-  maxFactoryMs: 300,
+  maxFactoryMs: 1000,
   /** Generous: the machine is shared and noisy; bounds are not timing assertions. */
   slackMs: 2000,
+  lease: true,
+} as const;
+
+/**
+ * Timings for a library whose lock is not a lease (`soak:cached -- --no-lease`): the lock outlives
+ * every factory that settles.
+ */
+export const NO_LEASE_TIMING = {
+  ...DEFAULT_TIMING,
+  lockTtlMs: 1500,
+  maxFactoryMs: 300,
+  lease: false,
 } as const;
 
 /** The CI run's schedule shape: 4 processes on 3 keys, about 4 s of steps. */
@@ -329,7 +346,7 @@ export const DEFAULT_SHAPE: ScheduleShape = {
   steps: 160,
   maxGapMs: 50,
   maxFactoryMs: DEFAULT_TIMING.maxFactoryMs,
-  weights: { getOrSet: 40, invalidate: 6, delete: 3, kill: 1, fail: 2, hang: 1 },
+  weights: { getOrSet: 40, invalidate: 8, delete: 4, kill: 1, fail: 3, hang: 1 },
 };
 
 /** Play `schedule` and judge its history. */
