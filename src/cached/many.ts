@@ -162,7 +162,7 @@ class BatchFill<T> {
       const fill = core.newFill(OP, key, this.#o);
       this.#fills.set(key, fill);
       core.share(
-        fill.id,
+        fill,
         new Promise<{ value: unknown; hit: boolean }>((resolve, reject) => {
           settle.push((error) =>
             error === undefined ? resolve({ value: this.#values.get(key), hit: false }) : reject(error),

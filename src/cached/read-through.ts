@@ -26,7 +26,7 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
-import type { LRUCache } from 'lru-cache';
+import { LRUCache } from 'lru-cache';
 import type { Engine } from '../engines/engine.js';
 import {
   CacheConnectionError,
@@ -162,8 +162,13 @@ export interface Fill {
   abandoned: boolean;
   /** The lock token this fill holds, if any. */
   token: string | null;
+  /** The promise this process's calls of the key share (`undefined`: a background refresh). */
+  shared: Promise<unknown> | undefined;
   lease: Lease | undefined;
 }
+
+/** Most keys whose refresh backoff (`graceBackoffMs`) this process remembers (least recent dropped). */
+const MAX_BACKOFFS = 10_000;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -189,8 +194,8 @@ export class CachedFunctions {
   readonly #inflight = new Map<string, Promise<Outcome<unknown>>>();
   readonly #refreshing = new Map<string, Promise<{ value: unknown } | undefined>>();
   readonly #fallbacks = new Map<number, LRUCache<string, string>>();
-  /** Keys whose refresh failed: no refresh until the entry expires (`graceBackoffMs`). */
-  readonly #backoff = new Map<string, number>();
+  /** Keys whose refresh failed: no refresh until their entry expires (`graceBackoffMs`). */
+  readonly #backoff = new LRUCache<string, true>({ max: MAX_BACKOFFS, ttlAutopurge: false });
   readonly #breaker = new CircuitBreaker();
   readonly #counters = new CachedFunctionCounters();
   /** Fill locks this client may hold: owner token -> stored lock key (released by {@link close}). */
@@ -376,6 +381,7 @@ export class CachedFunctions {
       o,
       epoch: this.#epoch,
       abandoned: false,
+      shared: undefined,
       token: null,
       lease: undefined,
     };
@@ -391,12 +397,14 @@ export class CachedFunctions {
     }
     const fill = this.newFill(op, key, o);
     const call = this.bounded(fill, this.#load(fill, factory));
-    this.share(id, call);
+    this.share(fill, call);
     return call;
   }
 
-  /** Register `call` as this process's fill of `id` until it settles. @internal */
-  share(id: string, call: Promise<unknown>): void {
+  /** Register `call` as this process's fill of `fill.id` until it settles (or is abandoned). @internal */
+  share(fill: Fill, call: Promise<unknown>): void {
+    const { id } = fill;
+    fill.shared = call;
     this.#inflight.set(id, call as Promise<Outcome<unknown>>);
     const landed = () => {
       if (this.#inflight.get(id) === call) this.#inflight.delete(id);
@@ -437,8 +445,8 @@ export class CachedFunctions {
     if (fill.abandoned) return;
     fill.abandoned = true;
     this.#counters.hardTimeouts++;
-    const current = this.#inflight.get(fill.id);
-    if (current !== undefined) this.#inflight.delete(fill.id);
+    if (fill.shared !== undefined && this.#inflight.get(fill.id) === fill.shared)
+      this.#inflight.delete(fill.id);
     fill.lease?.stop();
     if (fill.token !== null && !this.#closing) this.release(fill, fill.token);
   }
@@ -572,7 +580,7 @@ export class CachedFunctions {
     let awaited: string | undefined;
     let delay = FIRST_POLL_MS;
     for (let first = true; ; first = false) {
-      if (fill.abandoned) throw new CacheTimeoutError(`${fill.op} failed: the fill was abandoned`);
+      if (fill.abandoned) throw abandonedError(fill);
       const left = deadline - performance.now();
       if (left <= 0) return 'timeout';
       if (!first) {
@@ -621,6 +629,11 @@ export class CachedFunctions {
    * @internal
    */
   async produce<T>(fill: Fill, factory: Factory<T>, token: string | null, refresh = false): Promise<T> {
+    if (fill.abandoned) {
+      // Abandoned (hardTimeoutMs) before its factory started: never start it.
+      if (token !== null) this.release(fill, token);
+      throw abandonedError(fill);
+    }
     this.#counters.factoryRuns++;
     const o = fill.o;
     const ctx = new FillContext(fill.key, o.ttl, o.grace);
@@ -762,11 +775,7 @@ export class CachedFunctions {
     const { id } = of;
     const running = this.#refreshing.get(id);
     if (running !== undefined) return running;
-    const until = this.#backoff.get(id);
-    if (until !== undefined) {
-      if (performance.now() < until) return undefined;
-      this.#backoff.delete(id);
-    }
+    if (this.#backoff.get(id) !== undefined) return undefined;
     const fill = this.newFill(of.op, of.key, of.o);
     const token = randomUUID();
     const work = this.acquire(fill, token).then(async (acquired) => {
@@ -783,7 +792,7 @@ export class CachedFunctions {
           this.noteCacheError(err, fill);
         } else {
           this.#counters.refreshErrors++;
-          if (fill.o.graceBackoffMs > 0) this.#backoff.set(id, performance.now() + fill.o.graceBackoffMs);
+          if (fill.o.graceBackoffMs > 0) this.#backoff.set(id, true, { ttl: fill.o.graceBackoffMs });
         }
         this.#host.logger.warn(
           `peak-cache: refreshing ${JSON.stringify(fill.key)} failed (the stale value is served until its grace ends): ${describe(err)}`,
@@ -908,6 +917,11 @@ export class CachedFunctions {
       this.#host.logger.warn(`peak-cache: ${what} failed: ${describe(err)}`);
     });
   }
+}
+
+/** What the steps of an abandoned fill throw (its callers already got their `CacheTimeoutError`). */
+function abandonedError(fill: Fill): CacheTimeoutError {
+  return new CacheTimeoutError(`${fill.op} failed: the fill was abandoned at hardTimeoutMs`);
 }
 
 function miss<T>(value: T): Outcome<T> {
