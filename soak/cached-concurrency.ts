@@ -10,14 +10,20 @@
  * (`SOAK_KEYS`, default 3), `--steps` (steps per schedule, `SOAK_STEPS`, default 160), `--strict`
  * (`SOAK_STRICT=1`: the invariants still open (cached-worker-known.ts) fail the run too), `--no-lease`
  * (`SOAK_NO_LEASE=1`: judge a fill lock that is not extended while its factory runs, with factories
- * shorter than the lock, e.g. to run this soak on code from before issue 21).
+ * shorter than the lock, e.g. to run this soak on code from before issue 21), `--ttl` / `--grace` (seconds)
+ * and `--eager` (a fraction) for every call (`SOAK_TTL`, `SOAK_GRACE`, `SOAK_EAGER`; default: a 600 s
+ * TTL, no grace, no eager refresh), to mix background refreshes in.
  *
- * Exit code: 0 when no enforced invariant was violated, 1 otherwise, 2 for bad arguments. The last line
- * of stdout is a JSON summary.
+ * Exit code: 0 when no enforced invariant was violated, 1 otherwise (the failing schedule's history is
+ * written to `<tmpdir>/peak-cache-soak-cached-<seed>.json`), 2 for bad arguments. The last line of stdout
+ * is a JSON summary.
  *
  * @module
  */
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import fc from 'fast-check';
 import { byKind, type HistoryStats, type Violation } from '../test/helpers/cached-worker-check.js';
@@ -53,6 +59,9 @@ async function main(): Promise<number> {
         steps: { type: 'string' },
         strict: { type: 'boolean' },
         'no-lease': { type: 'boolean' },
+        ttl: { type: 'string' },
+        grace: { type: 'string' },
+        eager: { type: 'string' },
       },
       strict: true,
     }));
@@ -75,6 +84,16 @@ async function main(): Promise<number> {
   } catch (err) {
     console.error(String(err));
     return 2;
+  }
+  // Background refreshes: a short TTL, grace, eager refresh (off by default).
+  const extraOptions: Record<string, number> = {};
+  for (const [flag, name] of [
+    ['ttl', 'ttl'],
+    ['grace', 'grace'],
+    ['eager', 'eagerRefresh'],
+  ] as const) {
+    const raw = (values[flag] as string | undefined) ?? env[`SOAK_${flag.toUpperCase()}`];
+    if (raw !== undefined && raw !== '') extraOptions[name] = Number(raw);
   }
   const strict = values.strict === true || env.SOAK_STRICT === '1';
   const base = values['no-lease'] === true || env.SOAK_NO_LEASE === '1' ? NO_LEASE_TIMING : DEFAULT_TIMING;
@@ -99,7 +118,8 @@ async function main(): Promise<number> {
     console.log(
       `cached concurrency soak: ${seconds} s, seed ${seed}, ${shape.workers} workers, ${shape.keys} keys, ` +
         `${shape.steps} steps a schedule, hardTimeoutMs ${timing.hardTimeoutMs || 'unsupported'}, ` +
-        `lockTtlMs ${timing.lockTtlMs} (lease: ${timing.lease}), factories up to ${timing.maxFactoryMs} ms, strict ${strict}`,
+        `lockTtlMs ${timing.lockTtlMs} (lease: ${timing.lease}), factories up to ${timing.maxFactoryMs} ms, ` +
+        `options ${JSON.stringify(extraOptions)}, strict ${strict}`,
     );
     const until = performance.now() + seconds * 1000;
     const schedules = scheduleArbitrary(shape);
@@ -114,6 +134,7 @@ async function main(): Promise<number> {
         run,
         workers: shape.workers,
         ...timing,
+        extraOptions,
       });
       for (const key of Object.keys(totals) as (keyof HistoryStats)[]) {
         if (key === 'errors') {
@@ -124,6 +145,14 @@ async function main(): Promise<number> {
       seen.push(...violations);
       const enforced = violations.filter((v) => strict || !KNOWN_OPEN.has(v.kind));
       failed = enforced.length > 0;
+      if (failed) {
+        const file = join(tmpdir(), `peak-cache-soak-cached-${runSeed}.json`);
+        writeFileSync(
+          file,
+          JSON.stringify({ seed: runSeed, shape, timing, extraOptions, ...result }, null, 1),
+        );
+        console.log(`history of the failing schedule: ${file}`);
+      }
       console.log(
         `${run} (seed ${runSeed}): ${Math.round(result.elapsedMs)} ms, ${stats.calls} calls, ` +
           `${stats.factoryRuns} factory runs, ${result.kills} kills, ${violations.length} violations ` +

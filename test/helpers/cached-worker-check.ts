@@ -20,9 +20,11 @@
  *   killed, without a hung factory of its own.
  * - `double-fill`: two factory runs of one key overlap while both hold the fill lock: each started less
  *   than `lockTimeoutMs - LOCK_WAIT_MARGIN_MS` after its call (so it did not run unprotected after the
- *   lock wait), and the second started before the first ended (settled, its call settled, or its process
- *   was killed). With `lease: false` (a lock that is not extended while its factory runs), also before
- *   the first one's lock expired (`lockTtlMs` after its start, minus a margin).
+ *   lock wait), and the second started before the first ended (settled, its call settled after it
+ *   started, or its process was killed), and, with `hardTimeoutMs`, less than that after the first
+ *   started (a fill is abandoned then). With `lease: false` (a lock that is not extended while its
+ *   factory runs), also before the first one's lock expired (`lockTtlMs` after its start, minus a
+ *   margin).
  * - `wrong-value`: a value that no recorded factory run of that key produced.
  * - `stale-after-invalidation`: a call that started after an invalidation (or delete) of its key had
  *   completed returned a value whose factory started before that invalidation, and whose fill had
@@ -285,12 +287,21 @@ export function checkHistory(
   const protectedRuns = runs
     .filter((r) => (r.fstart?.t ?? 0) - (r.call?.t ?? 0) < options.lockTimeoutMs - LOCK_WAIT_MARGIN_MS)
     .sort((a, b) => (a.fstart?.v ?? 0) - (b.fstart?.v ?? 0));
+  // A call that settled before its factory started (a stale value served, the refresh running in the
+  // background) does not end that factory's run.
   const endOf = (r: CallInfo) =>
-    Math.min(r.fend?.v ?? Infinity, r.cend?.v ?? Infinity, killed.get(r.proc)?.v ?? Infinity);
+    Math.min(
+      r.fend?.v ?? Infinity,
+      r.cend !== undefined && r.cend.v > (r.fstart?.v ?? 0) ? r.cend.v : Infinity,
+      killed.get(r.proc)?.v ?? Infinity,
+    );
   for (const [n, a] of protectedRuns.entries()) {
     const aStart = a.fstart as Rec<'fstart'>;
     const aEnd = endOf(a);
-    const lockExpiry = options.lease ? Infinity : aStart.t + options.lockTtlMs - LOCK_TTL_MARGIN_MS;
+    const lockExpiry = Math.min(
+      options.lease ? Infinity : aStart.t + options.lockTtlMs - LOCK_TTL_MARGIN_MS,
+      options.hardTimeoutMs > 0 ? aStart.t + options.hardTimeoutMs - LOCK_TTL_MARGIN_MS : Infinity,
+    );
     for (const b of protectedRuns.slice(n + 1)) {
       const bStart = b.fstart as Rec<'fstart'>;
       if (bStart.v > aEnd || bStart.t >= lockExpiry) continue;

@@ -107,6 +107,8 @@ export interface RunOptions {
   readonly slackMs: number;
   /** Judge the lock as a lease (see {@link CheckOptions.lease}). */
   readonly lease: boolean;
+  /** More `getOrSet` options of every call (see {@link WorkerConfig.extraOptions}). */
+  readonly extraOptions?: Readonly<Record<string, number>>;
 }
 
 /** A worker exit the parent did not cause (a host crash), with the end of its stderr. */
@@ -175,6 +177,7 @@ class Slot {
       lockTimeoutMs: this.options.lockTimeoutMs,
       lockTtlMs: this.options.lockTtlMs,
       hardTimeoutMs: this.options.hardTimeoutMs,
+      extraOptions: this.options.extraOptions ?? {},
       maxFactoryMs: this.options.maxFactoryMs,
       slackMs: this.options.slackMs,
     };

@@ -46,6 +46,11 @@ export interface WorkerConfig {
   readonly lockTtlMs: number;
   /** `hardTimeoutMs` of every call; 0 when the library has no such option (calls pass none). */
   readonly hardTimeoutMs: number;
+  /**
+   * More `getOrSet` options of every call (`ttl` in seconds, default 600; `grace`, `eagerRefresh`...),
+   * e.g. to exercise background refreshes in the soak.
+   */
+  readonly extraOptions: Readonly<Record<string, number>>;
   /** Longest `ms` of a factory that settles. */
   readonly maxFactoryMs: number;
   /** Added to every wait bound before a call counts as overdue, in milliseconds. */

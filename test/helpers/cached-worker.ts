@@ -47,6 +47,7 @@ const getOrSetOptions: GetOrSetOptions = {
   lockTtlMs: config.lockTtlMs,
   // Only when the library has it (an unknown option is a validation error).
   ...(config.hardTimeoutMs > 0 ? ({ hardTimeoutMs: config.hardTimeoutMs } as GetOrSetOptions) : {}),
+  ...(config.extraOptions as GetOrSetOptions),
 };
 
 /**
