@@ -347,14 +347,16 @@ class BatchFill<T> {
     try {
       result = checked<T>(await this.#factory([...keys], ctx));
     } catch (err) {
+      const marks: Promise<void>[] = [];
       for (const key of keys) {
         const fill = this.#fill(key);
         fill.lease?.stop();
         const token = tokens?.get(key);
         if (token !== undefined && !fill.abandoned && !core.host.closed()) {
-          core.markFailed(fill, token, FAILURE_MARK_MS);
+          marks.push(core.markFailed(fill, token, FAILURE_MARK_MS));
         }
       }
+      await Promise.all(marks); // written before the failure reaches anyone (see read-through.ts)
       throw err;
     }
     const entries: [string, string][] = [];

@@ -646,7 +646,9 @@ export class CachedFunctions {
       if (token !== null && !this.#closing && !fill.abandoned) {
         // A failed refresh: its mark holds other processes' refreshes off for graceBackoffMs (none: release).
         const markMs = refresh ? o.graceBackoffMs : FAILURE_MARK_MS;
-        if (markMs > 0) this.markFailed(fill, token, markMs);
+        // The mark is written before the failure reaches this process's callers: a call made after
+        // they saw it finds the mark (not its owner's) instead of a lock whose owner is about to fail.
+        if (markMs > 0) await this.markFailed(fill, token, markMs);
         else this.release(fill, token);
       }
       throw err;
@@ -889,10 +891,10 @@ export class CachedFunctions {
 
   /**
    * Replace our lock with a failure mark naming our token (for `ttlMs`), so the callers waiting for this
-   * owner get the failure (see lock.ts). In the background; close() lets it finish.
+   * owner get the failure (see lock.ts). Settles (never rejects) once written; close() lets it finish.
    * @internal
    */
-  markFailed(fill: Fill, token: string, ttlMs: number): void {
+  markFailed(fill: Fill, token: string, ttlMs: number): Promise<void> {
     fill.token = null;
     const marked = this.#host.io(fill.op, async (engine, ks) => {
       // Checked first: only a lock that expired in the meantime and was taken by another owner during
@@ -904,9 +906,11 @@ export class CachedFunctions {
         if (ttlMs % 1000 !== 0) await engine.pexpireIfEquals(lock, mark, ttlMs);
       }
     });
-    const forget = () => this.#held.delete(token);
-    marked.then(forget, forget);
+    const forget = () => {
+      this.#held.delete(token);
+    };
     this.#settle(this.#track(marked), 'marking a failed fill');
+    return marked.then(forget, forget);
   }
 
   /** Own a background promise: its failure is counted and reported, never unhandled. */
