@@ -116,6 +116,94 @@ async function protectedStampede(url: string): Promise<Contender> {
   };
 }
 
+/** `MANY_KEYS` keys of one call (`half`: the second half fresh, missing, on each call). */
+const MANY_KEYS = 100;
+
+function manyKeys(half: boolean): () => string[] {
+  const hot = Array.from({ length: MANY_KEYS }, (_, i) => `many:${i}`);
+  let seq = 0;
+  return () => {
+    if (!half) return hot;
+    seq++;
+    return hot.map((key, i) => (i < MANY_KEYS / 2 ? key : `${key}:${process.pid}:${seq}`));
+  };
+}
+
+async function warmMany(url: string, tenant: string) {
+  const cache = await peakClient(url, tenant);
+  await cache.getOrSetMany(manyKeys(false)(), async (missing) => new Map(missing.map((k) => [k, VALUE])), {
+    ttl: 600,
+  });
+  return cache;
+}
+
+/** 100 concurrent `getOrSet` calls (the baseline of the getOrSetMany rows). */
+function manySingles(half: boolean) {
+  return async (url: string): Promise<Contender> => {
+    const cache = await warmMany(url, `bench-many-1-${half}`);
+    const next = manyKeys(half);
+    return {
+      api: { get: `${MANY_KEYS} x getOrSet(key, factory)` },
+      get: () =>
+        Promise.all(next().map((key) => cache.getOrSet(key, async () => VALUE, { ttl: 600 }))).then(
+          (values) => values[0],
+        ),
+      close: () => cache.close(),
+    };
+  };
+}
+
+/** One `getOrSetMany` of 100 keys. */
+function manyBatch(half: boolean) {
+  return async (url: string): Promise<Contender> => {
+    const cache = await warmMany(url, `bench-many-n-${half}`);
+    const next = manyKeys(half);
+    const load = async (missing: string[]) => new Map(missing.map((k) => [k, VALUE]));
+    return {
+      api: { get: `getOrSetMany(${MANY_KEYS} keys, factory)` },
+      get: () => cache.getOrSetMany(next(), load, { ttl: 600 }).then((values) => values[0]),
+      close: () => cache.close(),
+    };
+  };
+}
+
+/** Misses callers met on the hot key, by contender (read by the note). */
+const hotMisses = new Map<string, () => number>();
+
+/**
+ * TTL of the hot key, in seconds: longer than a slice's pause (the contenders take turns), so that with
+ * eager refresh a read always comes before the key expires, as under steady load.
+ */
+const HOT_TTL = 2;
+
+/** A hot key with a 2 s TTL and a 20 ms factory, with or without eager refresh. */
+function hotKey(id: string, eager: boolean) {
+  return async (url: string): Promise<Contender> => {
+    const cache = await peakClient(url, `bench-eager-${eager}`);
+    const options = eager ? { ttl: HOT_TTL, eagerRefresh: 0.5 } : { ttl: HOT_TTL };
+    const factory = async () => {
+      await sleep(FACTORY_MS);
+      return VALUE;
+    };
+    await cache.getOrSet('hot', factory, options);
+    const before = cache.stats().cachedFunctions.misses;
+    hotMisses.set(id, () => cache.stats().cachedFunctions.misses - before);
+    // Steady traffic between this contender's turns (other callers of the hot key), so the key is read
+    // throughout the run as in production; its misses count too.
+    const traffic = setInterval(() => {
+      cache.getOrSet('hot', factory, options).catch(() => {});
+    }, 50);
+    return {
+      api: { get: `getOrSet(hot, f, { ttl: ${HOT_TTL}${eager ? ', eagerRefresh: 0.5' : ''} })` },
+      get: () => cache.getOrSet('hot', factory, options),
+      close: () => {
+        clearInterval(traffic);
+        return cache.close();
+      },
+    };
+  };
+}
+
 /** Contenders of the cached function rows. */
 export const CACHED_CONTENDERS: readonly ContenderSpec[] = [
   { id: 'cf-get', label: 'peak-cache get (baseline)', kind: 'redis', create: plainGet },
@@ -127,6 +215,12 @@ export const CACHED_CONTENDERS: readonly ContenderSpec[] = [
     create: unprotected,
   },
   { id: 'stampede-peak', label: 'peak-cache getOrSet', kind: 'redis', create: protectedStampede },
+  { id: 'many-1-hits', label: '100 getOrSet calls (baseline)', kind: 'redis', create: manySingles(false) },
+  { id: 'many-n-hits', label: 'peak-cache getOrSetMany', kind: 'redis', create: manyBatch(false) },
+  { id: 'many-1-half', label: '100 getOrSet calls (baseline)', kind: 'redis', create: manySingles(true) },
+  { id: 'many-n-half', label: 'peak-cache getOrSetMany', kind: 'redis', create: manyBatch(true) },
+  { id: 'hot-ttl', label: 'plain TTL expiry (baseline)', kind: 'redis', create: hotKey('hot-ttl', false) },
+  { id: 'hot-eager', label: 'peak-cache eagerRefresh', kind: 'redis', create: hotKey('hot-eager', true) },
 ];
 
 /** The cached function workloads, in report order. */
@@ -167,6 +261,46 @@ export const CACHED_WORKLOADS: readonly Workload[] = [
       return (
         'One call = one stampede; p50/p99 are its wall time. Factory runs per stampede: unprotected ' +
         `${describeRuns('stampede-raw')}, getOrSet ${describeRuns('stampede-peak')}.`
+      );
+    },
+  },
+  {
+    id: 'cached-many-hits',
+    title: `cached function: getOrSetMany of ${MANY_KEYS} keys (all hits) vs ${MANY_KEYS} getOrSet calls`,
+    op: 'get',
+    concurrency: 1,
+    keysPerCall: MANY_KEYS,
+    latency: true,
+    contenders: ['many-1-hits', 'many-n-hits'],
+    baseline: 'many-1-hits',
+    note: 'One MGET and one typed decode per key, against 100 GETs (auto-pipelined) and 100 single-flight entries.',
+  },
+  {
+    id: 'cached-many-half',
+    title: `cached function: getOrSetMany of ${MANY_KEYS} keys (half misses) vs ${MANY_KEYS} getOrSet calls`,
+    op: 'get',
+    concurrency: 1,
+    keysPerCall: MANY_KEYS,
+    latency: true,
+    contenders: ['many-1-half', 'many-n-half'],
+    baseline: 'many-1-half',
+    note: 'Each call: 50 cached keys and 50 fresh ones (instant factory). getOrSetMany: one read, 50 locks, one factory call, one MSET, one recheck read.',
+  },
+  {
+    id: 'cached-eager',
+    title: `cached function: hot key, ${HOT_TTL} s TTL, factory ${FACTORY_MS} ms: eager refresh vs plain expiry`,
+    op: 'get',
+    concurrency: 1,
+    keysPerCall: 1,
+    latency: true,
+    contenders: ['hot-ttl', 'hot-eager'],
+    baseline: 'hot-ttl',
+    get note() {
+      const seen = (id: string) => hotMisses.get(id)?.() ?? 'n/a';
+      return (
+        `Misses callers met, background traffic (a call every 50 ms) included (each waited for the ${FACTORY_MS} ms ` +
+        `factory): plain expiry ${seen('hot-ttl')}, eager refresh ${seen('hot-eager')}. The p99 shows the wait; ` +
+        'a hit with eager refresh also reads the PTTL (in the same round trip).'
       );
     },
   },

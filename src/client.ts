@@ -7,10 +7,17 @@
 import { inspect } from 'node:util';
 import { type DeploymentIdHook, deploymentIdHook } from './cached/deployment.js';
 import type { InvalidateOptions } from './cached/keys.js';
-import { CachedFunctions, type CacheResultOptions, type GetOrSetOptions } from './cached/read-through.js';
+import {
+  CachedFunctions,
+  type CacheResultOptions,
+  type FactoryContext,
+  type GetOrSetOptions,
+  type ManyFactory,
+  type ReadRecorder,
+} from './cached/read-through.js';
 import { type Codec, resolveCodec } from './codec.js';
 import { chooseSource } from './connection.js';
-import { isTraced, traceOperation } from './diagnostics.js';
+import { isTraced, traceCall, traceOperation } from './diagnostics.js';
 import type { Engine } from './engines/engine.js';
 import { CacheConnectionError, CacheError, CacheValidationError } from './errors.js';
 import { KeySpace, validateKey, validatePattern, validatePrefix } from './keys.js';
@@ -25,10 +32,10 @@ import {
   positiveInteger,
   resolveSettings,
 } from './options.js';
+import type { Session } from './session.js';
 import { type CacheStats, StatsRecorder } from './stats.js';
 import { type Connected, VIEW_STORE, type ViewStore } from './store/binding.js';
 import { OwnStore } from './store/own-store.js';
-import type { Session } from './session.js';
 import { requireWellFormed } from './unicode.js';
 
 /** Largest TTL accepted, in seconds (about 136 years). */
@@ -155,7 +162,8 @@ export class CacheClient {
     const tenant = this.#store.cachedState === undefined ? undefined : this.#store.tenant;
     this.#cachedFunctions = new CachedFunctions(
       {
-        run: (operation, body) => this.#run(operation, (conn, ks) => body(conn.engine, ks)),
+        io: (operation, body) => this.#send(operation, (conn, ks) => body(conn.engine, ks), undefined),
+        call: (operation, keys, body) => this.#cachedCall(operation, keys, body),
         flushByPattern: (pattern) => this.flushByPattern(pattern),
         encode: (value) => this.#encode(value),
         decode: (raw) => this.#codec.decode(raw),
@@ -436,8 +444,33 @@ export class CacheClient {
    * @throws the factory's error; {@link CacheFactoryError} when another process's factory failed while
    * this call waited for it; {@link CacheValidationError} for invalid options.
    */
-  getOrSet<T>(key: string, factory: () => T | Promise<T>, options?: GetOrSetOptions): Promise<Awaited<T>> {
+  getOrSet<T>(
+    key: string,
+    factory: (ctx: FactoryContext) => T | Promise<T>,
+    options?: GetOrSetOptions,
+  ): Promise<Awaited<T>> {
     return this.#cached.getOrSet(key, factory, options);
+  }
+
+  /**
+   * Read-through for a batch of keys: one read for all of them, then one `factory` call with only the
+   * missing keys (each once), which returns their values as a `Map` or a record; those are stored (one
+   * `MSET`) and every value is returned in the order of `keys` (repeats included). Each missing key is
+   * protected as in {@link CacheClient.getOrSet}: one fill per key in this process and across processes
+   * (its lock), waiting at most `lockTimeoutMs` for another owner. A key the factory leaves out reads as
+   * `undefined` and is not stored. See {@link GetOrSetOptions} (the same options; `hardTimeoutMs`
+   * bounds the whole call) and docs/cached-functions.md.
+   * @throws the factory's error (the whole call fails); {@link CacheFactoryError} when another
+   * process's factory failed for a key while this call waited for it; {@link CacheTimeoutError} past
+   * `hardTimeoutMs`; {@link CacheValidationError} for invalid keys or options, or a factory result that
+   * is not a `Map` or a record.
+   */
+  getOrSetMany<T>(
+    keys: readonly string[],
+    factory: ManyFactory<T>,
+    options?: GetOrSetOptions,
+  ): Promise<(Awaited<T> | undefined)[]> {
+    return this.#cached.getOrSetMany(keys, factory, options);
   }
 
   /**
@@ -450,6 +483,14 @@ export class CacheClient {
    * uncached with a warning).
    * @throws {CacheValidationError} for invalid options (at once, not at the first call).
    */
+  cacheResult<This, A extends unknown[], R>(
+    fn: (this: This, ...args: [...A, FactoryContext]) => R,
+    options: CacheResultOptions<A> & { context: true },
+  ): (this: This, ...args: A) => Promise<Awaited<R>>;
+  cacheResult<This, A extends unknown[], R>(
+    fn: (this: This, ...args: A) => R,
+    options?: CacheResultOptions<A>,
+  ): (this: This, ...args: A) => Promise<Awaited<R>>;
   cacheResult<This, A extends unknown[], R>(
     fn: (this: This, ...args: A) => R,
     options?: CacheResultOptions<A>,
@@ -581,6 +622,28 @@ export class CacheClient {
       );
     }
     return this.#send(operation, body, map);
+  }
+
+  /**
+   * One public call of a cached function: counted once in {@link CacheClient.stats} (with the hits and
+   * misses `body` records) and traced as one operation, whatever internal I/O it does (that I/O goes
+   * through {@link CacheClient.#send}: neither counted nor traced, its failures counted as `errors`).
+   */
+  #cachedCall<R>(operation: string, keys: number, body: (reads: ReadRecorder) => Promise<R>): Promise<R> {
+    const counters = this.#stats.counters(operation);
+    counters.calls++;
+    const count: ReadRecorder = (hits, misses) => {
+      counters.hits += hits;
+      counters.misses += misses;
+    };
+    if (!isTraced()) return body(count);
+    return traceCall(operation, this.#store.current(), keys, (ctx) =>
+      body((hits, misses) => {
+        count(hits, misses);
+        ctx.hits = (ctx.hits ?? 0) + hits;
+        ctx.misses = (ctx.misses ?? 0) + misses;
+      }),
+    );
   }
 
   /** {@link CacheClient.#run} without tracing and counting. */

@@ -205,6 +205,11 @@ function runTraced<C extends TracedConnection, V, R>(
     pending = Promise.reject(err);
   }
   end.publish(ctx);
+  return settled(ctx, pending);
+}
+
+/** Publish `asyncStart`/`asyncEnd` (after `error` for a failure) when `pending` settles. */
+function settled<R>(ctx: OperationContext, pending: Promise<R>): Promise<R> {
   return pending.then(
     (result) => {
       asyncStart.publish(ctx);
@@ -219,4 +224,30 @@ function runTraced<C extends TracedConnection, V, R>(
       throw err;
     },
   );
+}
+
+/**
+ * Trace one public call made of several internal I/O steps (the cached functions): one operation on
+ * the channel, whatever I/O it does. `call(ctx)` runs it; it may fill in `hits` and `misses`.
+ * @internal
+ */
+export function traceCall<C extends TracedConnection, R>(
+  operation: string,
+  connected: C | undefined,
+  keys: number,
+  call: (ctx: OperationContext) => Promise<R>,
+): Promise<R> {
+  const ctx: OperationContext = { operation, tenant: connected?.tenant, server: connected?.server, keys };
+  return start.runStores(ctx, runCall<R>, undefined, ctx, call);
+}
+
+function runCall<R>(ctx: OperationContext, call: (ctx: OperationContext) => Promise<R>): Promise<R> {
+  let pending: Promise<R>;
+  try {
+    pending = call(ctx);
+  } catch (err) {
+    pending = Promise.reject(err);
+  }
+  end.publish(ctx);
+  return settled(ctx, pending);
 }

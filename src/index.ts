@@ -4,7 +4,14 @@
  * @packageDocumentation
  */
 export type { InvalidateOptions } from './cached/keys.js';
-export type { CacheResultOptions, FallbackOptions, GetOrSetOptions } from './cached/read-through.js';
+export type {
+  CacheResultOptions,
+  FactoryContext,
+  FallbackOptions,
+  GetOrSetOptions,
+  ManyFactory,
+  ManyResult,
+} from './cached/read-through.js';
 export type { CachedFunctionStats } from './cached/stats.js';
 export { CacheClient, type FlushOptions, getClient } from './client.js';
 export { type Codec, type CodecName, jsonCodec, peakCodec } from './codec.js';

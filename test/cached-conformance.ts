@@ -4,16 +4,22 @@
  * Cluster. Two clients on one server stand for two processes (each has its own in-process state); the
  * real multi-process cases are in cached-redis.test.ts.
  */
+import { tracingChannel } from 'node:diagnostics_channel';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { functionIdentity, resultKey } from '../src/cached/keys.js';
 import { FAILURE_MARK_MS, lockKey } from '../src/cached/lock.js';
+import { decodeEntry, encodeResult } from '../src/cached/result-codec.js';
 import {
   CacheClient,
   type CacheClientOptions,
   CacheConnectionError,
+  CacheTimeoutError,
   CacheValidationError,
   cacheResult,
+  type FactoryContext,
   invalidateCache,
+  OPERATION_CHANNEL,
+  type OperationContext,
 } from '../src/index.js';
 import { ClientPool } from './helpers/clients.js';
 
@@ -495,6 +501,299 @@ export function registerCachedSuite(
       );
       await expect(f()).rejects.toBeInstanceOf(CacheConnectionError);
       expect(runs).toBe(0);
+    });
+
+    // Regression tests of issue 21 (each named after the failure it prevents).
+
+    it('close() right after a factory failure leaves no lock behind: another client does not wait for it', async () => {
+      const [a, b] = [open(), open()];
+      const quiet = { lockTimeoutMs: 2000 };
+      for (let i = 0; i < 3; i++) {
+        const key = `closed-after-failure-${i}`;
+        const failing = async (): Promise<string> => {
+          throw new Error('factory broke');
+        };
+        await a.getOrSet(key, failing, quiet).catch(() => {});
+        if (i === 2) await a.close();
+        expect(await b.getOrSet(key, async () => 'ok', quiet)).toBe('ok');
+      }
+      expect(b.stats().cachedFunctions.lockTimeouts).toBe(0); // nobody waited for a dead lock
+    });
+
+    it('a hung factory does not block its key forever: past hardTimeoutMs callers reject and the next call fills afresh', async () => {
+      const [a, b] = [open(), open()];
+      const hung = () => new Promise<string>(() => {});
+      const opts = { hardTimeoutMs: 300, lockTimeoutMs: 5000 };
+      const first = a.getOrSet('hung', hung, opts);
+      const joiner = a.getOrSet('hung', async () => 'unused', opts);
+      await expect(first).rejects.toBeInstanceOf(CacheTimeoutError);
+      await expect(joiner).rejects.toBeInstanceOf(CacheTimeoutError);
+      // The abandoned fill frees the key in this process and across processes (its lock is released).
+      expect(await a.getOrSet('hung', async () => 'fresh', opts)).toBe('fresh');
+      expect(await b.getOrSet('hung-b', async () => 'b', opts)).toBe('b');
+      const again = a.getOrSet('hung-b2', hung, opts).catch((e: unknown) => e);
+      await sleep(50);
+      // b waits for a's lease until a's fill is abandoned (its lock released), then fills the key itself.
+      expect(await b.getOrSet('hung-b2', async () => 'other', { ...opts, hardTimeoutMs: 5000 })).toBe(
+        'other',
+      );
+      expect(b.stats().cachedFunctions.lockTimeouts).toBe(0);
+      expect(await again).toBeInstanceOf(CacheTimeoutError);
+    });
+
+    it("a caller that starts after another owner's failure runs its own factory instead of getting that failure", async () => {
+      const [a, b] = [open(), open()];
+      let own = 0;
+      for (let i = 0; i < 20; i++) {
+        const key = `after-failure-${i}`;
+        const failing = async (): Promise<string> => {
+          await sleep(5);
+          throw new Error('factory broke');
+        };
+        await Promise.allSettled(Array.from({ length: 3 }, () => a.getOrSet(key, failing)));
+        expect(await b.getOrSet(key, async () => `own ${++own}`)).toBe(`own ${own}`);
+      }
+    });
+
+    it('one span and one stats call per public getOrSet call, with its hit or miss', async () => {
+      const cache = open();
+      await cache.ping();
+      const spans: string[] = [];
+      const channel = tracingChannel<unknown, OperationContext>(OPERATION_CHANNEL);
+      const handlers = {
+        start: (ctx: OperationContext) => spans.push(ctx.operation),
+        end: () => {},
+        asyncStart: () => {},
+        asyncEnd: () => {},
+        error: () => {},
+      };
+      channel.subscribe(handlers);
+      try {
+        await cache.getOrSet('counted', async () => 1, { grace: 10 }); // miss: read, lock, recheck, store, release
+        await cache.getOrSet('counted', async () => 2, { grace: 10 }); // hit
+      } finally {
+        channel.unsubscribe(handlers);
+      }
+      expect(spans).toEqual(['getOrSet', 'getOrSet']);
+      const op = cache.stats().operations.getOrSet;
+      expect(op).toMatchObject({ calls: 2, errors: 0, hits: 1, misses: 1 });
+      const fn = cache.cacheResult(async () => 3);
+      await fn();
+      await fn();
+      expect(cache.stats().operations.cacheResult).toMatchObject({ calls: 2, hits: 1, misses: 1 });
+    });
+
+    it("codec 'client': a miss returns what the next hit returns (the codec's round trip), not the factory's own value", async () => {
+      for (const codec of ['peak', 'json'] as const) {
+        const cache = open({ codec });
+        const produce = async () => ({ n: 42, s: '42', d: new Date(0), nested: [1, '1'] });
+        const miss = await cache.getOrSet(`round-trip-${codec}`, produce, { codec: 'client' });
+        const hit = await cache.getOrSet(`round-trip-${codec}`, produce, { codec: 'client' });
+        expect(miss).toEqual(hit);
+        expect(typeof miss.d).toBe('string');
+        const text = async () => '42';
+        expect(await cache.getOrSet(`text-${codec}`, text, { codec: 'client' })).toEqual(
+          await cache.getOrSet(`text-${codec}`, text, { codec: 'client' }),
+        );
+      }
+    });
+
+    it('the factory context: ctx.ttl and ctx.grace set the entry, ctx.tags travel with it, ctx.skip() stores nothing', async () => {
+      const cache = open();
+      const plain = open({ deploymentId: null });
+      await cache.getOrSet(
+        'ctx-ttl',
+        (ctx) => {
+          ctx.ttl = 120;
+          return 1;
+        },
+        { ttl: 10 },
+      );
+      expect(await plain.ttl('ctx-ttl')).toBeGreaterThan(100);
+      // The entry's own grace is honoured on a hit, though the call has none.
+      await cache.getOrSet('ctx-grace', (ctx) => {
+        ctx.ttl = 1;
+        ctx.grace = 60;
+        return 'v1';
+      });
+      expect(await plain.ttl('ctx-grace')).toBeGreaterThan(55);
+      await sleep(1100);
+      expect(await cache.getOrSet('ctx-grace', async () => 'v2')).toBe('v1'); // stale, refreshing
+      expect(cache.stats().cachedFunctions.staleServed).toBe(1);
+      // Tags are stored with the entry (typed codec), for tag invalidation.
+      await cache.getOrSet('ctx-tags', (ctx) => {
+        ctx.tags = ['user:1', 'users', 'users'];
+        return { id: 1 };
+      });
+      const raw = (await plain.get('ctx-tags')) as string;
+      expect(decodeEntry(raw, () => null).meta?.tags).toEqual(['user:1', 'users']);
+      // skip(): the value is returned, nothing is cached.
+      let runs = 0;
+      const skipping = (ctx: FactoryContext) => {
+        ctx.skip();
+        return ++runs;
+      };
+      expect(await cache.getOrSet('ctx-skip', skipping)).toBe(1);
+      expect(await cache.getOrSet('ctx-skip', skipping)).toBe(2);
+      expect(await plain.exists('ctx-skip')).toBe(0);
+      // Invalid values throw in the factory: the call rejects, nothing is stored.
+      await expect(
+        cache.getOrSet('ctx-bad', (ctx) => {
+          ctx.ttl = 0;
+          return 1;
+        }),
+      ).rejects.toBeInstanceOf(CacheValidationError);
+      // cacheResult with `context: true`: the context comes after the arguments (not part of the key).
+      const find = cache.cacheResult(
+        async (id: number, ctx: FactoryContext) => {
+          runs++;
+          if (id < 0) ctx.skip();
+          else ctx.ttl = 300;
+          return id;
+        },
+        { context: true, ttl: 5 },
+      );
+      const before = runs;
+      expect([await find(1), await find(1), await find(-1), await find(-1)]).toEqual([1, 1, -1, -1]);
+      expect(runs - before).toBe(3);
+    });
+
+    it('eager refresh: a hot key is refreshed before it expires, so no caller sees a miss across its TTL', async () => {
+      const [a, b] = [open(), open()];
+      let version = 0;
+      let runs = 0;
+      const factory = async () => {
+        runs++;
+        await sleep(30);
+        return ++version;
+      };
+      const opts = { ttl: 1, eagerRefresh: 0.2 }; // refreshed from 0.2 s of age: 0.8 s of margin
+      expect(await a.getOrSet('hot', factory, opts)).toBe(1);
+      const seen = new Set<number>();
+      const t0 = performance.now();
+      while (performance.now() - t0 < 1400) {
+        const values = await Promise.all(
+          Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).getOrSet('hot', factory, opts)),
+        );
+        for (const v of values) seen.add(v);
+        await sleep(20);
+      }
+      const [sa, sb] = [a.stats().cachedFunctions, b.stats().cachedFunctions];
+      expect(sa.misses + sb.misses).toBe(1); // the very first call only
+      expect(seen.size).toBeGreaterThanOrEqual(2); // refreshed before its TTL passed, and again
+      expect(sa.refreshes + sb.refreshes).toBe(runs - 1); // one factory run per refresh, across clients
+    });
+
+    it('graceBackoffMs bounds factory runs while the data source is down; a stale value is served throughout', async () => {
+      const quietLogger = { logger: { debug: () => {}, warn: () => {} } };
+      const [a, b] = [open(quietLogger), open(quietLogger)];
+      const opts = (graceBackoffMs: number) => ({ ttl: 1, grace: 60, graceBackoffMs });
+      // Stale at once: 30 s left of a 1 s TTL plus 60 s grace.
+      const plain = open({ deploymentId: null });
+      await Promise.all([0, 600].map((ms) => plain.set(`outage-${ms}`, encodeResult('old'), 30)));
+      const run = async (graceBackoffMs: number) => {
+        const key = `outage-${graceBackoffMs}`;
+        let runs = 0;
+        const down = async (): Promise<string> => {
+          runs++;
+          throw new Error('data source down');
+        };
+        const t0 = performance.now();
+        while (performance.now() - t0 < 1000) {
+          const values = await Promise.all([
+            a.getOrSet(key, down, opts(graceBackoffMs)),
+            b.getOrSet(key, down, opts(graceBackoffMs)),
+          ]);
+          expect(values).toEqual(['old', 'old']);
+          await sleep(10);
+        }
+        return runs;
+      };
+      const [quiet, none] = await Promise.all([run(600), run(0)]);
+      expect(quiet).toBeGreaterThanOrEqual(1);
+      expect(quiet).toBeLessThanOrEqual(3); // at 0, ~600 ms (and a late one at most), across both clients
+      expect(none).toBeGreaterThan(10); // no backoff: every call retries the factory
+    });
+
+    it('getOrSetMany: one factory call with only the missing keys, results in key order, repeats answered once', async () => {
+      const cache = open();
+      const calls: string[][] = [];
+      const load = async (missing: string[]) => {
+        calls.push(missing);
+        return new Map(missing.map((k) => [k, { k, at: new Date(0) }]));
+      };
+      await cache.getOrSet('m-b', async () => ({ k: 'm-b', at: new Date(0) }));
+      const first = await cache.getOrSetMany(['m-a', 'm-b', 'm-c', 'm-a'], load);
+      expect(first.map((v) => v?.k)).toEqual(['m-a', 'm-b', 'm-c', 'm-a']);
+      expect(first[0]?.at).toBeInstanceOf(Date);
+      expect(calls).toEqual([['m-a', 'm-c']]); // m-b was a hit; m-a asked once
+      // All hits now: no factory call. A record works as well as a Map; left-out keys are undefined.
+      const record = async (missing: string[]) => {
+        calls.push(missing);
+        return Object.fromEntries(
+          missing.filter((k) => k !== 'm-none').map((k) => [k, { k, at: new Date(1) }]),
+        );
+      };
+      const second = await cache.getOrSetMany(['m-c', 'm-d', 'm-none', 'm-b'], record);
+      expect(second.map((v) => v?.k)).toEqual(['m-c', 'm-d', undefined, 'm-b']);
+      expect(calls).toEqual([
+        ['m-a', 'm-c'],
+        ['m-d', 'm-none'],
+      ]);
+      const plain = open({ deploymentId: null });
+      expect(await plain.exists('m-d', 'm-none')).toBe(1); // the left-out key is not stored
+      expect(await plain.exists(lockKey('m-d'), lockKey('m-none'))).toBe(0); // locks released
+      expect(cache.stats().operations.getOrSetMany).toMatchObject({ calls: 2, hits: 3, misses: 4 });
+      expect(await cache.getOrSetMany([], record)).toEqual([]);
+      await expect(cache.getOrSetMany(['x'], async () => [1] as never)).rejects.toBeInstanceOf(
+        CacheValidationError,
+      );
+    });
+
+    it('getOrSetMany: a failing factory fails the call, stores nothing, and the next call runs again', async () => {
+      const [a, b] = [open(), open()];
+      await Promise.all([a.ping(), b.ping()]);
+      let runs = 0;
+      const failing = async (): Promise<Map<string, number>> => {
+        runs++;
+        await sleep(50);
+        throw new Error('batch broke');
+      };
+      const settled = await Promise.allSettled([
+        a.getOrSetMany(['f-1', 'f-2'], failing),
+        sleep(20).then(() => a.getOrSet('f-1', async () => 0)), // joins the batch's fill of f-1
+        b.getOrSetMany(['f-2', 'f-3'], failing), // waits for a's lock on f-2
+      ]);
+      expect(settled.map((s) => s.status)).toEqual(['rejected', 'rejected', 'rejected']);
+      expect(runs).toBeLessThanOrEqual(2); // a's batch, and b's for f-3 at most (f-2 was a's)
+      const reason = (settled[2] as PromiseRejectedResult).reason as Error;
+      expect(reason.message === 'batch broke' || reason.name === 'CacheFactoryError').toBe(true);
+      const ok = await a.getOrSetMany(['f-1', 'f-2'], async (missing) => new Map(missing.map((k) => [k, 1])));
+      expect(ok).toEqual([1, 1]);
+    });
+
+    it('getOrSetMany: four clients on overlapping keys run the factory once per key', async () => {
+      const clients = [open(), open(), open(), open()];
+      const runs = new Map<string, number>();
+      const load = async (missing: string[]) => {
+        for (const k of missing) runs.set(k, (runs.get(k) ?? 0) + 1);
+        await sleep(100);
+        return new Map(missing.map((k) => [k, `v-${k}`]));
+      };
+      const keysOf = (i: number) => Array.from({ length: 10 }, (_, j) => `o-${i * 5 + j}`); // 0-9, 5-14, ...
+      const results = await Promise.all(
+        clients.flatMap((c, i) => [
+          c.getOrSetMany(keysOf(i), load),
+          c.getOrSetMany(keysOf(i).reverse(), load),
+        ]),
+      );
+      results.forEach((values, n) => {
+        const i = Math.floor(n / 2);
+        const keys = n % 2 === 0 ? keysOf(i) : keysOf(i).reverse();
+        expect(values).toEqual(keys.map((k) => `v-${k}`));
+      });
+      expect(runs.size).toBe(25);
+      expect([...runs].filter(([, r]) => r !== 1)).toEqual([]);
     });
 
     it('validates options before any I/O', async () => {

@@ -206,6 +206,40 @@ describe('cached functions across processes (redis-server)', () => {
     expect((await owner.done).runs).toBe(1);
   }, 90_000);
 
+  it('a factory 3x longer than lockTtlMs runs once across two processes (the owner extends its lease)', async () => {
+    const env = {
+      URL: redis.url,
+      TENANT: 'procs',
+      KEY: `lease-${n++}`,
+      FACTORY_MS: '900',
+      LOCK_TTL_MS: '300',
+    };
+    const children = [child(env), child(env)];
+    await Promise.all(children.map((c) => c.ready));
+    for (const c of children) c.go();
+    const results = await Promise.all(children.map((c) => c.done));
+    expect(results.reduce((sum, r) => sum + r.runs, 0)).toBe(1);
+    for (const r of results) expect(r.error).toBeUndefined();
+  }, 60_000);
+
+  it("a killed owner's lease expires within lockTtlMs: a waiter takes over long before its lockTimeoutMs", async () => {
+    const key = `dead-lease-${n++}`;
+    const base = { URL: redis.url, TENANT: 'procs', KEY: key, LOCK_TIMEOUT_MS: '20000', LOCK_TTL_MS: '300' };
+    const owner = child({ ...base, FACTORY_MS: '60000' });
+    const waiter = child({ ...base, FACTORY_MS: '50' });
+    await Promise.all([owner.ready, waiter.ready]);
+    owner.go();
+    await owner.started;
+    waiter.go();
+    await new Promise((r) => setTimeout(r, 700)); // longer than lockTtlMs: the lease is being extended
+    owner.proc.kill('SIGKILL');
+    const result = await waiter.done;
+    expect(result.error).toBeUndefined();
+    expect(result.runs).toBe(1);
+    expect(result.ms).toBeGreaterThan(600); // it did wait while the owner lived...
+    expect(result.ms).toBeLessThan(10_000); // ...not for its 20 s lockTimeoutMs
+  }, 60_000);
+
   it('an entry written by redis-cli in the Python layout is cleared by invalidate; a redis-cli pattern delete clears ours', async () => {
     const pool = new ClientPool();
     const cache = pool.open({ connectionConfig: { url: redis.url, tenant: 'py' }, deploymentId: 'dep-9' });
@@ -346,6 +380,39 @@ describe('cached functions when the server freezes (SIGSTOP)', () => {
     expect(await cache.getOrSet('k', f, { breakerMs: 60_000 })).toBe(2); // breaker open: no cache
     expect(cache.stats().cachedFunctions.breakerTrips).toBe(1);
     await redis.cli('CONFIG', 'SET', 'maxmemory', '0');
+  });
+});
+
+describe('cached functions: per-key errors (redis-server)', () => {
+  let redis: RedisServer;
+  const pool = new ClientPool();
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await pool.closeAll();
+    await redis.stop();
+  });
+
+  it('one key with the wrong type (WRONGTYPE) fails that call alone: the breaker stays closed, other keys stay cached', async () => {
+    const warnings: string[] = [];
+    const cache = pool.open({
+      connectionConfig: { url: redis.url, tenant: 'wt' },
+      logger: { debug: () => {}, warn: (m) => warnings.push(m) },
+    });
+    await redis.cli('HSET', 'wt:bad', 'field', 'value');
+    let runs = 0;
+    const f = async () => ++runs;
+    for (let i = 0; i < 3; i++) expect(await cache.getOrSet('bad', f, { breakerMs: 60_000 })).toBe(i + 1);
+    expect(await redis.cli('TYPE', 'wt:bad')).toBe('hash'); // not overwritten
+    // Other keys still use the cache: the second call is a hit.
+    expect(await cache.getOrSet('good', f, { breakerMs: 60_000 })).toBe(4);
+    expect(await cache.getOrSet('good', f, { breakerMs: 60_000 })).toBe(4);
+    const stats = cache.stats().cachedFunctions;
+    expect(stats.breakerTrips).toBe(0);
+    expect(stats.breakerSkips).toBe(0);
+    expect(stats.cacheErrors).toBe(3);
+    expect(warnings.some((w) => w.includes('"bad" skips the cache for this call'))).toBe(true);
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expectTypeOf, it } from 'vitest';
-import { CacheClient, type CachedFunctionStats, cacheResult } from '../src/index.js';
+import { CacheClient, type CachedFunctionStats, cacheResult, type FactoryContext } from '../src/index.js';
 
 const cache = new CacheClient({ connectionConfig: { url: 'memory://', tenant: 't' } });
 
@@ -20,6 +20,32 @@ describe('cached function types', () => {
     expectTypeOf(cache.getOrSet('k', async () => 1n)).toEqualTypeOf<Promise<bigint>>();
     expectTypeOf(cache.getOrSet('k', () => 'x')).toEqualTypeOf<Promise<string>>();
     expectTypeOf(cache.stats().cachedFunctions).toEqualTypeOf<CachedFunctionStats>(); // always present
+  });
+
+  it('the factory context: getOrSet factories get it; cacheResult with context: true drops it from the wrapper', () => {
+    expectTypeOf(
+      cache.getOrSet('k', (ctx) => {
+        expectTypeOf(ctx).toEqualTypeOf<FactoryContext>();
+        ctx.ttl = 5;
+        return 1;
+      }),
+    ).toEqualTypeOf<Promise<number>>();
+    const f = cache.cacheResult(async (id: number, ctx: FactoryContext) => (ctx.skipped ? null : id), {
+      context: true,
+      entityId: (id) => id,
+    });
+    expectTypeOf(f).parameters.toEqualTypeOf<[id: number]>();
+    expectTypeOf(f).returns.toEqualTypeOf<Promise<number | null>>();
+  });
+
+  it('getOrSetMany returns the values in key order, undefined for keys the factory left out', () => {
+    const many = cache.getOrSetMany(
+      ['a', 'b'],
+      async (missing) => new Map(missing.map((k) => [k, k.length])),
+    );
+    expectTypeOf(many).toEqualTypeOf<Promise<(number | undefined)[]>>();
+    const record = cache.getOrSetMany(['a'], (missing) => Object.fromEntries(missing.map((k) => [k, true])));
+    expectTypeOf(record).toEqualTypeOf<Promise<(boolean | undefined)[]>>();
   });
 
   it('the decorator accepts async methods whose option functions take a prefix of the parameters', () => {

@@ -2,9 +2,12 @@
  * The small units of cached functions, without a server: Cache-Control parsing, argument digests, key
  * and pattern layout, the lock's failure marks, the breaker and the typed result codec.
  */
+
+import { ErrorReply } from '@redis/client';
 import { describe, expect, it } from 'vitest';
-import { CircuitBreaker } from '../src/cached/breaker.js';
+import { CircuitBreaker, opensBreaker } from '../src/cached/breaker.js';
 import { cacheControlDecision, parseCacheControl } from '../src/cached/cache-control.js';
+import { freshness } from '../src/cached/freshness.js';
 import {
   canonical,
   entityText,
@@ -13,9 +16,15 @@ import {
   resolveDeploymentId,
   resultKey,
 } from '../src/cached/keys.js';
-import { FAILURE_MARK, lockState, MAX_POLL_MS, nextPoll } from '../src/cached/lock.js';
-import { decodeResult, encodeResult, RESULT_MARKER } from '../src/cached/result-codec.js';
-import { CacheValidationError } from '../src/index.js';
+import { FAILURE_MARK, failureMark, lockState, MAX_POLL_MS, nextPoll } from '../src/cached/lock.js';
+import {
+  decodeEntry,
+  decodeResult,
+  ENTRY_MARKER,
+  encodeResult,
+  RESULT_MARKER,
+} from '../src/cached/result-codec.js';
+import { CacheConnectionError, CacheError, CacheTimeoutError, CacheValidationError } from '../src/index.js';
 
 describe('Cache-Control', () => {
   it.each([
@@ -195,12 +204,14 @@ describe('invalidation patterns', () => {
 });
 
 describe('fill lock', () => {
-  it('a failure mark fails the callers that waited before it, and frees the lock for later callers', () => {
-    expect(lockState(null, 1000)).toBe('free');
-    expect(lockState('some-token', 1000)).toBe('held');
-    expect(lockState(`${FAILURE_MARK}1500`, 1000)).toBe('failed');
-    expect(lockState(`${FAILURE_MARK}500`, 1000)).toBe('free');
-    expect(lockState(`${FAILURE_MARK}garbage`, 1000)).toBe('free');
+  it('a failure mark fails only the callers that waited for that owner (its token), never by comparing clocks', () => {
+    expect(lockState(null, undefined)).toBe('free');
+    expect(lockState('token-a', undefined)).toBe('held');
+    expect(lockState(failureMark('token-a'), 'token-a')).toBe('failed');
+    // A caller that waited for another owner, or saw no owner before the mark: not its failure.
+    expect(lockState(failureMark('token-a'), 'token-b')).toBe('foreign-mark');
+    expect(lockState(failureMark('token-a'), undefined)).toBe('foreign-mark');
+    expect(lockState(`${FAILURE_MARK}${Date.now() + 60_000}`, 'token-a')).toBe('foreign-mark');
   });
 
   it('polls back off to at most MAX_POLL_MS (with jitter)', () => {
@@ -211,7 +222,32 @@ describe('fill lock', () => {
   });
 });
 
+describe('entry freshness (from PTTL, never a clock)', () => {
+  it('is fresh, then due for an eager refresh, then stale within grace', () => {
+    // ttl 10 s, grace 5 s: stored for 15 s.
+    expect(freshness(undefined, 10, 5, 0.8)).toBe('fresh');
+    expect(freshness(-1, 10, 5, 0.8)).toBe('fresh'); // no expiry
+    expect(freshness(14_000, 10, 5, 0.8)).toBe('fresh'); // 1 s old
+    expect(freshness(6_500, 10, 5, 0.8)).toBe('refresh'); // 8.5 s old: past 80 %
+    expect(freshness(6_500, 10, 5, 0)).toBe('fresh'); // eager refresh off
+    expect(freshness(4_000, 10, 5, 0.8)).toBe('stale');
+    expect(freshness(0, 10, 0, 0)).toBe('fresh'); // no grace: never stale
+  });
+});
+
 describe('circuit breaker', () => {
+  it('opens only on failures of the cache as a whole, not on a per-key error', () => {
+    expect(opensBreaker(new CacheConnectionError('reset'))).toBe(true);
+    expect(opensBreaker(new CacheTimeoutError('timed out'))).toBe(true);
+    const wrongType = new CacheError('getOrSet failed: replied with an error: WRONGTYPE', {
+      cause: new ErrorReply('WRONGTYPE Operation against a key holding the wrong kind of value'),
+    });
+    expect(opensBreaker(wrongType)).toBe(false);
+    const oom = new CacheError('out of memory', { cause: new ErrorReply('OOM command not allowed') });
+    expect(opensBreaker(oom)).toBe(true);
+    expect(opensBreaker(new CacheValidationError('too large'))).toBe(false);
+  });
+
   it('opens for breakerMs after a failure and counts one trip per opening', () => {
     const breaker = new CircuitBreaker();
     expect(breaker.isOpen(0)).toBe(false);
@@ -232,6 +268,17 @@ describe('typed result codec', () => {
     expect(raw.startsWith(RESULT_MARKER)).toBe(true);
     expect(decodeResult(raw, () => 'unused')).toEqual(value);
     expect(decodeResult('{"a": 1}', (text) => JSON.parse(text))).toEqual({ a: 1 });
+  });
+
+  it("keeps the factory context's ttl, grace and tags with the value (v2), and still reads v1 entries", () => {
+    const raw = encodeResult({ d: new Date(1) }, { ttl: 5, grace: 7, tags: ['a', 'b'] });
+    expect(raw.startsWith(ENTRY_MARKER)).toBe(true);
+    expect(decodeEntry(raw, () => null)).toEqual({
+      value: { d: new Date(1) },
+      meta: { ttl: 5, grace: 7, tags: ['a', 'b'] },
+    });
+    expect(decodeEntry(encodeResult(3), () => null)).toEqual({ value: 3 });
+    expect(() => decodeEntry(`${ENTRY_MARKER}[1]`, () => null)).toThrow(CacheValidationError);
   });
 
   it('rejects corrupt entries, prototype poisoning and unstorable results', () => {

@@ -6,6 +6,8 @@
  *
  * @module
  */
+import { isReplyCode } from '../engines/redis-errors.js';
+import { CacheConnectionError } from '../errors.js';
 
 /** Default time the breaker stays open after a cache failure, in milliseconds. */
 export const DEFAULT_BREAKER_MS = 5000;
@@ -36,4 +38,14 @@ export class CircuitBreaker {
   get trips(): number {
     return this.#trips;
   }
+}
+
+/**
+ * Whether a cache failure opens the breaker: only the cache as a whole failing (refused, reset,
+ * timed out, closed, unavailable: a {@link CacheConnectionError} or {@link CacheTimeoutError}; and a
+ * server out of memory, which refuses every write). A per-key error (`WRONGTYPE` on one key, a value
+ * that cannot be decoded or is too large) fails that call's use of the cache alone.
+ */
+export function opensBreaker(err: unknown): boolean {
+  return err instanceof CacheConnectionError || isReplyCode(err, 'OOM');
 }

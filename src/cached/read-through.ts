@@ -1,35 +1,49 @@
 /**
- * Cached functions: `getOrSet` (read-through with stampede protection and grace), `cacheResult` (a
- * function whose results are cached under Python's key layout) and `invalidate`. The client only wires
- * these in (see {@link CachedHost}); engines provide the conditional writes (`setIfAbsent`,
- * `deleteIfEquals`) and `pttl`.
+ * Cached functions: `getOrSet` (read-through with stampede protection and grace), `getOrSetMany` (see
+ * many.ts), `cacheResult` (a function whose results are cached under Python's key layout) and
+ * `invalidate`. The client only wires these in (see {@link CachedHost}); engines provide the
+ * conditional writes (`setIfAbsent`, `deleteIfEquals`, `pexpireIfEquals`) and `pttl`.
  *
  * A call on a key:
  * 1. `Cache-Control` bypass (`cacheControl`): run the function, read and store nothing.
- * 2. The breaker is open (the cache failed less than `breakerMs` ago): serve the in-process fallback or
- *    run the function, without touching the cache.
- * 3. Concurrent calls of this process on the same key share one promise (one read, one factory run).
- * 4. Fresh value: return it. Stale value within grace: return it and refresh in the background (one
- *    refresh across processes, through the lock); with `timeoutMs`, wait that long for the refresh first.
- * 5. Miss: take the lock (`SET NX PX`) and run the factory, store, release; or wait for the owner by
- *    polling (5 ms doubling to 100 ms), at most `lockTimeoutMs`, then run the factory without the lock.
+ * 2. The breaker is open (the cache failed as a whole less than `breakerMs` ago): serve the in-process
+ *    fallback or run the function, without touching the cache.
+ * 3. Concurrent calls of this process on the same key share one fill (one read, one factory run, one
+ *    outcome: its value or its error). The shared fill never outlives its factory run, and with
+ *    `hardTimeoutMs` it is abandoned (and forgotten) at that deadline.
+ * 4. Fresh value: return it (with `eagerRefresh`, past that fraction of its TTL, also start one
+ *    background refresh). Stale value within grace: return it and refresh in the background (one refresh
+ *    across processes, through the lock); with `timeoutMs`, wait that long for the refresh first. After a
+ *    failed refresh none is tried for `graceBackoffMs`.
+ * 5. Miss: take the lock (`SET NX PX`, a lease extended while the factory runs) and run the factory,
+ *    store, release; or wait for the owner by polling (at once, then 5 ms doubling to 100 ms), at most
+ *    `lockTimeoutMs`, then run the factory without the lock. A waiter takes the owner's failure only
+ *    when the failure mark names the owner it waited for (see lock.ts).
  *
- * Grace layout: an entry with grace is stored with a TTL of `ttl + grace` and is fresh while its
- * remaining TTL (`PTTL`) exceeds `grace`. Nothing is added to the value, so grace never changes what a
- * plain `get` of the key returns.
+ * Every I/O of a call goes through {@link CachedHost.io} (neither counted nor traced); the call itself
+ * is one {@link CachedHost.call} (one `stats()` call with its hit or miss, one span).
  *
  * @module
  */
 import { randomUUID } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Engine } from '../engines/engine.js';
-import { CacheConnectionError, CacheError, CacheFactoryError, CacheValidationError } from '../errors.js';
+import {
+  CacheConnectionError,
+  CacheError,
+  CacheFactoryError,
+  CacheTimeoutError,
+  CacheValidationError,
+} from '../errors.js';
 import type { KeySpace } from '../keys.js';
 import { validateKey } from '../keys.js';
 import type { CacheLogger } from '../logger.js';
 import { checkOptionNames } from '../options.js';
-import { CircuitBreaker, DEFAULT_BREAKER_MS } from './breaker.js';
+import { CircuitBreaker, opensBreaker } from './breaker.js';
 import { cacheControlDecision } from './cache-control.js';
+import { type GetOrSetOptions, type Resolved, resolveOptions } from './call-options.js';
+import { type FactoryContext, FillContext, MAX_TTL } from './factory-context.js';
+import { type Freshness, freshness } from './freshness.js';
 import {
   DEFAULT_KEY_PREFIX,
   entityText,
@@ -38,96 +52,23 @@ import {
   invalidationPatterns,
   resultKey,
 } from './keys.js';
+import { Lease } from './lease.js';
 import { FAILURE_MARK_MS, FIRST_POLL_MS, failureMark, lockKey, lockState, nextPoll } from './lock.js';
-import {
-  CACHE_RESULT_OPTIONS,
-  FALLBACK_OPTIONS,
-  GET_OR_SET_OPTIONS,
-  INVALIDATE_OPTIONS,
-} from './option-names.js';
+import { getOrSetMany, type ManyFactory } from './many.js';
+import { CACHE_RESULT_OPTIONS, INVALIDATE_OPTIONS } from './option-names.js';
 import { type PythonKeyOptions, pythonCallStyle, pythonResultKey } from './python-key.js';
-import { decodeResult, encodeResult } from './result-codec.js';
+import { decodeEntry, type EntryMeta, encodeResult } from './result-codec.js';
 import { CachedFunctionCounters, type CachedFunctionStats } from './stats.js';
 
-/** Default TTL of cached values, in seconds (Python's default). */
-export const DEFAULT_TTL = 3600;
-/** Default longest wait for another caller's factory, in milliseconds. */
-export const DEFAULT_LOCK_TIMEOUT_MS = 10_000;
-/** Default entries of the in-process fallback. */
-export const DEFAULT_FALLBACK_ENTRIES = 1000;
-/** Largest TTL (plus grace) accepted, in seconds (as for `set`). */
-const MAX_TTL = 2 ** 32;
-
-/** In-process fallback options: a bounded LRU that serves repeats while the cache is failing. */
-export interface FallbackOptions {
-  /**
-   * Most entries kept (least recently used dropped first). Calls asking for the same bound share one LRU.
-   * @default 1000
-   */
-  maxEntries?: number;
-  /**
-   * Seconds an entry may be served from the fallback.
-   * @default the call's `ttl`
-   */
-  ttl?: number;
-}
-
-/** Options of {@link CacheClient.getOrSet}. */
-export interface GetOrSetOptions {
-  /**
-   * Seconds a stored value is fresh.
-   * @default 3600
-   */
-  ttl?: number;
-  /**
-   * Seconds a value past its TTL may still be served while one background refresh runs (across
-   * processes). A refresh failure keeps the stale value until the grace ends; it is reported through
-   * the client's logger and `stats()`, never thrown at the caller.
-   * @default 0 (no grace)
-   */
-  grace?: number;
-  /**
-   * With a stale value (grace), wait at most this many milliseconds for the refresh before returning the
-   * stale value; the refresh goes on in the background.
-   * @default 0 (serve the stale value at once)
-   */
-  timeoutMs?: number;
-  /**
-   * Longest wait, in milliseconds, for a factory run by another caller (another process holds the lock);
-   * then this caller runs the factory itself. Never waits longer.
-   * @default 10000
-   */
-  lockTimeoutMs?: number;
-  /**
-   * Lifetime of the lock key in milliseconds: how long a dead owner blocks the key at most.
-   * @default `lockTimeoutMs`
-   */
-  lockTtlMs?: number;
-  /**
-   * A `Cache-Control` value for this call: `no-store`, `no-cache`, `must-revalidate`, `private`,
-   * `max-age=0` and a malformed `max-age`/`s-maxage` bypass the cache (the factory runs once);
-   * `s-maxage`/`max-age` set the TTL (clamped to 2^32 s). See docs/cached-functions.md.
-   * @default none
-   */
-  cacheControl?: string | null;
-  /**
-   * Milliseconds the cache is skipped after it failed (the circuit breaker; shared by the client's
-   * cached functions).
-   * @default 5000
-   */
-  breakerMs?: number;
-  /**
-   * Serve repeats from a bounded in-process LRU while the cache is failing (`true`: 1000 entries).
-   * @default false
-   */
-  fallback?: boolean | FallbackOptions;
-  /**
-   * How the value is stored: `'typed'` keeps its type on a hit (`Date`, `bigint`, `Map`, numbers...);
-   * `'client'` uses the client's codec, so a plain `get` (or Python) reads the same value.
-   * @default 'typed'
-   */
-  codec?: 'typed' | 'client';
-}
+export {
+  DEFAULT_FALLBACK_ENTRIES,
+  DEFAULT_LOCK_TIMEOUT_MS,
+  DEFAULT_TTL,
+  type FallbackOptions,
+  type GetOrSetOptions,
+} from './call-options.js';
+export type { FactoryContext } from './factory-context.js';
+export type { ManyFactory, ManyResult } from './many.js';
 
 /** Options of {@link CacheClient.cacheResult}: those of {@link GetOrSetOptions} plus the key's parts. */
 export interface CacheResultOptions<A extends unknown[]>
@@ -154,12 +95,30 @@ export interface CacheResultOptions<A extends unknown[]>
    * @default `fn.name`
    */
   name?: string;
+  /**
+   * `true`: the function receives a {@link FactoryContext} as an extra last argument (after the call's
+   * own arguments, which alone make the key), to set its entry's `ttl`, `grace` or `tags` from the
+   * result, or `skip()` storing it. The wrapper's signature stays the function's without it.
+   * @default false
+   */
+  context?: boolean;
 }
+
+/** Records the reads of one public call (keys found, keys not found). @internal */
+export type ReadRecorder = (hits: number, misses: number) => void;
 
 /** What cached functions need from their client. @internal */
 export interface CachedHost {
-  /** Run engine I/O as the client operation `operation` (connection, namespace, error mapping). */
-  run<V>(operation: string, body: (engine: Engine, ks: KeySpace) => Promise<V>): Promise<V>;
+  /**
+   * Run engine I/O inside a public call (connection, namespace, error mapping with the operation's
+   * name). Neither counted as a call nor traced: the public call is, once (see {@link CachedHost.call}).
+   */
+  io<V>(operation: string, body: (engine: Engine, ks: KeySpace) => Promise<V>): Promise<V>;
+  /**
+   * Run one public call: counted once in `stats().operations[operation]` (with the hits and misses
+   * `body` records), one span on the tracing channel naming `keys` keys.
+   */
+  call<R>(operation: string, keys: number, body: (reads: ReadRecorder) => Promise<R>): Promise<R>;
   /** The client's `flushByPattern`. */
   flushByPattern(pattern: string): Promise<number>;
   /** The client's codec (for `codec: 'client'` and for entries not written by cached functions). */
@@ -184,43 +143,53 @@ export interface CachedHost {
 
 /**
  * Issue 18: in-process state the cached functions of several views of one store share (a
- * `TenantCaches`): calls in flight (keyed by tenant, prefix and key) and the breaker.
+ * `TenantCaches`): fills in flight (keyed by tenant, prefix and key) and the breaker.
  */
 export interface SharedCachedState {
   readonly inflight: Map<string, Promise<unknown>>;
   readonly breaker: CircuitBreaker;
 }
 
-interface Resolved {
-  ttl: number;
-  grace: number;
-  timeoutMs: number;
-  lockTimeoutMs: number;
-  lockTtlMs: number;
-  breakerMs: number;
-  fallback: LRUCache<string, string> | undefined;
-  fallbackTtlMs: number;
-  typed: boolean;
+/** A factory: its result is cached; it may decide about its entry through its context. */
+export type Factory<T> = (ctx: FactoryContext) => T | Promise<T>;
+
+/** A value read from the cache, with its freshness. @internal */
+export interface Entry {
+  readonly value: unknown;
+  readonly state: Freshness;
 }
 
-type Factory<T> = () => T | Promise<T>;
-
-function integer(value: unknown, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new CacheValidationError(
-      `The \`${name}\` option must be an integer from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ''}`,
-    );
-  }
-  return value;
+/** What a call returns, and whether the cache answered it. */
+interface Outcome<T> {
+  readonly value: T;
+  readonly hit: boolean;
 }
+
+/** One fill of one key: the state its steps share (abandonment, the lock it holds). @internal */
+export interface Fill {
+  /** The public operation (error messages). */
+  readonly op: string;
+  /** In-process identity of the key (prefix and key). */
+  readonly id: string;
+  /** The key below the namespace. */
+  readonly key: string;
+  readonly o: Resolved;
+  /** {@link CachedFunctions.epoch} when the fill started (a late result is stored only if unchanged). */
+  readonly epoch: number;
+  /** Set when `hardTimeoutMs` passed: nobody waits for this fill any more. */
+  abandoned: boolean;
+  /** The lock token this fill holds, if any. */
+  token: string | null;
+  /** The promise this process's calls of the key share (`undefined`: a background refresh). */
+  shared: Promise<unknown> | undefined;
+  lease: Lease | undefined;
+}
+
+/** Most keys whose refresh backoff (`graceBackoffMs`) this process remembers (least recent dropped). */
+const MAX_BACKOFFS = 10_000;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Whether `err` is the cache failing (as opposed to bad input or the factory's own error). */
-function isCacheFailure(err: unknown): boolean {
-  return err instanceof CacheError && !(err instanceof CacheValidationError);
 }
 
 /** A short, value-free description of an error for a warning. */
@@ -229,20 +198,31 @@ function describe(err: unknown): string {
   return err instanceof Error ? err.name : typeof err;
 }
 
+/** Whether `err` is the cache failing (not bad input, not the factory's own error). */
+function isCacheFailure(err: unknown): boolean {
+  return err instanceof CacheError && !(err instanceof CacheValidationError);
+}
+
 /**
- * The cached functions of one client. Holds the in-process state: calls in flight, the breaker, the
- * fallback LRUs and the counters.
+ * The cached functions of one client. Holds the in-process state: fills in flight, the breaker, the
+ * fallback LRUs, the refresh backoffs and the counters.
  */
 export class CachedFunctions {
   readonly #host: CachedHost;
-  readonly #inflight: Map<string, Promise<unknown>>;
-  readonly #refreshing = new Map<string, Promise<unknown>>();
+  readonly #inflight: Map<string, Promise<Outcome<unknown>>>;
+  readonly #refreshing = new Map<string, Promise<{ value: unknown } | undefined>>();
   readonly #fallbacks = new Map<number, LRUCache<string, string>>();
+  /** Keys whose refresh failed: no refresh until their entry expires (`graceBackoffMs`). */
+  readonly #backoff = new LRUCache<string, true>({ max: MAX_BACKOFFS, ttlAutopurge: false });
   readonly #breaker: CircuitBreaker;
   readonly #counters = new CachedFunctionCounters();
   /** Fill locks this client may hold: owner token -> stored lock key (released by {@link close}). */
   readonly #held = new Map<string, string>();
+  /** Lock writes in flight (take, extend, release, failure mark): {@link close} lets them finish. */
+  readonly #lockIo = new Set<Promise<unknown>>();
   #closing = false;
+  /** Bumped by {@link invalidate}: a late result of an abandoned fill is stored only if unchanged. */
+  #epoch = 0;
 
   /**
    * @param host - the client's side (see {@link CachedHost}).
@@ -250,19 +230,31 @@ export class CachedFunctions {
    */
   constructor(host: CachedHost, shared?: SharedCachedState) {
     this.#host = host;
-    this.#inflight = shared?.inflight ?? new Map();
+    this.#inflight = (shared?.inflight as Map<string, Promise<Outcome<unknown>>> | undefined) ?? new Map();
     this.#breaker = shared?.breaker ?? new CircuitBreaker();
   }
 
+  /** The client's side. @internal */
+  get host(): CachedHost {
+    return this.#host;
+  }
+
+  /** The counters (many.ts counts into them). @internal */
+  get counters(): CachedFunctionCounters {
+    return this.#counters;
+  }
+
   /**
-   * Called by the client's `close()` before its connection closes: fills and background refreshes still
-   * running are abandoned quietly. Their locks are released now (compare-and-delete with their tokens,
-   * through `run`, which runs a body on the open connection), so other processes need not wait for the
-   * locks to expire; when their factories finish, the result goes to the caller waiting for it (a
-   * background refresh has none) and nothing is stored or logged. Never waits for a factory.
+   * Called by the client's `close()` before its connection closes. Lock writes in flight (a failure
+   * mark, a release) finish first; then every lock this client still holds (fills and background
+   * refreshes whose factories still run) is released (compare-and-delete with its token, through `run`,
+   * which runs a body on the open connection), so other processes need not wait for it to expire. When
+   * those factories finish, the result goes to the caller waiting for it (a background refresh has none)
+   * and nothing is stored or logged. Never waits for a factory.
    */
   async close(run: (body: (engine: Engine) => Promise<unknown>) => Promise<unknown>): Promise<void> {
     this.#closing = true;
+    while (this.#lockIo.size > 0) await Promise.allSettled([...this.#lockIo]);
     const held = [...this.#held];
     this.#held.clear();
     await Promise.allSettled(
@@ -276,6 +268,11 @@ export class CachedFunctions {
     return this.#counters.snapshot();
   }
 
+  /** Validate and resolve options (`what` names the caller for unknown options). @internal */
+  resolve(options: GetOrSetOptions, what: string | null): Resolved {
+    return resolveOptions(options, what, this.#fallbacks);
+  }
+
   /** See {@link CacheClient.getOrSet}. */
   getOrSet<T>(key: string, factory: Factory<T>, options: GetOrSetOptions = {}): Promise<Awaited<T>> {
     let o: Resolved;
@@ -283,17 +280,22 @@ export class CachedFunctions {
     try {
       validateKey(key);
       if (typeof factory !== 'function') throw new CacheValidationError('getOrSet needs a factory function');
-      o = this.#resolve(options, 'getOrSet');
+      o = this.resolve(options, 'getOrSet');
       const decision = cacheControlDecision(options.cacheControl, o.ttl, MAX_TTL);
       ttl = decision.kind === 'cache' ? decision.ttl : undefined;
     } catch (err) {
       return Promise.reject(err);
     }
-    if (ttl === undefined) {
-      this.#counters.bypasses++;
-      return this.#runFactory(factory);
-    }
-    return this.#call(key, factory, { ...o, ttl: Math.min(ttl, MAX_TTL) });
+    return this.#public('getOrSet', key, factory, ttl === undefined ? undefined : { ...o, ttl });
+  }
+
+  /** See {@link CacheClient.getOrSetMany}. */
+  getOrSetMany<T>(
+    keys: readonly string[],
+    factory: ManyFactory<T>,
+    options: GetOrSetOptions = {},
+  ): Promise<(Awaited<T> | undefined)[]> {
+    return getOrSetMany(this, keys, factory, options);
   }
 
   /** See {@link CacheClient.cacheResult}. */
@@ -306,12 +308,15 @@ export class CachedFunctions {
       throw new CacheValidationError('The options must be an object');
     }
     checkOptionNames(options, CACHE_RESULT_OPTIONS, 'cacheResult');
-    const { keyPrefix = DEFAULT_KEY_PREFIX, entityId, key, cacheControl, name, ...rest } = options;
+    const { keyPrefix = DEFAULT_KEY_PREFIX, entityId, key, cacheControl, name, context, ...rest } = options;
     // keyStyle 'python' (python-key.ts): Python's key, values in the client's codec.
     const { keyStyle: _style, kwargs: _kwargs, entityParam: _entityParam, ...getOrSetOptions } = rest;
     const python = pythonCallStyle(options);
     if (typeof keyPrefix !== 'string' || keyPrefix === '') {
       throw new CacheValidationError('The `keyPrefix` option must be a non-empty string');
+    }
+    if (context !== undefined && typeof context !== 'boolean') {
+      throw new CacheValidationError('The `context` option must be a boolean');
     }
     for (const [optionName, value] of Object.entries({ entityId, key, cacheControl })) {
       if (value !== undefined && typeof value !== 'function') {
@@ -319,7 +324,7 @@ export class CachedFunctions {
       }
     }
     // validated once, at wrap time
-    const base = this.#resolve(python ? { ...getOrSetOptions, codec: 'client' } : getOrSetOptions, null);
+    const base = this.resolve(python ? { ...getOrSetOptions, codec: 'client' } : getOrSetOptions, null);
     const identity = functionIdentity(fn as (...args: never[]) => unknown, name);
     const self = this;
     function keyed(thisArg: This, args: A, deployment: string | null): Promise<Awaited<R>> {
@@ -340,15 +345,13 @@ export class CachedFunctions {
       } catch (err) {
         return Promise.reject(err);
       }
-      if (ttl === undefined) {
-        self.#counters.bypasses++;
-        return self.#runFactory(() => fn.apply(thisArg, args));
-      }
-      return self.#call(
-        stored,
-        () => fn.apply(thisArg, args),
-        ttl === base.ttl ? base : { ...base, ttl: Math.min(ttl, MAX_TTL) },
-      );
+      const o = ttl === undefined ? undefined : ttl === base.ttl ? base : { ...base, ttl };
+      return self.#public('cacheResult', stored, factoryOf(thisArg, args), o);
+    }
+    function factoryOf(thisArg: This, args: A): Factory<R> {
+      return context === true
+        ? (ctx) => (fn as (this: This, ...all: unknown[]) => R).apply(thisArg, [...args, ctx])
+        : () => fn.apply(thisArg, args);
     }
     return function cached(this: This, ...args: A): Promise<Awaited<R>> {
       const deployment = self.#host.deploymentId();
@@ -359,8 +362,7 @@ export class CachedFunctions {
         (id) => keyed(this, args, id),
         (err: unknown) => {
           self.#host.logger.warn(`peak-cache: cacheResult ran the function uncached: ${describe(err)}`);
-          self.#counters.bypasses++;
-          return self.#runFactory(() => fn.apply(this, args));
+          return self.#public('cacheResult', '', factoryOf(this, args), undefined);
         },
       );
     };
@@ -376,332 +378,470 @@ export class CachedFunctions {
     }
     checkOptionNames(options, INVALIDATE_OPTIONS, 'invalidate');
     const patterns = invalidationPatterns(await this.#host.deploymentId(), options);
+    this.#epoch++;
     let deleted = 0;
     for (const pattern of patterns) deleted += await this.#host.flushByPattern(pattern);
     return deleted;
   }
 
-  /** Validate and resolve options; `what` names the caller for unknown options (`null`: checked already). */
-  #resolve(options: GetOrSetOptions, what: string | null): Resolved {
-    if (options === null || typeof options !== 'object') {
-      throw new CacheValidationError('The options must be an object');
-    }
-    if (what !== null) checkOptionNames(options, GET_OR_SET_OPTIONS, what);
-    const ttl = integer(options.ttl ?? DEFAULT_TTL, 'ttl', 1, MAX_TTL);
-    const grace = integer(options.grace ?? 0, 'grace', 0, MAX_TTL);
-    const lockTimeoutMs = integer(options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS, 'lockTimeoutMs', 1);
-    const codec = options.codec ?? 'typed';
-    if (codec !== 'typed' && codec !== 'client') {
-      throw new CacheValidationError("The `codec` option must be 'typed' or 'client'");
-    }
-    let fallback: LRUCache<string, string> | undefined;
-    let fallbackTtl: number | undefined;
-    if (options.fallback !== undefined && options.fallback !== false) {
-      const spec = options.fallback === true ? {} : options.fallback;
-      if (spec === null || typeof spec !== 'object') {
-        throw new CacheValidationError('The `fallback` option must be a boolean or an object');
+  /** One public call on `key` (`o` undefined: a `Cache-Control` bypass). */
+  #public<T>(op: string, key: string, factory: Factory<T>, o: Resolved | undefined): Promise<Awaited<T>> {
+    return this.#host.call(op, 1, (reads) => {
+      if (o === undefined) {
+        this.#counters.bypasses++;
+        return this.runFactory(factory, key, 0, 0);
       }
-      checkOptionNames(spec, FALLBACK_OPTIONS, '`fallback`');
-      const max = integer(spec.maxEntries ?? DEFAULT_FALLBACK_ENTRIES, 'fallback.maxEntries', 1);
-      fallbackTtl = spec.ttl === undefined ? undefined : integer(spec.ttl, 'fallback.ttl', 1, MAX_TTL);
-      fallback = this.#fallbacks.get(max);
-      if (fallback === undefined) {
-        fallback = new LRUCache<string, string>({ max, ttlAutopurge: false });
-        this.#fallbacks.set(max, fallback);
-      }
-    }
-    return {
-      ttl,
-      grace,
-      timeoutMs: integer(options.timeoutMs ?? 0, 'timeoutMs', 0),
-      lockTimeoutMs,
-      lockTtlMs: integer(options.lockTtlMs ?? lockTimeoutMs, 'lockTtlMs', 1),
-      breakerMs: integer(options.breakerMs ?? DEFAULT_BREAKER_MS, 'breakerMs', 0),
-      fallback,
-      fallbackTtlMs: (fallbackTtl ?? ttl) * 1000,
-      typed: codec === 'typed',
-    };
+      return this.#call(op, key, factory as Factory<Awaited<T>>, o).then((outcome) => {
+        if (outcome.hit) reads(1, 0);
+        else reads(0, 1);
+        return outcome.value;
+      });
+    });
   }
 
-  /** Run a factory as a call of its own (bypass): one run, errors go to the caller. */
-  #runFactory<T>(factory: Factory<T>): Promise<Awaited<T>> {
+  /** Run a factory as a call of its own (bypass): one run, errors go to the caller. @internal */
+  runFactory<T>(factory: Factory<T>, key: string, ttl: number, grace: number): Promise<Awaited<T>> {
     this.#counters.factoryRuns++;
     try {
-      return Promise.resolve(factory()) as Promise<Awaited<T>>;
+      return Promise.resolve(factory(new FillContext(key, Math.max(ttl, 1), grace))) as Promise<Awaited<T>>;
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
-  /** Steps 2-5 of the module doc, with concurrent calls of this process on one key sharing a promise. */
-  #call<T>(key: string, factory: Factory<T>, o: Resolved): Promise<Awaited<T>> {
+  /** In-process identity of `key` (the additional prefix is part of it). @internal */
+  id(key: string): string {
     // Issue 18: the tenant first when views of several tenants share `#inflight`.
     const tenant = this.#host.tenant;
-    const id = `${tenant === undefined ? '' : `${tenant}\u0000`}${this.#host.prefix() ?? ''}\u0000${key}`;
+    return `${tenant === undefined ? '' : `${tenant}\u0000`}${this.#host.prefix() ?? ''}\u0000${key}`;
+  }
+
+  /** A new fill of `key`. @internal */
+  newFill(op: string, key: string, o: Resolved): Fill {
+    return {
+      op,
+      id: this.id(key),
+      key,
+      o,
+      epoch: this.#epoch,
+      abandoned: false,
+      shared: undefined,
+      token: null,
+      lease: undefined,
+    };
+  }
+
+  /** Steps 2-5 of the module doc, with concurrent calls of this process on one key sharing a fill. */
+  #call<T>(op: string, key: string, factory: Factory<T>, o: Resolved): Promise<Outcome<T>> {
+    const id = this.id(key);
     const pending = this.#inflight.get(id);
     if (pending !== undefined) {
       this.#counters.coalesced++;
-      return pending as Promise<Awaited<T>>;
+      return pending as Promise<Outcome<T>>;
     }
-    const call = this.#load(id, key, factory, o);
-    this.#inflight.set(id, call);
-    // A side chain (it never rejects) so the caller's promise has no extra hop.
-    call.then(
-      () => this.#landed(id, call),
-      () => this.#landed(id, call),
-    );
+    const fill = this.newFill(op, key, o);
+    const call = this.bounded(fill, this.#load(fill, factory));
+    this.share(fill, call);
     return call;
   }
 
-  #landed(id: string, call: Promise<unknown>): void {
-    if (this.#inflight.get(id) === call) this.#inflight.delete(id);
+  /** Register `call` as this process's fill of `fill.id` until it settles (or is abandoned). @internal */
+  share(fill: Fill, call: Promise<unknown>): void {
+    const { id } = fill;
+    fill.shared = call;
+    this.#inflight.set(id, call as Promise<Outcome<unknown>>);
+    const landed = () => {
+      if (this.#inflight.get(id) === call) this.#inflight.delete(id);
+    };
+    // A side chain (it never rejects) so the caller's promise has no extra hop.
+    call.then(landed, landed);
+  }
+
+  /** The fill this process runs for `key`, if any. @internal */
+  shared(key: string): Promise<Outcome<unknown>> | undefined {
+    return this.#inflight.get(this.id(key));
+  }
+
+  /**
+   * `call`, or with `hardTimeoutMs` a {@link CacheTimeoutError} at that deadline: the fill is then
+   * abandoned (its lease stops, its lock is released, the in-process entry forgotten). @internal
+   */
+  bounded<T>(fill: Fill, call: Promise<T>): Promise<T> {
+    const ms = fill.o.hardTimeoutMs;
+    if (ms === 0) return call;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.abandon(fill);
+        reject(
+          new CacheTimeoutError(`${fill.op} failed: no result for the key within hardTimeoutMs (${ms} ms)`),
+        );
+      }, ms);
+    });
+    const bounded = Promise.race([call, deadline]);
+    const clear = () => clearTimeout(timer);
+    bounded.then(clear, clear);
+    return bounded;
+  }
+
+  /** Give up on `fill`: stop its lease, release its lock, forget it in this process. @internal */
+  abandon(fill: Fill): void {
+    if (fill.abandoned) return;
+    fill.abandoned = true;
+    this.#counters.hardTimeouts++;
+    if (fill.shared !== undefined && this.#inflight.get(fill.id) === fill.shared)
+      this.#inflight.delete(fill.id);
+    fill.lease?.stop();
+    if (fill.token !== null && !this.#closing) this.release(fill, fill.token);
   }
 
   /** Steps 2-5 for one key; the hit path is one `.then` after the read (no async frames). */
-  #load<T>(id: string, key: string, factory: Factory<T>, o: Resolved): Promise<Awaited<T>> {
+  #load<T>(fill: Fill, factory: Factory<T>): Promise<Outcome<T>> {
     if (this.#host.closed()) {
-      return Promise.reject(new CacheConnectionError('getOrSet failed: the client is closed'));
+      return Promise.reject(new CacheConnectionError(`${fill.op} failed: the client is closed`));
     }
     if (this.#breaker.isOpen()) {
       this.#counters.breakerSkips++;
-      return this.#withoutCache(id, factory, o);
+      return this.withoutCache(fill, factory).then(miss);
     }
-    return this.#read(key, o).then(
-      (entry) => {
-        if (entry !== null && !entry.stale) {
+    const o = fill.o;
+    return this.read(fill.op, fill.key, o).then(
+      (entry): Outcome<T> | Promise<Outcome<T>> => {
+        if (entry !== null && entry.state !== 'stale') {
           this.#counters.hits++;
-          return entry.value as Awaited<T>;
+          if (entry.state === 'refresh') {
+            this.#counters.eagerRefreshes++;
+            this.refresh(fill, factory);
+          }
+          return { value: entry.value as T, hit: true };
         }
-        if (entry !== null) return this.#serveStale(id, key, factory, o, entry.value as Awaited<T>);
+        if (entry !== null) return this.#serveStale(fill, factory, entry.value as T);
         this.#counters.misses++;
-        return this.#fill(id, key, factory, o);
+        return this.#fill(fill, factory).then(miss);
       },
-      (err: unknown) => {
-        if (!isCacheFailure(err) || this.#host.closed()) throw err;
-        this.#cacheFailed(err, o);
-        return this.#withoutCache(id, factory, o);
-      },
+      (err: unknown) => this.cacheFailed(err, fill, factory).then(miss),
     );
   }
 
   /** A stale value within its grace: start the refresh; serve the value now or after `timeoutMs`. */
-  async #serveStale<T>(
-    id: string,
-    key: string,
-    factory: Factory<T>,
-    o: Resolved,
-    value: Awaited<T>,
-  ): Promise<Awaited<T>> {
+  async #serveStale<T>(fill: Fill, factory: Factory<T>, value: T): Promise<Outcome<T>> {
     this.#counters.staleServed++;
-    const refresh = this.#refresh(id, key, factory, o);
-    if (o.timeoutMs === 0) return value;
+    const refresh = this.refresh(fill, factory);
+    if (fill.o.timeoutMs === 0 || refresh === undefined) return { value, hit: true };
     let timer: NodeJS.Timeout | undefined;
     const stale = new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), o.timeoutMs);
+      timer = setTimeout(() => resolve(undefined), fill.o.timeoutMs);
     });
     const fresh = await Promise.race([refresh, stale]).finally(() => clearTimeout(timer));
-    return fresh === undefined ? value : (fresh.value as Awaited<T>);
+    return fresh === undefined ? { value, hit: true } : { value: fresh.value as T, hit: false };
   }
 
-  /** The entry at `key`: `null` when missing (or unreadable), else its value and whether it is stale. */
-  #read(key: string, o: Resolved): Promise<{ value: unknown; stale: boolean } | null> {
-    return this.#host.run('getOrSet', (engine, ks) => {
+  /** The entry at `key`: `null` when missing (or unreadable), else its value and freshness. @internal */
+  read(op: string, key: string, o: Resolved): Promise<Entry | null> {
+    return this.#host.io(op, (engine, ks) => {
       const stored = ks.key(key);
-      if (o.grace === 0) return engine.get(stored).then((raw) => this.#entry(raw, -1, o));
+      if (o.grace === 0 && o.eagerRefresh === 0) {
+        return engine.get(stored).then((raw) => this.entry(raw, undefined, o, () => engine.pttl(stored)));
+      }
       return Promise.all([engine.get(stored), engine.pttl(stored)]).then(([raw, pttl]) =>
-        this.#entry(raw, pttl, o),
+        this.entry(raw, pttl, o, () => engine.pttl(stored)),
       );
     });
   }
 
-  #entry(raw: string | null, pttl: number, o: Resolved): { value: unknown; stale: boolean } | null {
+  /**
+   * Decode a raw entry and judge its freshness (`pttl`: its remaining lifetime, `undefined` when not
+   * read; `readPttl` reads it when the entry's own grace needs it). @internal
+   */
+  entry(
+    raw: string | null,
+    pttl: number | undefined,
+    o: Resolved,
+    readPttl: () => Promise<number>,
+  ): Entry | null | Promise<Entry | null> {
     if (raw === null) return null;
-    let value: unknown;
+    let decoded: { value: unknown; meta?: EntryMeta };
     try {
-      value = this.#decode(raw, o);
+      decoded = this.#decode(raw, o);
     } catch {
       return null; // a corrupt entry is a miss; the fill overwrites it
     }
-    return { value, stale: pttl >= 0 && pttl <= o.grace * 1000 };
+    const ttl = decoded.meta?.ttl ?? o.ttl;
+    const grace = decoded.meta?.grace ?? o.grace;
+    if (pttl === undefined && grace > 0) {
+      // The factory gave this entry a grace the call's options do not have: one more read.
+      return readPttl().then((ms) => ({
+        value: decoded.value,
+        state: freshness(ms, ttl, grace, o.eagerRefresh),
+      }));
+    }
+    return { value: decoded.value, state: freshness(pttl, ttl, grace, o.eagerRefresh) };
   }
 
-  #decode(raw: string, o: Resolved): unknown {
-    return o.typed ? decodeResult(raw, (text) => this.#host.decode(text)) : this.#host.decode(raw);
+  #decode(raw: string, o: Resolved): { value: unknown; meta?: EntryMeta } {
+    const decode = (text: string) => this.#host.decode(text);
+    return o.typed ? decodeEntry(raw, decode) : { value: decode(raw) };
   }
 
   /** Fill a missing value: take the lock and run the factory, or wait for the lock's owner. */
-  async #fill<T>(id: string, key: string, factory: Factory<T>, o: Resolved): Promise<Awaited<T>> {
-    const token = randomUUID();
-    const deadline = performance.now() + o.lockTimeoutMs;
-    const waitingSince = Date.now();
-    let waited = false;
-    let delay = FIRST_POLL_MS;
+  async #fill<T>(fill: Fill, factory: Factory<T>): Promise<T> {
+    const deadline = performance.now() + fill.o.lockTimeoutMs;
     for (;;) {
+      const token = randomUUID();
       let acquired: boolean;
       try {
-        acquired = await this.#acquire(key, token, o);
+        acquired = await this.acquire(fill, token);
       } catch (err) {
-        if (!isCacheFailure(err) || this.#host.closed()) throw err;
-        this.#cacheFailed(err, o);
-        return this.#withoutCache(id, factory, o);
+        return this.cacheFailed(err, fill, factory);
       }
       if (acquired) {
-        const current = await this.#recheck(key, o, token);
-        if (current !== undefined) return current.value as Awaited<T>;
-        return this.#produce(id, key, factory, o, token);
+        const current = await this.#recheck(fill, token);
+        if (current !== undefined) return current.value as T;
+        return this.produce(fill, factory, token);
       }
-      if (!waited) {
-        waited = true;
-        this.#counters.lockWaits++;
+      let waited: { value: unknown } | 'free' | 'timeout';
+      try {
+        waited = await this.waitForOwner(fill, deadline);
+      } catch (err) {
+        if (err instanceof CacheFactoryError || !isCacheFailure(err)) throw err;
+        return this.cacheFailed(err, fill, factory);
       }
-      // Wait for the owner: poll the value and the lock until the value appears, the lock is free, the
-      // owner fails, or the bound passes.
-      for (;;) {
-        const left = deadline - performance.now();
-        if (left <= 0) {
-          this.#counters.lockTimeouts++;
-          return this.#produce(id, key, factory, o, null);
-        }
+      if (waited === 'timeout') {
+        this.#counters.lockTimeouts++;
+        return this.produce(fill, factory, null);
+      }
+      if (waited !== 'free') return waited.value as T;
+    }
+  }
+
+  /**
+   * Wait for the lock's owner: poll the value and the lock (at once, then 5 ms doubling to 100 ms) until
+   * the value appears, the lock is free, the owner this caller waited for fails, or `deadline` passes.
+   * @throws {CacheFactoryError} when that owner failed; a {@link CacheError} when the cache fails.
+   * @internal
+   */
+  async waitForOwner(fill: Fill, deadline: number): Promise<{ value: unknown } | 'free' | 'timeout'> {
+    let awaited: string | undefined;
+    let delay = FIRST_POLL_MS;
+    for (let first = true; ; first = false) {
+      if (fill.abandoned) throw abandonedError(fill);
+      const left = deadline - performance.now();
+      if (left <= 0) return 'timeout';
+      if (!first) {
         await sleep(Math.min(delay, left));
         delay = nextPoll(delay);
-        let polled: { found: boolean; value?: unknown; owner: string | null };
-        try {
-          polled = await this.#host.run('getOrSet', async (engine, ks) => {
-            const [raw, owner] = await Promise.all([
-              engine.get(ks.key(key)),
-              engine.get(ks.key(lockKey(key))),
-            ]);
-            if (raw !== null) {
-              try {
-                return { found: true, value: this.#decode(raw, o), owner };
-              } catch {
-                // corrupt: keep waiting for the owner's value
-              }
-            }
-            return { found: false, owner };
-          });
-        } catch (err) {
-          if (!isCacheFailure(err) || this.#host.closed()) throw err;
-          this.#cacheFailed(err, o);
-          return this.#withoutCache(id, factory, o);
-        }
-        if (polled.found) return polled.value as Awaited<T>;
-        const state = lockState(polled.owner, waitingSince);
-        if (state === 'failed') {
-          throw new CacheFactoryError(
-            `getOrSet failed: the factory of another process failed while this call waited for it`,
-          );
-        }
-        if (state === 'free') {
-          // A failure mark left before this call started waiting: remove it, then take the lock.
-          const mark = polled.owner;
-          if (mark !== null) {
-            await this.#host
-              .run('getOrSet', (engine, ks) => engine.deleteIfEquals(ks.key(lockKey(key)), mark))
-              .catch(() => undefined); // the next attempt reports a failing cache
+      }
+      const polled = await this.#host.io(fill.op, async (engine, ks) => {
+        const [raw, owner] = await Promise.all([
+          engine.get(ks.key(fill.key)),
+          engine.get(ks.key(lockKey(fill.key))),
+        ]);
+        if (raw !== null) {
+          try {
+            return { found: true, value: this.#decode(raw, fill.o).value, owner };
+          } catch {
+            // corrupt: keep waiting for the owner's value
           }
-          break;
         }
+        return { found: false, value: undefined, owner };
+      });
+      if (polled.found) return { value: polled.value };
+      const state = lockState(polled.owner, awaited);
+      if (state === 'held') {
+        if (awaited === undefined) this.#counters.lockWaits++;
+        awaited = polled.owner as string;
+      } else if (state === 'failed') {
+        throw new CacheFactoryError(
+          `${fill.op} failed: the factory of the lock's owner (another process) failed while this call waited for it`,
+        );
+      } else {
+        if (state === 'foreign-mark') {
+          // The mark of an owner this call never waited for: not this call's failure.
+          const mark = polled.owner as string;
+          await this.#host
+            .io(fill.op, (engine, ks) => engine.deleteIfEquals(ks.key(lockKey(fill.key)), mark))
+            .catch(() => undefined); // the next attempt reports a failing cache
+        }
+        return 'free';
       }
     }
   }
 
   /**
    * Run the factory as the lock's owner (`token`; `null` when running without the lock after the wait
-   * bound), store its result, release the lock.
+   * bound), store its result, release the lock. While it runs, the lock's lease is extended.
+   * @internal
    */
-  async #produce<T>(
-    id: string,
-    key: string,
-    factory: Factory<T>,
-    o: Resolved,
-    token: string | null,
-  ): Promise<Awaited<T>> {
+  async produce<T>(fill: Fill, factory: Factory<T>, token: string | null, refresh = false): Promise<T> {
+    if (fill.abandoned) {
+      // Abandoned (hardTimeoutMs) before its factory started: never start it.
+      if (token !== null) this.release(fill, token);
+      throw abandonedError(fill);
+    }
     this.#counters.factoryRuns++;
-    let result: Awaited<T>;
+    const o = fill.o;
+    const ctx = new FillContext(fill.key, o.ttl, o.grace);
+    if (token !== null) this.hold(fill, token);
+    let result: T;
     try {
-      result = await factory();
+      result = await factory(ctx);
     } catch (err) {
-      if (token !== null && !this.#closing)
-        this.#settle(this.#markFailed(key, token), 'marking a failed fill');
+      fill.lease?.stop();
+      if (token !== null && !this.#closing && !fill.abandoned) {
+        // A failed refresh: its mark holds other processes' refreshes off for graceBackoffMs (none: release).
+        const markMs = refresh ? o.graceBackoffMs : FAILURE_MARK_MS;
+        // The mark is written before the failure reaches this process's callers: a call made after
+        // they saw it finds the mark (not its owner's) instead of a lock whose owner is about to fail.
+        if (markMs > 0) await this.markFailed(fill, token, markMs);
+        else this.release(fill, token);
+      }
       throw err;
     }
+    fill.lease?.stop();
     // Closed meanwhile: close() released the lock; the result goes to the caller, nothing is stored.
     if (this.#closing) return result;
-    let encoded: string | undefined;
+    const encoded = ctx.skipped ? undefined : this.encodeFor(fill.key, result, o, ctx);
+    const ttl = Math.min(ctx.ttl + ctx.grace, MAX_TTL);
+    if (fill.abandoned) {
+      // Nobody waits for it; stored unless the key was written or this client invalidated meanwhile.
+      if (encoded !== undefined && fill.epoch === this.#epoch) {
+        this.#settle(
+          this.#host.io(fill.op, (engine, ks) => engine.setIfAbsent(ks.key(fill.key), encoded, ttl * 1000)),
+          'storing a late result',
+        );
+      }
+      return result;
+    }
+    if (encoded !== undefined) {
+      try {
+        await this.#host.io(fill.op, (engine, ks) => engine.set(ks.key(fill.key), encoded, ttl));
+      } catch (err) {
+        if (!isCacheFailure(err) || this.#host.closed()) throw err;
+        this.noteCacheError(err, fill);
+        o.fallback?.set(fill.id, encoded, { ttl: o.fallbackTtlMs });
+      }
+    }
+    if (token !== null) this.release(fill, token);
+    return this.asRead(result, encoded, o);
+  }
+
+  /**
+   * What a hit would return for a result stored as `encoded`: with the client's codec, its round trip
+   * (a miss returns what the next hit returns); typed results keep their types, so the result itself.
+   * @internal
+   */
+  asRead<T>(result: T, encoded: string | undefined, o: Resolved): T {
+    return o.typed || encoded === undefined ? result : (this.#host.decode(encoded) as T);
+  }
+
+  /**
+   * `result` encoded for storage (with the context's metadata when the factory changed it), or
+   * `undefined` (with a warning) when it cannot be stored. @internal
+   */
+  encodeFor(key: string, result: unknown, o: Resolved, ctx: FillContext): string | undefined {
     try {
-      encoded = o.typed ? this.#host.checkSize(encodeResult(result)) : this.#host.encode(result);
+      if (!o.typed) return this.#host.encode(result);
+      const meta = ctx.changed ? { ttl: ctx.ttl, grace: ctx.grace, tags: ctx.tags } : undefined;
+      return this.#host.checkSize(encodeResult(result, meta));
     } catch (err) {
       this.#host.logger.warn(
         `peak-cache: the result for ${JSON.stringify(key)} is not cached: ${describe(err)}`,
       );
+      return undefined;
     }
-    try {
-      if (encoded !== undefined) {
-        const value = encoded;
-        await this.#host.run('getOrSet', (engine, ks) =>
-          engine.set(ks.key(key), value, Math.min(o.ttl + o.grace, MAX_TTL)),
-        );
-      }
-    } catch (err) {
-      if (!isCacheFailure(err) || this.#host.closed()) throw err;
-      this.#cacheFailed(err, o);
-      if (encoded !== undefined) o.fallback?.set(id, encoded, { ttl: o.fallbackTtlMs });
-    }
-    if (token !== null) this.#settle(this.#release(key, token), 'releasing a fill lock');
-    return result;
   }
 
-  /** The factory's run while the cache is failing: serve or fill the fallback. */
-  async #withoutCache<T>(id: string, factory: Factory<T>, o: Resolved): Promise<Awaited<T>> {
-    const cached = o.fallback?.get(id);
+  /**
+   * The cache failed during a call (`err`): with a failure of the cache as a whole the breaker opens;
+   * either way this call runs without the cache. Anything else (the factory's error, a closed client)
+   * is rethrown. @internal
+   */
+  cacheFailed<T>(err: unknown, fill: Fill, factory: Factory<T>): Promise<T> {
+    if (!isCacheFailure(err) || this.#host.closed() || fill.abandoned) return Promise.reject(err);
+    this.noteCacheError(err, fill);
+    return this.withoutCache(fill, factory);
+  }
+
+  /** Count a cache error; open the breaker only when the cache failed as a whole. @internal */
+  noteCacheError(err: unknown, fill: Fill): void {
+    this.#counters.cacheErrors++;
+    if (!opensBreaker(err)) {
+      this.#host.logger.warn(
+        `peak-cache: ${fill.op} of ${JSON.stringify(fill.key)} skips the cache for this call: ${describe(err)}`,
+      );
+      return;
+    }
+    const ms = fill.o.breakerMs;
+    if (ms > 0 && this.#breaker.trip(ms)) {
+      this.#host.logger.warn(
+        `peak-cache: cached functions skip the cache for ${ms} ms after a failure: ${describe(err)}`,
+      );
+    }
+  }
+
+  /** Whether the breaker is open (many.ts). @internal */
+  breakerOpen(): boolean {
+    return this.#breaker.isOpen();
+  }
+
+  /** The factory's run while the cache is failing: serve or fill the fallback. @internal */
+  async withoutCache<T>(fill: Fill, factory: Factory<T>): Promise<T> {
+    const o = fill.o;
+    const cached = o.fallback?.get(fill.id);
     if (cached !== undefined) {
       try {
-        const value = this.#decode(cached, o);
+        const value = this.#decode(cached, o).value;
         this.#counters.fallbackHits++;
-        return value as Awaited<T>;
+        return value as T;
       } catch {
-        o.fallback?.delete(id);
+        o.fallback?.delete(fill.id);
       }
     }
     this.#counters.factoryRuns++;
-    const result = await factory();
-    if (o.fallback !== undefined) {
+    const ctx = new FillContext(fill.key, o.ttl, o.grace);
+    const result = await factory(ctx);
+    let encoded: string | undefined;
+    if (!ctx.skipped) {
       try {
-        o.fallback.set(id, o.typed ? this.#host.checkSize(encodeResult(result)) : this.#host.encode(result), {
-          ttl: o.fallbackTtlMs,
-        });
+        encoded = o.typed ? this.#host.checkSize(encodeResult(result)) : this.#host.encode(result);
+        o.fallback?.set(fill.id, encoded, { ttl: o.fallbackTtlMs });
       } catch {
         // not encodable: not kept
       }
     }
-    return result;
+    return this.asRead(result, encoded, o);
   }
 
-  /** A background refresh of a stale value (one per key in this process; one across processes). */
-  #refresh<T>(
-    id: string,
-    key: string,
-    factory: Factory<T>,
-    o: Resolved,
-  ): Promise<{ value: unknown } | undefined> {
-    const running = this.#refreshing.get(id) as Promise<{ value: unknown } | undefined> | undefined;
+  /**
+   * A background refresh (grace or eager refresh): one per key in this process, one across processes
+   * (through the lock), none for `graceBackoffMs` after a failed one. `undefined` when none starts.
+   * @internal
+   */
+  refresh<T>(of: Fill, factory: Factory<T>): Promise<{ value: unknown } | undefined> | undefined {
+    const { id } = of;
+    const running = this.#refreshing.get(id);
     if (running !== undefined) return running;
+    if (this.#backoff.get(id) !== undefined) return undefined;
+    const fill = this.newFill(of.op, of.key, of.o);
     const token = randomUUID();
-    const refresh = this.#acquire(key, token, o)
-      .then(async (acquired) => {
-        if (!acquired) return undefined; // another process is refreshing
-        const current = await this.#recheck(key, o, token);
-        if (current !== undefined) return current; // another process has just refreshed it
-        this.#counters.refreshes++;
-        return { value: await this.#produce(id, key, factory, o, token) };
-      })
+    const work = this.acquire(fill, token).then(async (acquired) => {
+      if (!acquired) return undefined; // another process is refreshing (or its refresh failed lately)
+      const current = await this.#recheck(fill, token);
+      if (current !== undefined) return current; // another process has just refreshed it
+      this.#counters.refreshes++;
+      return { value: await this.produce(fill, factory, token, true) };
+    });
+    const refresh = this.bounded(fill, work)
       .catch((err: unknown) => {
         if (this.#closing) return undefined; // abandoned by close(): nothing to report
-        if (isCacheFailure(err)) this.#cacheFailed(err, o);
-        else this.#counters.refreshErrors++;
+        if (isCacheFailure(err) && !(err instanceof CacheTimeoutError && fill.abandoned)) {
+          this.noteCacheError(err, fill);
+        } else {
+          this.#counters.refreshErrors++;
+          if (fill.o.graceBackoffMs > 0) this.#backoff.set(id, true, { ttl: fill.o.graceBackoffMs });
+        }
         this.#host.logger.warn(
-          `peak-cache: refreshing ${JSON.stringify(key)} failed (the stale value is served until its grace ends): ${describe(err)}`,
+          `peak-cache: refreshing ${JSON.stringify(fill.key)} failed (the stale value is served until its grace ends): ${describe(err)}`,
         );
         return undefined;
       })
@@ -719,62 +859,102 @@ export class CachedFunctions {
    * `undefined` means the lock's owner must run the factory (also when this read fails: the run then
    * meets the failing cache as a fill does).
    */
-  async #recheck(key: string, o: Resolved, token: string): Promise<{ value: unknown } | undefined> {
-    let entry: { value: unknown; stale: boolean } | null;
+  async #recheck(fill: Fill, token: string): Promise<{ value: unknown } | undefined> {
+    let entry: Entry | null;
     try {
-      entry = await this.#read(key, o);
+      entry = await this.read(fill.op, fill.key, fill.o);
     } catch (err) {
       if (!isCacheFailure(err) || this.#host.closed()) {
-        this.#settle(this.#release(key, token), 'releasing a fill lock');
+        this.release(fill, token);
         throw err;
       }
       return undefined;
     }
-    if (entry === null || entry.stale) return undefined;
+    if (entry === null || entry.state !== 'fresh') return undefined;
     this.#counters.rechecks++;
-    this.#settle(this.#release(key, token), 'releasing a fill lock');
+    this.release(fill, token);
     return { value: entry.value };
   }
 
-  /** Take the fill lock of `key` with `token` (`SET NX PX lockTtlMs`); remembered until released. */
-  #acquire(key: string, token: string, o: Resolved): Promise<boolean> {
-    return this.#host
-      .run('getOrSet', (engine, ks) => {
-        const lock = ks.key(lockKey(key));
-        this.#held.set(token, lock);
-        return engine.setIfAbsent(lock, token, o.lockTtlMs);
-      })
-      .then(
-        (acquired) => {
-          if (!acquired) this.#held.delete(token);
-          return acquired;
-        },
-        (err: unknown) => {
-          this.#held.delete(token);
-          throw err;
-        },
-      );
+  /** Own a lock write until it settles (close() lets it finish). */
+  #track<V>(write: Promise<V>): Promise<V> {
+    this.#lockIo.add(write);
+    const done = () => this.#lockIo.delete(write);
+    write.then(done, done);
+    return write;
   }
 
-  #release(key: string, token: string): Promise<unknown> {
-    return this.#host.run('getOrSet', (engine, ks) => {
-      this.#held.delete(token);
-      return engine.deleteIfEquals(ks.key(lockKey(key)), token);
+  /** Take the fill lock of `fill.key` with `token` (`SET NX PX lockTtlMs`); remembered until released. @internal */
+  acquire(fill: Fill, token: string): Promise<boolean> {
+    const taken = this.#host.io(fill.op, (engine, ks) => {
+      const lock = ks.key(lockKey(fill.key));
+      this.#held.set(token, lock);
+      return engine.setIfAbsent(lock, token, fill.o.lockTtlMs);
     });
+    return this.#track(taken).then(
+      (acquired) => {
+        if (!acquired) this.#held.delete(token);
+        return acquired;
+      },
+      (err: unknown) => {
+        this.#held.delete(token);
+        throw err;
+      },
+    );
   }
 
-  /** Swap our lock for a failure mark, so callers waiting on it get the failure (see lock.ts). */
-  #markFailed(key: string, token: string): Promise<unknown> {
-    return this.#host.run('getOrSet', async (engine, ks) => {
-      // Overwrite in one command, so no waiter sees the lock free in between (it would run the factory
-      // again). Checked first: only a lock that expired in the meantime and was taken by another owner
-      // during this one round trip could be overwritten.
-      const lock = ks.key(lockKey(key));
-      this.#held.delete(token);
+  /** `fill` owns the lock `token` from now on: its lease is extended until released. @internal */
+  hold(fill: Fill, token: string): void {
+    fill.token = token;
+    fill.lease = new Lease(() => this.#extend(fill, token), fill.o.lockTtlMs);
+  }
+
+  /** Extend the lease of `token` (compare-and-extend); `false` once it is not ours or not needed. */
+  #extend(fill: Fill, token: string): Promise<boolean> {
+    if (this.#closing || fill.abandoned || fill.token !== token) return Promise.resolve(false);
+    return this.#track(
+      this.#host.io(fill.op, (engine, ks) =>
+        engine.pexpireIfEquals(ks.key(lockKey(fill.key)), token, fill.o.lockTtlMs),
+      ),
+    );
+  }
+
+  /** Release `token`'s lock (compare-and-delete), in the background. @internal */
+  release(fill: Fill, token: string): void {
+    if (fill.token === token) {
+      fill.token = null;
+      fill.lease?.stop();
+    }
+    const released = this.#host.io(fill.op, (engine, ks) =>
+      engine.deleteIfEquals(ks.key(lockKey(fill.key)), token),
+    );
+    const forget = () => this.#held.delete(token);
+    released.then(forget, forget);
+    this.#settle(this.#track(released), 'releasing a fill lock');
+  }
+
+  /**
+   * Replace our lock with a failure mark naming our token (for `ttlMs`), so the callers waiting for this
+   * owner get the failure (see lock.ts). Settles (never rejects) once written; close() lets it finish.
+   * @internal
+   */
+  markFailed(fill: Fill, token: string, ttlMs: number): Promise<void> {
+    fill.token = null;
+    const marked = this.#host.io(fill.op, async (engine, ks) => {
+      // Checked first: only a lock that expired in the meantime and was taken by another owner during
+      // this one round trip could be overwritten.
+      const lock = ks.key(lockKey(fill.key));
       if ((await engine.get(lock)) === token) {
-        await engine.set(lock, failureMark(), FAILURE_MARK_MS / 1000);
+        const mark = failureMark(token);
+        await engine.set(lock, mark, Math.ceil(ttlMs / 1000));
+        if (ttlMs % 1000 !== 0) await engine.pexpireIfEquals(lock, mark, ttlMs);
       }
     });
+    const forget = () => {
+      this.#held.delete(token);
+    };
+    this.#settle(this.#track(marked), 'marking a failed fill');
+    return marked.then(forget, forget);
   }
 
   /** Own a background promise: its failure is counted and reported, never unhandled. */
@@ -785,13 +965,13 @@ export class CachedFunctions {
       this.#host.logger.warn(`peak-cache: ${what} failed: ${describe(err)}`);
     });
   }
+}
 
-  #cacheFailed(err: unknown, o: Resolved): void {
-    this.#counters.cacheErrors++;
-    if (o.breakerMs > 0 && this.#breaker.trip(o.breakerMs)) {
-      this.#host.logger.warn(
-        `peak-cache: cached functions skip the cache for ${o.breakerMs} ms after a failure: ${describe(err)}`,
-      );
-    }
-  }
+/** What the steps of an abandoned fill throw (its callers already got their `CacheTimeoutError`). */
+function abandonedError(fill: Fill): CacheTimeoutError {
+  return new CacheTimeoutError(`${fill.op} failed: the fill was abandoned at hardTimeoutMs`);
+}
+
+function miss<T>(value: T): Outcome<T> {
+  return { value, hit: false };
 }

@@ -26,8 +26,12 @@ export interface CachedFunctionStats {
   readonly rechecks: number;
   /** Waits that reached `lockTimeoutMs`, after which the caller ran the factory itself. */
   readonly lockTimeouts: number;
-  /** Background refreshes started (grace). */
+  /** Background refreshes started (grace or eager refresh). */
   readonly refreshes: number;
+  /** Hits past the `eagerRefresh` point of their TTL (each asked for a background refresh). */
+  readonly eagerRefreshes: number;
+  /** Fills abandoned at `hardTimeoutMs` (their callers rejected with `CacheTimeoutError`). */
+  readonly hardTimeouts: number;
   /** Background refreshes that failed (the stale value stays until its grace ends). */
   readonly refreshErrors: number;
   /** Cache operations that failed (connection, timeout, out of memory) during cached calls. */
@@ -53,6 +57,8 @@ export class CachedFunctionCounters {
   rechecks = 0;
   lockTimeouts = 0;
   refreshes = 0;
+  eagerRefreshes = 0;
+  hardTimeouts = 0;
   refreshErrors = 0;
   cacheErrors = 0;
   breakerTrips = 0;

@@ -48,7 +48,13 @@ import {
 } from '@redis/client';
 import { CacheConnectionError, CacheError, CacheTimeoutError, CacheValidationError } from '../errors.js';
 import { type TrackingListener, TrackingProvider } from '../near-cache/tracking.js';
-import { deleteIfEquals, type ScriptingState, type SendOne, setIfAbsent } from './conditional.js';
+import {
+  deleteIfEquals,
+  pexpireIfEquals,
+  type ScriptingState,
+  type SendOne,
+  setIfAbsent,
+} from './conditional.js';
 import type { Engine } from './engine.js';
 import { msetWithTtl } from './mset-ttl.js';
 import { reconnectDelay } from './redis.js';
@@ -944,6 +950,11 @@ export class ClusterEngine implements Engine {
   /** {@inheritDoc Engine.deleteIfEquals} */
   deleteIfEquals(key: string, value: string): Promise<boolean> {
     return deleteIfEquals(this.#sendOne, this.#conditional, key, value);
+  }
+
+  /** {@inheritDoc Engine.pexpireIfEquals} */
+  pexpireIfEquals(key: string, value: string, ttlMs: number): Promise<boolean> {
+    return pexpireIfEquals(this.#sendOne, this.#conditional, key, value, ttlMs);
   }
 
   /**

@@ -47,6 +47,12 @@ export interface Engine {
    */
   deleteIfEquals(key: string, value: string): Promise<boolean>;
   /**
+   * Set the expiry of `key` to `ttlMs` milliseconds only while its value is `value` (compare-and-extend,
+   * for renewing a lock lease only by its owner); `true` when extended. Atomic where the server allows
+   * scripting; see `conditional.ts`.
+   */
+  pexpireIfEquals(key: string, value: string, ttlMs: number): Promise<boolean>;
+  /**
    * Near cache hook (optional: the Redis and Cluster engines have it, the memory engine does not): every
    * connection opened afterwards uses RESP3 with `CLIENT TRACKING ON` in its handshake and reports the
    * server's invalidations, and every failed, closed or replaced connection, to `listener`. Call once,

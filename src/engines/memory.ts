@@ -153,6 +153,17 @@ export class MemoryEngine implements Engine {
     return this.#store.data.delete(key);
   }
 
+  /** Set `key`'s expiry to `ttlMs` only while its value is `value`; `true` when extended. */
+  async pexpireIfEquals(key: string, value: string, ttlMs: number): Promise<boolean> {
+    const now = this.#now();
+    if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0)
+      throw new Error("invalid expire time in 'pexpire' command");
+    const entry = this.#lookup(key, now);
+    if (entry?.value !== value) return false;
+    entry.expiresAt = now + ttlMs;
+    return true;
+  }
+
   /**
    * Every live key matching the Redis glob `match`, in batches. Like `SCAN` with `COUNT count`, each
    * step examines `count` keys and yields the matching ones (empty batches are skipped). The key list is

@@ -14,7 +14,13 @@
 import { ClientOfflineError, createClient, type RedisClientType } from '@redis/client';
 import { CacheConnectionError, CacheTimeoutError } from '../errors.js';
 import { type TrackingListener, TrackingProvider, trackingClientOptions } from '../near-cache/tracking.js';
-import { deleteIfEquals, type ScriptingState, type SendOne, setIfAbsent } from './conditional.js';
+import {
+  deleteIfEquals,
+  pexpireIfEquals,
+  type ScriptingState,
+  type SendOne,
+  setIfAbsent,
+} from './conditional.js';
 import type { Engine } from './engine.js';
 import { msetWithTtl, type SendArgs } from './mset-ttl.js';
 import { type ErrorContext, isAuthFailure, toCacheError } from './redis-errors.js';
@@ -314,6 +320,11 @@ export class RedisEngine implements Engine {
   /** {@inheritDoc Engine.deleteIfEquals} */
   deleteIfEquals(key: string, value: string): Promise<boolean> {
     return deleteIfEquals(this.#sendOne, this.#conditional, key, value);
+  }
+
+  /** {@inheritDoc Engine.pexpireIfEquals} */
+  pexpireIfEquals(key: string, value: string, ttlMs: number): Promise<boolean> {
+    return pexpireIfEquals(this.#sendOne, this.#conditional, key, value, ttlMs);
   }
 
   /** {@inheritDoc Engine.scan} */

@@ -67,6 +67,11 @@ export class NearCacheEngine implements Engine {
     return this.#near.written([key], this.#inner.deleteIfEquals(key, value));
   }
 
+  /** {@inheritDoc Engine.pexpireIfEquals} */
+  pexpireIfEquals(key: string, value: string, ttlMs: number): Promise<boolean> {
+    return this.#inner.pexpireIfEquals(key, value, ttlMs);
+  }
+
   /** {@inheritDoc Engine.exists} */
   exists(keys: readonly string[]): Promise<number> {
     return this.#inner.exists(keys);
