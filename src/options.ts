@@ -32,7 +32,7 @@ export interface ConnectionConfig {
    * Longest wait to establish a connection (TCP, TLS, authentication), in milliseconds. After the server
    * failed to reply within `timeoutMs`, the next connection must come up within the smaller of the two
    * (a frozen server accepts TCP but never answers), until one succeeds.
-   * @default 5000
+   * @default `timeoutMs` when that is set and below 5000, else 5000
    */
   connectTimeoutMs?: number;
   /**
@@ -213,10 +213,15 @@ export function resolveSettings(config: ConnectionConfig): ConnectionSettings {
     throw new CacheValidationError('The `connectionConfig.cluster` option must be a boolean');
   }
   const keepAlive = config.keepAliveMs ?? DEFAULT_SETTINGS.keepAliveMs;
+  const timeoutMs = positiveInteger(
+    config.timeoutMs ?? DEFAULT_SETTINGS.timeoutMs,
+    'connectionConfig.timeoutMs',
+  );
   return {
-    timeoutMs: positiveInteger(config.timeoutMs ?? DEFAULT_SETTINGS.timeoutMs, 'connectionConfig.timeoutMs'),
+    timeoutMs,
+    // `timeoutMs` bounds the first connection too (a frozen server accepts TCP and never answers).
     connectTimeoutMs: positiveInteger(
-      config.connectTimeoutMs ?? DEFAULT_SETTINGS.connectTimeoutMs,
+      config.connectTimeoutMs ?? Math.min(timeoutMs, DEFAULT_SETTINGS.connectTimeoutMs),
       'connectionConfig.connectTimeoutMs',
     ),
     keepAliveMs: keepAlive === false ? false : positiveInteger(keepAlive, 'connectionConfig.keepAliveMs'),
