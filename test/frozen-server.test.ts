@@ -5,7 +5,7 @@
  * settles before a timer of half the timeout, started with it, fires) and with generous bounds only.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CacheClient, CacheConnectionError, CacheTimeoutError } from '../src/index.js';
+import { type CacheClient, CacheConnectionError, CacheTimeoutError } from '../src/index.js';
 import { ClientPool } from './helpers/clients.js';
 import { untilAnswering } from './helpers/recovery.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
@@ -14,7 +14,10 @@ const TIMEOUT_MS = 400;
 const quiet = { debug: () => {}, warn: () => {} };
 
 /** Whether `call` settles before a `ms` timer started at the same time fires. */
-async function settlesWithin(call: Promise<unknown>, ms: number): Promise<{ first: boolean; error: unknown }> {
+async function settlesWithin(
+  call: Promise<unknown>,
+  ms: number,
+): Promise<{ first: boolean; error: unknown }> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timer'>((r) => {
     timer = setTimeout(() => r('timer'), ms);
