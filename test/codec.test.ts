@@ -91,6 +91,11 @@ describe('json codec and validation', () => {
       [{ e: new Error('boom') }, /an Error would be stored as \{\}/],
       [new Uint8Array([1, 2]), /binary data/],
       [{ b: new ArrayBuffer(4) }, /binary data/],
+      // A Buffer's own toJSON would store {"type": "Buffer", "data": [...]}.
+      [Buffer.from('hi'), /binary data \(a Buffer/],
+      [{ file: Buffer.from('hi') }, /binary data/],
+      [[new Float64Array(2)], /binary data/],
+      [new DataView(new ArrayBuffer(2)), /binary data/],
       [Promise.resolve(1), /a Promise/],
       [new WeakMap(), /a WeakMap has no readable contents/],
     ];
