@@ -97,7 +97,7 @@ export class RedisEngine implements Engine {
   /** @param options - connection settings; no I/O happens until the first command. */
   constructor(options: RedisEngineOptions) {
     this.#options = options;
-    this.#ctx = { target: describeTarget(options.url), timeoutMs: options.timeoutMs };
+    this.#ctx = { target: describeTarget(options.url), timeoutMs: options.timeoutMs, standalone: true };
   }
 
   #createClient(): Client {
