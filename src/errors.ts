@@ -52,7 +52,11 @@ export class CacheConnectionError extends CacheError {
   override readonly name: string = 'CacheConnectionError';
 }
 
-/** The server did not answer within the configured `timeout`. */
+/**
+ * The server did not answer within `connectionConfig.timeoutMs` (a reply), or a connection did not come
+ * up within `connectionConfig.connectTimeoutMs`; also what calls fail fast with afterwards, until a new
+ * connection answers.
+ */
 export class CacheTimeoutError extends CacheConnectionError {
   override readonly code: string = 'ERR_CACHE_TIMEOUT';
   override readonly name: string = 'CacheTimeoutError';
