@@ -17,6 +17,7 @@ import { KeySpace, validateKey, validatePattern, validatePrefix } from './keys.j
 import { type CacheLogger, defaultLogger, formatKeys, isDebugEnabled } from './logger.js';
 import { NearCache, withNearCache } from './near-cache/near-cache.js';
 import { resolveNearCacheOptions } from './near-cache/options.js';
+import { nameOperations } from './operation.js';
 import {
   type CacheClientOptions,
   type ConnectionSettings,
@@ -690,13 +691,17 @@ function abandon(engine: Engine): void {
 /** Re-throw `err` as the same class of {@link CacheError}, its message prefixed with the operation. */
 function withOperation(operation: string, err: unknown): CacheError {
   if (err instanceof CacheError) {
-    if (err.message.startsWith(`${operation} failed`)) return err;
+    // Already named: by an earlier pass, or a validation error raised inside the operation.
+    if (err.message.startsWith(`${operation} failed`) || err.message.startsWith(`${operation}:`)) return err;
     const Class = err.constructor as new (message: string, options: { cause: unknown }) => CacheError;
     return new Class(`${operation} failed: ${err.message}`, { cause: err.cause ?? err });
   }
   const reason = err instanceof Error ? err.message.split('\n')[0] : 'unexpected error';
   return new CacheError(`${operation} failed: ${reason}`, { cause: err });
 }
+
+// Validation errors name the method they come from (see operation.ts).
+nameOperations(CacheClient.prototype);
 
 /**
  * Create a {@link CacheClient} (Python: `get_client`).

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { currentOperation } from './operation.js';
+
 /** Options accepted by every peak-cache error constructor. */
 export interface CacheErrorOptions {
   /** The underlying error (driver, network, JSON), kept for diagnosis. */
@@ -36,11 +38,24 @@ export class CacheError extends Error {
 
 /**
  * Bad input rejected before any I/O: an invalid tenant, prefix, key, pattern, TTL, option, or a value
- * that cannot be serialised.
+ * that cannot be serialised. Raised by a client method, its message starts with the method's name
+ * (`get: A key must be a string, got number`).
  */
 export class CacheValidationError extends CacheError {
   override readonly code: string = 'ERR_CACHE_VALIDATION';
   override readonly name: string = 'CacheValidationError';
+
+  /**
+   * @param message - what is invalid; prefixed with the client operation running, if any.
+   * @param options - `cause`: the underlying error.
+   */
+  constructor(message: string, options?: CacheErrorOptions) {
+    const operation = currentOperation();
+    super(
+      operation === undefined || message.startsWith(`${operation}`) ? message : `${operation}: ${message}`,
+      options,
+    );
+  }
 }
 
 /**
