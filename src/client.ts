@@ -28,6 +28,7 @@ import {
 } from './options.js';
 import { type CacheStats, StatsRecorder } from './stats.js';
 import { requireWellFormed } from './unicode.js';
+import type { CodecOption, DecodedValue, ReadableType } from './value-types.js';
 
 /** Largest TTL accepted, in seconds (about 136 years). */
 export const MAX_TTL_SECONDS = 2 ** 32;
@@ -95,8 +96,11 @@ function validateTtl(ttl: unknown, name = 'ttl'): number {
  * await cache.get<{ name: string }>('user:1'); // { name: 'Ada' }
  * await cache.close();
  * ```
+ *
+ * @typeParam C - the `codec` option, inferred from it (`'peak'` when not given): it types what `get`
+ *   and `mget` can return (see {@link ReadableType}).
  */
-export class CacheClient {
+export class CacheClient<C extends CodecOption = 'peak'> {
   readonly #source: ConnectionSource;
   readonly #settings: ConnectionSettings;
   readonly #codec: Codec;
@@ -121,7 +125,7 @@ export class CacheClient {
    * @throws {CacheValidationError} for an invalid option (the message names it).
    * @throws {CacheConnectionError} when no connection source is configured.
    */
-  constructor(options: CacheClientOptions = {}) {
+  constructor(options: CacheClientOptions<C> = {}) {
     if (options === null || typeof options !== 'object')
       throw new CacheValidationError('Options must be an object');
     checkKnownOptions(options);
@@ -203,9 +207,13 @@ export class CacheClient {
 
   /**
    * The value at `key` (decoded by the codec), or `defaultValue` (else `null`) when missing.
+   *
+   * Typed by the codec: under `'peak'`, `T` may only be a string or an object type, since a number,
+   * boolean or `null` stored reads back as a string (`get<number>` does not compile); the default `T` is
+   * what the codec returns ({@link DecodedValue}). The result type includes `defaultValue`'s type.
    */
-  get<T = unknown>(key: string): Promise<T | null>;
-  get<T = unknown, D = T>(key: string, defaultValue: D): Promise<T | D>;
+  get<T extends ReadableType<C> = DecodedValue<C>>(key: string): Promise<T | null>;
+  get<T extends ReadableType<C> = DecodedValue<C>, D = T>(key: string, defaultValue: D): Promise<T | D>;
   get<T, D>(key: string, defaultValue?: D): Promise<T | D | null> {
     try {
       validateKey(key);
@@ -275,8 +283,11 @@ export class CacheClient {
     });
   }
 
-  /** Values of `keys` in order, `null` for misses. No keys: `[]`, with no I/O. */
-  async mget<T = unknown>(...keys: string[]): Promise<(T | null)[]> {
+  /**
+   * Values of `keys` in order, `null` for misses. No keys: `[]`, with no I/O. `T` is limited by the
+   * codec as for {@link CacheClient.get}.
+   */
+  async mget<T extends ReadableType<C> = DecodedValue<C>>(...keys: string[]): Promise<(T | null)[]> {
     for (const key of keys) validateKey(key);
     if (keys.length === 0) return [];
     const near = this.#near;
@@ -707,6 +718,8 @@ nameOperations(CacheClient.prototype);
  * Create a {@link CacheClient} (Python: `get_client`).
  * @param options - see {@link CacheClientOptions}.
  */
-export function getClient(options: CacheClientOptions = {}): CacheClient {
+export function getClient<C extends CodecOption = 'peak'>(
+  options: CacheClientOptions<C> = {},
+): CacheClient<C> {
   return new CacheClient(options);
 }

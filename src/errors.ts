@@ -7,6 +7,16 @@
 
 import { currentOperation } from './operation.js';
 
+/**
+ * The `code` of every peak-cache error, one per class (see the README's "Failures" table):
+ * `ERR_CACHE` ({@link CacheError}), `ERR_CACHE_VALIDATION`, `ERR_CACHE_CONNECTION`, `ERR_CACHE_TIMEOUT`,
+ * `ERR_CACHE_AUTH`, `ERR_CACHE_FACTORY`.
+ */
+export type CacheErrorCode = 'ERR_CACHE' | 'ERR_CACHE_VALIDATION' | ConnectionErrorCode | 'ERR_CACHE_FACTORY';
+
+/** The codes of {@link CacheConnectionError} and its subclasses (timeout, rejected credentials). */
+export type ConnectionErrorCode = 'ERR_CACHE_CONNECTION' | 'ERR_CACHE_TIMEOUT' | 'ERR_CACHE_AUTH';
+
 /** Options accepted by every peak-cache error constructor. */
 export interface CacheErrorOptions {
   /** The underlying error (driver, network, JSON), kept for diagnosis. */
@@ -22,8 +32,8 @@ export interface CacheErrorOptions {
  * ```
  */
 export class CacheError extends Error {
-  /** Stable machine-readable code of this error class. */
-  readonly code: string = 'ERR_CACHE';
+  /** Stable machine-readable code of this error class (a subclass narrows it to its own). */
+  readonly code: CacheErrorCode = 'ERR_CACHE';
   /** The class name (`'CacheError'`, `'CacheTimeoutError'`, ...), shown in stack traces. */
   override readonly name: string = 'CacheError';
 
@@ -42,7 +52,7 @@ export class CacheError extends Error {
  * (`get: A key must be a string, got number`).
  */
 export class CacheValidationError extends CacheError {
-  override readonly code: string = 'ERR_CACHE_VALIDATION';
+  override readonly code: 'ERR_CACHE_VALIDATION' = 'ERR_CACHE_VALIDATION';
   override readonly name: string = 'CacheValidationError';
 
   /**
@@ -63,7 +73,7 @@ export class CacheValidationError extends CacheError {
  * rejected, server unreachable, connection lost, or the server stopped answering.
  */
 export class CacheConnectionError extends CacheError {
-  override readonly code: string = 'ERR_CACHE_CONNECTION';
+  override readonly code: ConnectionErrorCode = 'ERR_CACHE_CONNECTION';
   override readonly name: string = 'CacheConnectionError';
 }
 
@@ -73,13 +83,13 @@ export class CacheConnectionError extends CacheError {
  * connection answers.
  */
 export class CacheTimeoutError extends CacheConnectionError {
-  override readonly code: string = 'ERR_CACHE_TIMEOUT';
+  override readonly code: 'ERR_CACHE_TIMEOUT' = 'ERR_CACHE_TIMEOUT';
   override readonly name: string = 'CacheTimeoutError';
 }
 
 /** The server rejected the credentials (WRONGPASS / NOAUTH), or the platform refused the token. */
 export class CacheAuthError extends CacheConnectionError {
-  override readonly code: string = 'ERR_CACHE_AUTH';
+  override readonly code: 'ERR_CACHE_AUTH' = 'ERR_CACHE_AUTH';
   override readonly name: string = 'CacheAuthError';
 }
 
@@ -89,6 +99,6 @@ export class CacheAuthError extends CacheConnectionError {
  * Callers in the failing process receive the factory's own error.
  */
 export class CacheFactoryError extends CacheError {
-  override readonly code: string = 'ERR_CACHE_FACTORY';
+  override readonly code: 'ERR_CACHE_FACTORY' = 'ERR_CACHE_FACTORY';
   override readonly name: string = 'CacheFactoryError';
 }

@@ -20,10 +20,12 @@ export {
   CacheAuthError,
   CacheConnectionError,
   CacheError,
+  type CacheErrorCode,
   type CacheErrorOptions,
   CacheFactoryError,
   CacheTimeoutError,
   CacheValidationError,
+  type ConnectionErrorCode,
 } from './errors.js';
 export type { CacheLogger } from './logger.js';
 export type { NearCacheStats } from './near-cache/near-cache.js';
@@ -31,3 +33,13 @@ export type { NearCacheOptions } from './near-cache/options.js';
 export type { CacheClientOptions, ConnectionConfig } from './options.js';
 export { Session, type SessionOptions } from './session.js';
 export type { CacheStats, OperationName, OperationStats } from './stats.js';
+export type {
+  CodecOption,
+  DecodedValue,
+  JsonObject,
+  JsonValue,
+  PeakJsonObject,
+  PeakJsonValue,
+  PeakValue,
+  ReadableType,
+} from './value-types.js';

@@ -4,11 +4,11 @@
  *
  * @module
  */
-import type { Codec, CodecName } from './codec.js';
 import { CacheValidationError } from './errors.js';
 import type { CacheLogger } from './logger.js';
 import type { NearCacheOptions } from './near-cache/options.js';
 import type { Session } from './session.js';
+import type { CodecOption, ReadableType } from './value-types.js';
 
 /** Where and how to connect. In platform mode only the tuning fields apply (see README). */
 export interface ConnectionConfig {
@@ -76,7 +76,7 @@ export interface ConnectionConfig {
 }
 
 /** Options of {@link CacheClient} and {@link getClient}. */
-export interface CacheClientOptions {
+export interface CacheClientOptions<C extends CodecOption = CodecOption> {
   /**
    * Peak platform session: the client fetches the tenant's credentials from the platform.
    * @default a `Session` from env `API_KEY` when neither `connectionConfig.url` nor `PEAK_CACHE_URL` is set
@@ -96,10 +96,11 @@ export interface CacheClientOptions {
   connectionConfig?: ConnectionConfig;
   /**
    * How values are stored: `'peak'` (wire-compatible with Peak's Python client), `'json'` (lossless
-   * typed round-trip), or a custom `{ encode, decode }`.
+   * typed round-trip), or a custom `{ encode, decode }`. It also types `get`/`mget` (see
+   * {@link ReadableType}): the client is a `CacheClient<'peak'>`, `CacheClient<'json'>`, ...
    * @default 'peak'
    */
-  codec?: CodecName | Codec;
+  codec?: C;
   /**
    * Largest encoded value accepted, in bytes (UTF-8); larger values reject before any I/O.
    * @default 16777216 (16 MiB)

@@ -44,7 +44,7 @@ describe('no call hangs', () => {
     await cache.set('k', 'v');
     server.pause();
     try {
-      const calls = [
+      const calls: Promise<unknown>[] = [
         cache.get('k'),
         cache.set('k2', 'v'),
         cache.mget('a', 'b'),
