@@ -9,6 +9,7 @@ export type { CachedFunctionStats } from './cached/stats.js';
 export { CacheClient, type FlushOptions, getClient } from './client.js';
 export { type Codec, type CodecName, jsonCodec, peakCodec } from './codec.js';
 export {
+  type AsyncMethodDecorator,
   type CacheResultDecoratorOptions,
   type ClientSource,
   cacheResult,
