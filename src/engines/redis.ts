@@ -158,7 +158,7 @@ export class RedisEngine implements Engine {
       if (client.isOpen) client.destroy();
       if (this.#closed) throw new CacheConnectionError('the client is closed');
       const failure = toCacheError(err, this.#ctx);
-      // Connected at the TCP level but no handshake reply: the server is frozen, as after a stall.
+      // No answer in time (a frozen server accepts TCP but never answers the handshake): as a stall.
       if (failure instanceof CacheTimeoutError) this.#markUnresponsive(failure);
       else if (this.#unresponsive) this.#lastFailure = failure;
       throw failure;
@@ -180,7 +180,7 @@ export class RedisEngine implements Engine {
    * The server did not answer in time (`failure`): until a replacement connection answers, calls fail
    * fast with it, and a background loop tries to connect (each attempt within `timeoutMs`), first at once
    * and then with {@link reconnectDelay} back-off. The loop's timers never keep Node alive; it stops on
-   * success and on close.
+   * success, on rejected credentials (then each call connects, and reports them, itself) and on close.
    */
   #markUnresponsive(failure: CacheError): void {
     this.#unresponsive = true;
@@ -196,8 +196,10 @@ export class RedisEngine implements Engine {
         () => {
           this.#replacing = false;
         },
-        () => {
-          if (this.#closed) this.#replacing = false;
+        (err: unknown) => {
+          // Rejected credentials are not a frozen server: stop, and let each call try (and report) again.
+          if (isAuthFailure(err)) this.#unresponsive = false;
+          if (this.#closed || !this.#unresponsive) this.#replacing = false;
           else setTimeout(attempt, reconnectDelay(retries + 1), retries + 1).unref();
         },
       );
