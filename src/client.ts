@@ -712,7 +712,7 @@ function withOperation(operation: string, err: unknown): CacheError {
 }
 
 // Validation errors name the method they come from (see operation.ts).
-nameOperations(CacheClient.prototype);
+nameOperations(CacheClient.prototype, ['rawOperation']);
 
 /**
  * Create a {@link CacheClient} (Python: `get_client`).

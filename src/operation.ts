@@ -20,17 +20,20 @@ export function currentOperation(): string | undefined {
  * operation name to its own name while its synchronous part runs (restoring the caller's afterwards, so
  * an operation calling another is named by the inner one while that runs). One plain call and a
  * `try`/`finally` per call: no promise hop.
+ * @param namedByFirstArgument - methods that run an operation named by their first argument (a
+ *   string), such as the integrations' `rawOperation('keyv.get', ...)`.
  */
-export function nameOperations(prototype: object): void {
+export function nameOperations(prototype: object, namedByFirstArgument: readonly string[] = []): void {
   for (const name of Object.getOwnPropertyNames(prototype)) {
     if (name === 'constructor' || name === 'toJSON') continue;
     const descriptor = Object.getOwnPropertyDescriptor(prototype, name);
     const method: unknown = descriptor?.value;
     if (typeof method !== 'function') continue;
+    const byArgument = namedByFirstArgument.includes(name);
     const named = {
       [name](this: unknown, ...args: unknown[]): unknown {
         const outer = current;
-        current = name;
+        current = byArgument && typeof args[0] === 'string' ? args[0] : name;
         try {
           return method.apply(this, args);
         } finally {

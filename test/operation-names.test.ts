@@ -41,6 +41,17 @@ describe('error messages name the operation', () => {
     },
   );
 
+  it("the integrations' operations are named by their own name (keyv.get), not rawOperation", async () => {
+    const call = cache.rawOperation('keyv.get', { keys: [bad] }, async () => null);
+    await expect(call).rejects.toThrow(/^keyv\.get: A key must be a string/);
+    const values = cache.rawOperation(
+      'keyv.set',
+      { keys: ['k'], values: [1 as unknown as string] },
+      async () => 0,
+    );
+    await expect(values).rejects.toThrow(/^keyv\.set: values must be strings/);
+  });
+
   it('a validation error raised outside any operation is not prefixed', () => {
     expect(new CacheValidationError('plain').message).toBe('plain');
   });
