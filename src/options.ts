@@ -136,6 +136,11 @@ export interface CacheClientOptions<C extends CodecOption = CodecOption> {
 export interface ConnectionSettings {
   readonly timeoutMs: number;
   readonly connectTimeoutMs: number;
+  /**
+   * Longest wait for the platform's credentials (an HTTPS request, slower than a Redis handshake):
+   * `connectTimeoutMs` when set, else 5000 (not bounded by `timeoutMs`), in milliseconds.
+   */
+  readonly credentialsTimeoutMs: number;
   readonly keepAliveMs: number | false;
   readonly maxQueueLength: number;
 }
@@ -144,6 +149,7 @@ export interface ConnectionSettings {
 export const DEFAULT_SETTINGS: ConnectionSettings = {
   timeoutMs: 5000,
   connectTimeoutMs: 5000,
+  credentialsTimeoutMs: 5000,
   keepAliveMs: 5000,
   maxQueueLength: 10_000,
 };
@@ -225,6 +231,7 @@ export function resolveSettings(config: ConnectionConfig): ConnectionSettings {
       config.connectTimeoutMs ?? Math.min(timeoutMs, DEFAULT_SETTINGS.connectTimeoutMs),
       'connectionConfig.connectTimeoutMs',
     ),
+    credentialsTimeoutMs: config.connectTimeoutMs ?? DEFAULT_SETTINGS.credentialsTimeoutMs,
     keepAliveMs: keepAlive === false ? false : positiveInteger(keepAlive, 'connectionConfig.keepAliveMs'),
     maxQueueLength: positiveInteger(
       config.maxQueueLength ?? DEFAULT_SETTINGS.maxQueueLength,
