@@ -8,6 +8,15 @@ export default defineConfig({
     keyv: 'src/integrations/keyv.ts',
   },
   format: ['esm', 'cjs'],
+  // The `peak-cache` binary is ESM only (the package is `"type": "module"`; nothing requires it): the
+  // CJS build leaves it out, so no unused `dist/cli.cjs` ships. One config, so one clean of `dist/`.
+  esbuildOptions(options, { format }) {
+    const entries = options.entryPoints;
+    if (format === 'cjs' && entries !== undefined && !Array.isArray(entries)) {
+      // A copy: the entry object is shared with the ESM build.
+      options.entryPoints = Object.fromEntries(Object.entries(entries).filter(([name]) => name !== 'cli'));
+    }
+  },
   dts: {
     entry: { index: 'src/index.ts', otel: 'src/integrations/otel.ts', keyv: 'src/integrations/keyv.ts' },
     // `@internal` members (the integrations' codec-free `rawOperation`, the engines behind it) stay out of

@@ -24,6 +24,7 @@ import { KeySpace, validateKey, validatePattern, validatePrefix } from './keys.j
 import { type CacheLogger, defaultLogger, formatKeys, isDebugEnabled } from './logger.js';
 import { NearCache } from './near-cache/near-cache.js';
 import { resolveNearCacheOptions } from './near-cache/options.js';
+import { nameOperations } from './operation.js';
 import {
   type CacheClientOptions,
   checkKnownOptions,
@@ -37,6 +38,7 @@ import { type CacheStats, StatsRecorder } from './stats.js';
 import { type Connected, VIEW_STORE, type ViewStore } from './store/binding.js';
 import { OwnStore } from './store/own-store.js';
 import { requireWellFormed } from './unicode.js';
+import type { CodecOption, DecodedValue, ReadableType } from './value-types.js';
 
 /** Largest TTL accepted, in seconds (about 136 years). */
 export const MAX_TTL_SECONDS = 2 ** 32;
@@ -95,8 +97,11 @@ function validateTtl(ttl: unknown, name = 'ttl'): number {
  * await cache.get<{ name: string }>('user:1'); // { name: 'Ada' }
  * await cache.close();
  * ```
+ *
+ * @typeParam C - the `codec` option, inferred from it (`'peak'` when not given): it types what `get`
+ *   and `mget` can return (see {@link ReadableType}).
  */
-export class CacheClient {
+export class CacheClient<C extends CodecOption = 'peak'> {
   /** Where operations run: a store of the client's own, or a `TenantCaches`' shared one (a view). */
   readonly #store: ViewStore;
   readonly #codec: Codec;
@@ -119,7 +124,7 @@ export class CacheClient {
    * @throws {CacheValidationError} for an invalid option (the message names it).
    * @throws {CacheConnectionError} when no connection source is configured.
    */
-  constructor(options: CacheClientOptions = {}) {
+  constructor(options: CacheClientOptions<C> = {}) {
     if (options === null || typeof options !== 'object')
       throw new CacheValidationError('Options must be an object');
     checkKnownOptions(options);
@@ -237,9 +242,13 @@ export class CacheClient {
 
   /**
    * The value at `key` (decoded by the codec), or `defaultValue` (else `null`) when missing.
+   *
+   * Typed by the codec: under `'peak'`, `T` may only be a string or an object type, since a number,
+   * boolean or `null` stored reads back as a string (`get<number>` does not compile); the default `T` is
+   * what the codec returns ({@link DecodedValue}). The result type includes `defaultValue`'s type.
    */
-  get<T = unknown>(key: string): Promise<T | null>;
-  get<T = unknown, D = T>(key: string, defaultValue: D): Promise<T | D>;
+  get<T extends ReadableType<C> = DecodedValue<C>>(key: string): Promise<T | null>;
+  get<T extends ReadableType<C> = DecodedValue<C>, D = T>(key: string, defaultValue: D): Promise<T | D>;
   get<T, D>(key: string, defaultValue?: D): Promise<T | D | null> {
     try {
       validateKey(key);
@@ -309,8 +318,11 @@ export class CacheClient {
     });
   }
 
-  /** Values of `keys` in order, `null` for misses. No keys: `[]`, with no I/O. */
-  async mget<T = unknown>(...keys: string[]): Promise<(T | null)[]> {
+  /**
+   * Values of `keys` in order, `null` for misses. No keys: `[]`, with no I/O. `T` is limited by the
+   * codec as for {@link CacheClient.get}.
+   */
+  async mget<T extends ReadableType<C> = DecodedValue<C>>(...keys: string[]): Promise<(T | null)[]> {
     for (const key of keys) validateKey(key);
     if (keys.length === 0) return [];
     const near = this.#near;
@@ -755,7 +767,8 @@ export class CacheClient {
 /** Re-throw `err` as the same class of {@link CacheError}, its message prefixed with the operation. */
 function withOperation(operation: string, err: unknown): CacheError {
   if (err instanceof CacheError) {
-    if (err.message.startsWith(`${operation} failed`)) return err;
+    // Already named: by an earlier pass, or a validation error raised inside the operation.
+    if (err.message.startsWith(`${operation} failed`) || err.message.startsWith(`${operation}:`)) return err;
     const Class = err.constructor as new (message: string, options: { cause: unknown }) => CacheError;
     return new Class(`${operation} failed: ${err.message}`, { cause: err.cause ?? err });
   }
@@ -763,10 +776,15 @@ function withOperation(operation: string, err: unknown): CacheError {
   return new CacheError(`${operation} failed: ${reason}`, { cause: err });
 }
 
+// Validation errors name the method they come from (see operation.ts).
+nameOperations(CacheClient.prototype, ['rawOperation']);
+
 /**
  * Create a {@link CacheClient} (Python: `get_client`).
  * @param options - see {@link CacheClientOptions}.
  */
-export function getClient(options: CacheClientOptions = {}): CacheClient {
+export function getClient<C extends CodecOption = 'peak'>(
+  options: CacheClientOptions<C> = {},
+): CacheClient<C> {
   return new CacheClient(options);
 }

@@ -111,6 +111,8 @@ function write(value: unknown, key: string, format: JsonFormat, depth: number): 
   }
   if (value === null) return 'null';
   if (depth >= MAX_JSON_DEPTH) reject(`the value is circular or nested deeper than ${MAX_JSON_DEPTH} levels`);
+  // Before `toJSON`: a Node Buffer's `toJSON` would store `{"type": "Buffer", "data": [...]}`.
+  if (isBinary(value as object)) return reject(`${BINARY} (convert it first, e.g. to base64)`);
   const toJSON = (value as { toJSON?: unknown }).toJSON;
   if (typeof toJSON === 'function') return write(toJSON.call(value, key), key, format, depth);
   // Plain objects and arrays skip the checks for the built-ins JSON mishandles.
@@ -144,6 +146,13 @@ function write(value: unknown, key: string, format: JsonFormat, depth: number): 
   return `${out}}`;
 }
 
+const BINARY = 'binary data (a Buffer, ArrayBuffer, typed array or DataView) has no JSON form';
+
+/** A Node `Buffer`, any typed array, `DataView`, `ArrayBuffer` or `SharedArrayBuffer`. */
+function isBinary(value: object): boolean {
+  return ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof SharedArrayBuffer;
+}
+
 /**
  * Order of two strings by code point, as Python compares `str`s (JavaScript's default order compares
  * UTF-16 units, which puts U+10000 and above before U+E000-U+FFFF).
@@ -169,9 +178,6 @@ function compareCodePoints(a: string, b: string): number {
 function lossyBuiltIn(value: object): string | undefined {
   if (value instanceof Map || value instanceof Set) {
     return `a ${value instanceof Map ? 'Map' : 'Set'} would be stored as {}`;
-  }
-  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof SharedArrayBuffer) {
-    return 'binary data (an ArrayBuffer, typed array or DataView) has no JSON form';
   }
   if (value instanceof RegExp || value instanceof Error || value instanceof Promise) {
     return `${value instanceof Error ? 'an Error' : `a ${value.constructor.name}`} would be stored as {}`;
@@ -246,8 +252,9 @@ function rawString(value: string): string {
  * - `encode`: a string is stored raw (a string holding a lone surrogate is a
  *   {@link CacheValidationError}), and so is a value whose `toJSON` returns a string (a `Date` is stored
  *   as its ISO text and reads back as that string); anything else as `toPythonJson` writes it. Built-ins
- *   JSON would silently empty (`Map`, `Set`, `RegExp`, `Error`, `Promise`, binary data, weak
- *   collections) are a {@link CacheValidationError}.
+ *   JSON would silently empty or garble (`Map`, `Set`, `RegExp`, `Error`, `Promise`, binary data: a
+ *   Node `Buffer`, typed arrays, `ArrayBuffer`, `DataView`; weak collections) are a
+ *   {@link CacheValidationError}.
  * - `decode`: a value starting with `{` or `[` is read as Python's `json.loads` reads it (`NaN`,
  *   `Infinity`, `-Infinity` become those numbers; an integer beyond +-(2^53 - 1) becomes a `bigint`
  *   with every digit; other numbers are `number`s), safe against prototype poisoning; anything else,

@@ -186,7 +186,7 @@ export async function resolveEndpoint(
   settings: ConnectionSettings,
 ): Promise<Endpoint> {
   if (source.kind === 'direct') return source;
-  const credentials = await fetchCredentials(source.session, { timeoutMs: settings.connectTimeoutMs });
+  const credentials = await fetchCredentials(source.session, { timeoutMs: settings.credentialsTimeoutMs });
   const url = credentials.url;
   return {
     url,

@@ -1,7 +1,10 @@
 /**
- * Standard (TC39) method decorators for cached functions: `@cacheResult` and `@invalidateCache`, the
- * TypeScript counterparts of Python's `cache_result` and `invalidate_cache` decorators. They need
- * TypeScript 5+ without `experimentalDecorators` (or a runtime with native decorators).
+ * Method decorators for cached functions: `@cacheResult` and `@invalidateCache`, the TypeScript
+ * counterparts of Python's `cache_result` and `invalidate_cache` decorators. They work under both
+ * decorator flavours, told apart when the decorator is applied: standard (TC39) decorators (TypeScript
+ * 5+ without `experimentalDecorators`, or a runtime with native decorators), called as
+ * `(method, context)`, and TypeScript's `experimentalDecorators` (NestJS's default), called as
+ * `(prototype, propertyKey, descriptor)`.
  *
  * @example
  * ```ts
@@ -55,6 +58,60 @@ export interface InvalidateCacheDecoratorOptions<This, A extends unknown[]> {
 
 type AsyncMethod<This, A extends unknown[], V> = (this: This, ...args: A) => Promise<V>;
 
+/**
+ * A method decorator returned by {@link cacheResult} and {@link invalidateCache}: callable as a standard
+ * (TC39) decorator and as a TypeScript `experimentalDecorators` one. `A` are the leading parameters the
+ * options' functions take; the method may take more.
+ */
+export interface AsyncMethodDecorator<This, A extends unknown[]> {
+  /** Standard (TC39) form: the method and its context; returns the replacement method. */
+  <Args extends [...A, ...unknown[]], V>(
+    target: AsyncMethod<This, Args, V>,
+    context: ClassMethodDecoratorContext<This, AsyncMethod<This, Args, V>>,
+  ): AsyncMethod<This, Args, V>;
+  /**
+   * `experimentalDecorators` form: the prototype (or the class, for a static method), the method's name
+   * and its descriptor; returns the descriptor with the replacement method.
+   */
+  <Args extends [...A, ...unknown[]], V>(
+    target: object,
+    propertyKey: string | symbol,
+    descriptor: TypedPropertyDescriptor<AsyncMethod<This, Args, V>>,
+  ): TypedPropertyDescriptor<AsyncMethod<This, Args, V>>;
+}
+
+/**
+ * Apply `wrap(method, isStatic, name)` in the flavour the decorator was called in: standard
+ * `(method, context)` or legacy `(target, propertyKey, descriptor)` (`experimentalDecorators`).
+ */
+function decorate<This, A extends unknown[]>(
+  what: string,
+  wrap: <Args extends [...A, ...unknown[]], V>(
+    method: AsyncMethod<This, Args, V>,
+    isStatic: boolean,
+    name: string | symbol,
+  ) => AsyncMethod<This, Args, V>,
+): AsyncMethodDecorator<This, A> {
+  return ((target: unknown, contextOrKey: unknown, descriptor?: PropertyDescriptor) => {
+    if (contextOrKey !== null && typeof contextOrKey === 'object') {
+      const context = contextOrKey as ClassMethodDecoratorContext;
+      if (context.kind !== 'method' || typeof target !== 'function') {
+        throw new CacheValidationError(`${what} decorates methods only, not a ${String(context.kind)}`);
+      }
+      return wrap(target as AsyncMethod<This, [...A], unknown>, context.static, context.name);
+    }
+    if (descriptor === undefined || typeof descriptor.value !== 'function') {
+      throw new CacheValidationError(`${what} decorates methods only`);
+    }
+    descriptor.value = wrap(
+      descriptor.value as AsyncMethod<This, [...A], unknown>,
+      typeof target === 'function',
+      contextOrKey as string | symbol,
+    );
+    return descriptor;
+  }) as AsyncMethodDecorator<This, A>;
+}
+
 function clientOf<This>(source: ClientSource<This>, instance: This): CacheClient {
   const client = typeof source === 'function' ? source(instance) : source;
   if (client === null || typeof client !== 'object' || typeof client.cacheResult !== 'function') {
@@ -88,41 +145,44 @@ function methodName(instance: unknown, isStatic: boolean, name: string | symbol)
  */
 export function cacheResult<This, A extends unknown[] = unknown[]>(
   options: CacheResultDecoratorOptions<This, A>,
-) {
+): AsyncMethodDecorator<This, A> {
   checkOptions(options, CACHE_RESULT_DECORATOR_OPTIONS, '@cacheResult');
   const { client, ...rest } = options;
   // The option functions may take a prefix of the method's parameters.
-  return <Args extends [...A, ...unknown[]], V>(
-    target: AsyncMethod<This, Args, V>,
-    context: ClassMethodDecoratorContext<This, AsyncMethod<This, Args, V>>,
-  ): AsyncMethod<This, Args, V> => {
-    // One wrapped function per client and class (subclasses share the method's entries only by name).
-    const wrapped = new WeakMap<CacheClient, Map<string, AsyncMethod<This, Args, V>>>();
-    return function (this: This, ...args: Args): Promise<V> {
-      let fn: AsyncMethod<This, Args, V> | undefined;
-      try {
-        const c = clientOf(client, this);
-        const name = rest.name ?? methodName(this, context.static, context.name);
-        let byName = wrapped.get(c);
-        if (byName === undefined) {
-          byName = new Map();
-          wrapped.set(c, byName);
+  return decorate<This, A>(
+    '@cacheResult',
+    <Args extends [...A, ...unknown[]], V>(
+      target: AsyncMethod<This, Args, V>,
+      isStatic: boolean,
+      methodKey: string | symbol,
+    ): AsyncMethod<This, Args, V> => {
+      // One wrapped function per client and class (subclasses share the method's entries only by name).
+      const wrapped = new WeakMap<CacheClient, Map<string, AsyncMethod<This, Args, V>>>();
+      return function (this: This, ...args: Args): Promise<V> {
+        let fn: AsyncMethod<This, Args, V> | undefined;
+        try {
+          const c = clientOf(client, this);
+          const name = rest.name ?? methodName(this, isStatic, methodKey);
+          let byName = wrapped.get(c);
+          if (byName === undefined) {
+            byName = new Map();
+            wrapped.set(c, byName);
+          }
+          fn = byName.get(name);
+          if (fn === undefined) {
+            fn = c.cacheResult(target, {
+              ...rest,
+              name,
+            } as unknown as CacheResultOptions<Args>) as AsyncMethod<This, Args, V>;
+            byName.set(name, fn);
+          }
+        } catch (err) {
+          return Promise.reject(err);
         }
-        fn = byName.get(name);
-        if (fn === undefined) {
-          fn = c.cacheResult(target, { ...rest, name } as unknown as CacheResultOptions<Args>) as AsyncMethod<
-            This,
-            Args,
-            V
-          >;
-          byName.set(name, fn);
-        }
-      } catch (err) {
-        return Promise.reject(err);
-      }
-      return fn.apply(this, args);
-    };
-  };
+        return fn.apply(this, args);
+      };
+    },
+  );
 }
 
 /**
@@ -134,7 +194,7 @@ export function cacheResult<This, A extends unknown[] = unknown[]>(
  */
 export function invalidateCache<This, A extends unknown[] = unknown[]>(
   options: InvalidateCacheDecoratorOptions<This, A>,
-) {
+): AsyncMethodDecorator<This, A> {
   checkOptions(options, INVALIDATE_DECORATOR_OPTIONS, '@invalidateCache');
   const { client, entityId, targetedPatterns, broadPatterns, onError } = options;
   const report =
@@ -143,24 +203,24 @@ export function invalidateCache<This, A extends unknown[] = unknown[]>(
       defaultLogger.warn(
         `peak-cache: invalidateCache failed: ${err instanceof Error ? err.message : 'unknown error'}`,
       ));
-  return <Args extends [...A, ...unknown[]], V>(
-    target: AsyncMethod<This, Args, V>,
-    _context: ClassMethodDecoratorContext<This, AsyncMethod<This, Args, V>>,
-  ): AsyncMethod<This, Args, V> =>
-    async function (this: This, ...args: Args): Promise<V> {
-      const result = await target.apply(this, args);
-      try {
-        const entity = entityId?.(...(args as unknown as A)) ?? null;
-        // As in Python: without an entity, targeted patterns are skipped.
-        const request: InvalidateOptions = {
-          entityId: entity,
-          ...(targetedPatterns === undefined || entity === null ? {} : { targetedPatterns }),
-          ...(broadPatterns === undefined ? {} : { broadPatterns }),
-        };
-        await clientOf(client, this).invalidate(request);
-      } catch (err) {
-        report(err);
-      }
-      return result;
-    };
+  return decorate<This, A>(
+    '@invalidateCache',
+    <Args extends [...A, ...unknown[]], V>(target: AsyncMethod<This, Args, V>): AsyncMethod<This, Args, V> =>
+      async function (this: This, ...args: Args): Promise<V> {
+        const result = await target.apply(this, args);
+        try {
+          const entity = entityId?.(...(args as unknown as A)) ?? null;
+          // As in Python: without an entity, targeted patterns are skipped.
+          const request: InvalidateOptions = {
+            entityId: entity,
+            ...(targetedPatterns === undefined || entity === null ? {} : { targetedPatterns }),
+            ...(broadPatterns === undefined ? {} : { broadPatterns }),
+          };
+          await clientOf(client, this).invalidate(request);
+        } catch (err) {
+          report(err);
+        }
+        return result;
+      },
+  );
 }

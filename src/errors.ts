@@ -5,6 +5,18 @@
  * @module
  */
 
+import { currentOperation } from './operation.js';
+
+/**
+ * The `code` of every peak-cache error, one per class (see the README's "Failures" table):
+ * `ERR_CACHE` ({@link CacheError}), `ERR_CACHE_VALIDATION`, `ERR_CACHE_CONNECTION`, `ERR_CACHE_TIMEOUT`,
+ * `ERR_CACHE_AUTH`, `ERR_CACHE_FACTORY`.
+ */
+export type CacheErrorCode = 'ERR_CACHE' | 'ERR_CACHE_VALIDATION' | ConnectionErrorCode | 'ERR_CACHE_FACTORY';
+
+/** The codes of {@link CacheConnectionError} and its subclasses (timeout, rejected credentials). */
+export type ConnectionErrorCode = 'ERR_CACHE_CONNECTION' | 'ERR_CACHE_TIMEOUT' | 'ERR_CACHE_AUTH';
+
 /** Options accepted by every peak-cache error constructor. */
 export interface CacheErrorOptions {
   /** The underlying error (driver, network, JSON), kept for diagnosis. */
@@ -20,8 +32,8 @@ export interface CacheErrorOptions {
  * ```
  */
 export class CacheError extends Error {
-  /** Stable machine-readable code of this error class. */
-  readonly code: string = 'ERR_CACHE';
+  /** Stable machine-readable code of this error class (a subclass narrows it to its own). */
+  readonly code: CacheErrorCode = 'ERR_CACHE';
   /** The class name (`'CacheError'`, `'CacheTimeoutError'`, ...), shown in stack traces. */
   override readonly name: string = 'CacheError';
 
@@ -36,11 +48,24 @@ export class CacheError extends Error {
 
 /**
  * Bad input rejected before any I/O: an invalid tenant, prefix, key, pattern, TTL, option, or a value
- * that cannot be serialised.
+ * that cannot be serialised. Raised by a client method, its message starts with the method's name
+ * (`get: A key must be a string, got number`).
  */
 export class CacheValidationError extends CacheError {
-  override readonly code: string = 'ERR_CACHE_VALIDATION';
+  override readonly code: 'ERR_CACHE_VALIDATION' = 'ERR_CACHE_VALIDATION';
   override readonly name: string = 'CacheValidationError';
+
+  /**
+   * @param message - what is invalid; prefixed with the client operation running, if any.
+   * @param options - `cause`: the underlying error.
+   */
+  constructor(message: string, options?: CacheErrorOptions) {
+    const operation = currentOperation();
+    super(
+      operation === undefined || message.startsWith(`${operation}`) ? message : `${operation}: ${message}`,
+      options,
+    );
+  }
 }
 
 /**
@@ -48,19 +73,23 @@ export class CacheValidationError extends CacheError {
  * rejected, server unreachable, connection lost, or the server stopped answering.
  */
 export class CacheConnectionError extends CacheError {
-  override readonly code: string = 'ERR_CACHE_CONNECTION';
+  override readonly code: ConnectionErrorCode = 'ERR_CACHE_CONNECTION';
   override readonly name: string = 'CacheConnectionError';
 }
 
-/** The server did not answer within the configured `timeout`. */
+/**
+ * The server did not answer within `connectionConfig.timeoutMs` (a reply), or a connection did not come
+ * up within `connectionConfig.connectTimeoutMs`; also what calls fail fast with afterwards, until a new
+ * connection answers.
+ */
 export class CacheTimeoutError extends CacheConnectionError {
-  override readonly code: string = 'ERR_CACHE_TIMEOUT';
+  override readonly code: 'ERR_CACHE_TIMEOUT' = 'ERR_CACHE_TIMEOUT';
   override readonly name: string = 'CacheTimeoutError';
 }
 
 /** The server rejected the credentials (WRONGPASS / NOAUTH), or the platform refused the token. */
 export class CacheAuthError extends CacheConnectionError {
-  override readonly code: string = 'ERR_CACHE_AUTH';
+  override readonly code: 'ERR_CACHE_AUTH' = 'ERR_CACHE_AUTH';
   override readonly name: string = 'CacheAuthError';
 }
 
@@ -70,6 +99,6 @@ export class CacheAuthError extends CacheConnectionError {
  * Callers in the failing process receive the factory's own error.
  */
 export class CacheFactoryError extends CacheError {
-  override readonly code: string = 'ERR_CACHE_FACTORY';
+  override readonly code: 'ERR_CACHE_FACTORY' = 'ERR_CACHE_FACTORY';
   override readonly name: string = 'CacheFactoryError';
 }

@@ -16,6 +16,7 @@ export type { CachedFunctionStats } from './cached/stats.js';
 export { CacheClient, type FlushOptions, getClient } from './client.js';
 export { type Codec, type CodecName, jsonCodec, peakCodec } from './codec.js';
 export {
+  type AsyncMethodDecorator,
   type CacheResultDecoratorOptions,
   type ClientSource,
   cacheResult,
@@ -27,10 +28,12 @@ export {
   CacheAuthError,
   CacheConnectionError,
   CacheError,
+  type CacheErrorCode,
   type CacheErrorOptions,
   CacheFactoryError,
   CacheTimeoutError,
   CacheValidationError,
+  type ConnectionErrorCode,
 } from './errors.js';
 export type { CacheLogger } from './logger.js';
 export type { NearCacheStats } from './near-cache/near-cache.js';
@@ -46,3 +49,13 @@ export {
   type TenantStats,
   type TenantViewOptions,
 } from './tenants.js';
+export type {
+  CodecOption,
+  DecodedValue,
+  JsonObject,
+  JsonValue,
+  PeakJsonObject,
+  PeakJsonValue,
+  PeakValue,
+  ReadableType,
+} from './value-types.js';

@@ -4,11 +4,11 @@
  *
  * @module
  */
-import type { Codec, CodecName } from './codec.js';
 import { CacheValidationError } from './errors.js';
 import type { CacheLogger } from './logger.js';
 import type { NearCacheOptions } from './near-cache/options.js';
 import type { Session } from './session.js';
+import type { CodecOption, ReadableType } from './value-types.js';
 
 /** Where and how to connect. In platform mode only the tuning fields apply (see README). */
 export interface ConnectionConfig {
@@ -32,7 +32,7 @@ export interface ConnectionConfig {
    * Longest wait to establish a connection (TCP, TLS, authentication), in milliseconds. After the server
    * failed to reply within `timeoutMs`, the next connection must come up within the smaller of the two
    * (a frozen server accepts TCP but never answers), until one succeeds.
-   * @default 5000
+   * @default `timeoutMs` when that is set and below 5000, else 5000
    */
   connectTimeoutMs?: number;
   /**
@@ -76,7 +76,7 @@ export interface ConnectionConfig {
 }
 
 /** Options of {@link CacheClient} and {@link getClient}. */
-export interface CacheClientOptions {
+export interface CacheClientOptions<C extends CodecOption = CodecOption> {
   /**
    * Peak platform session: the client fetches the tenant's credentials from the platform.
    * @default a `Session` from env `API_KEY` when neither `connectionConfig.url` nor `PEAK_CACHE_URL` is set
@@ -96,10 +96,11 @@ export interface CacheClientOptions {
   connectionConfig?: ConnectionConfig;
   /**
    * How values are stored: `'peak'` (wire-compatible with Peak's Python client), `'json'` (lossless
-   * typed round-trip), or a custom `{ encode, decode }`.
+   * typed round-trip), or a custom `{ encode, decode }`. It also types `get`/`mget` (see
+   * {@link ReadableType}): the client is a `CacheClient<'peak'>`, `CacheClient<'json'>`, ...
    * @default 'peak'
    */
-  codec?: CodecName | Codec;
+  codec?: C;
   /**
    * Largest encoded value accepted, in bytes (UTF-8); larger values reject before any I/O.
    * @default 16777216 (16 MiB)
@@ -138,6 +139,11 @@ export interface CacheClientOptions {
 export interface ConnectionSettings {
   readonly timeoutMs: number;
   readonly connectTimeoutMs: number;
+  /**
+   * Longest wait for the platform's credentials (an HTTPS request, slower than a Redis handshake):
+   * `connectTimeoutMs` when set, else 5000 (not bounded by `timeoutMs`), in milliseconds.
+   */
+  readonly credentialsTimeoutMs: number;
   readonly keepAliveMs: number | false;
   readonly maxQueueLength: number;
 }
@@ -146,6 +152,7 @@ export interface ConnectionSettings {
 export const DEFAULT_SETTINGS: ConnectionSettings = {
   timeoutMs: 5000,
   connectTimeoutMs: 5000,
+  credentialsTimeoutMs: 5000,
   keepAliveMs: 5000,
   maxQueueLength: 10_000,
 };
@@ -216,12 +223,18 @@ export function resolveSettings(config: ConnectionConfig): ConnectionSettings {
     throw new CacheValidationError('The `connectionConfig.cluster` option must be a boolean');
   }
   const keepAlive = config.keepAliveMs ?? DEFAULT_SETTINGS.keepAliveMs;
+  const timeoutMs = positiveInteger(
+    config.timeoutMs ?? DEFAULT_SETTINGS.timeoutMs,
+    'connectionConfig.timeoutMs',
+  );
   return {
-    timeoutMs: positiveInteger(config.timeoutMs ?? DEFAULT_SETTINGS.timeoutMs, 'connectionConfig.timeoutMs'),
+    timeoutMs,
+    // `timeoutMs` bounds the first connection too (a frozen server accepts TCP and never answers).
     connectTimeoutMs: positiveInteger(
-      config.connectTimeoutMs ?? DEFAULT_SETTINGS.connectTimeoutMs,
+      config.connectTimeoutMs ?? Math.min(timeoutMs, DEFAULT_SETTINGS.connectTimeoutMs),
       'connectionConfig.connectTimeoutMs',
     ),
+    credentialsTimeoutMs: config.connectTimeoutMs ?? DEFAULT_SETTINGS.credentialsTimeoutMs,
     keepAliveMs: keepAlive === false ? false : positiveInteger(keepAlive, 'connectionConfig.keepAliveMs'),
     maxQueueLength: positiveInteger(
       config.maxQueueLength ?? DEFAULT_SETTINGS.maxQueueLength,

@@ -6,7 +6,16 @@
  * files, under `.tmp/` inside the project so that `@redis/client` still resolves from `node_modules`.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -383,6 +392,14 @@ describe('connection errors: exit 3', () => {
       expect(run.stderr).toMatch(/Peak platform/);
       expect(run.stderr).not.toContain(token);
     });
+  });
+});
+
+describe('--version', () => {
+  it.each([['--version'], ['get', '--version']])('%s prints the package version, exit 0', async (...args) => {
+    const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    const run = await cli(args);
+    expect(run).toMatchObject({ code: 0, stderr: '', stdout: `${version}\n` });
   });
 });
 

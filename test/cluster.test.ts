@@ -254,6 +254,22 @@ describe('configuration', () => {
       await standalone.stop();
     }
   });
+
+  it('a client not in cluster mode on a cluster node: MOVED and CROSSSLOT say to set cluster: true', async () => {
+    const single = new CacheClient({ connectionConfig: { url: c.url, tenant: 'nocluster' }, env: {} });
+    clients.push(single);
+    const hint = /^get failed: .* is a Redis Cluster node \(MOVED\): set connectionConfig\.cluster: true/;
+    const moved = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => single.get(`k${i}`)));
+    const failures = moved.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(failures.length).toBeGreaterThan(0); // 12 keys over 3 primaries: some are elsewhere
+    for (const { reason } of failures) {
+      expect(reason).toBeInstanceOf(CacheError);
+      expect(String(reason.message)).toMatch(hint);
+    }
+    const cross = await single.mget('a', 'b', 'c', 'd').catch((err: unknown) => err);
+    expect(cross).toBeInstanceOf(CacheError);
+    expect((cross as Error).message).toMatch(/\(CROSSSLOT\): set connectionConfig\.cluster: true/);
+  });
 });
 
 describe('multi-key operations across slots and nodes', () => {

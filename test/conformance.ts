@@ -397,12 +397,12 @@ export function registerConformanceSuite(
           const flush = cache.flushByPattern(pattern);
           await expect(flush).rejects.toBeInstanceOf(CacheValidationError);
           await expect(flush).rejects.toThrow(
-            /^The pattern must be well-formed Unicode, but has a lone surrogate/,
+            /^flushByPattern: The pattern must be well-formed Unicode, but has a lone surrogate/,
           );
         }
         for (const prefix of ['p\uD800', '\uDC00']) {
           expect(() => cache.setAdditionalPrefix(prefix)).toThrow(
-            /^The additional prefix must be well-formed Unicode/,
+            /^setAdditionalPrefix: The additional prefix must be well-formed Unicode/,
           );
           expect(() => client({ additionalPrefix: prefix })).toThrow(CacheValidationError);
         }

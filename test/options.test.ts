@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { CacheClient, CacheConnectionError, type CacheLogger, CacheValidationError } from '../src/index.js';
+import { resolveSettings } from '../src/options.js';
 
 const memory = { url: 'memory://options-test', tenant: 'acme' };
 
@@ -76,6 +77,28 @@ describe('configuration', () => {
     await expect(cache.mset({ a: 'x', b: 'y'.repeat(2000) })).rejects.toBeInstanceOf(CacheValidationError);
     expect(await cache.exists('big', 'a', 'b')).toBe(0);
     await cache.close();
+  });
+});
+
+describe('timeout defaults', () => {
+  it('timeoutMs bounds the connection attempt unless connectTimeoutMs is set; credentials keep 5000', () => {
+    const pick = ({ connectTimeoutMs, credentialsTimeoutMs }: ReturnType<typeof resolveSettings>) => ({
+      connectTimeoutMs,
+      credentialsTimeoutMs,
+    });
+    expect(pick(resolveSettings({}))).toEqual({ connectTimeoutMs: 5000, credentialsTimeoutMs: 5000 });
+    expect(pick(resolveSettings({ timeoutMs: 400 }))).toEqual({
+      connectTimeoutMs: 400,
+      credentialsTimeoutMs: 5000,
+    });
+    expect(pick(resolveSettings({ timeoutMs: 60_000 }))).toEqual({
+      connectTimeoutMs: 5000,
+      credentialsTimeoutMs: 5000,
+    });
+    expect(pick(resolveSettings({ timeoutMs: 400, connectTimeoutMs: 3000 }))).toEqual({
+      connectTimeoutMs: 3000,
+      credentialsTimeoutMs: 3000,
+    });
   });
 });
 

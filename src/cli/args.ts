@@ -29,13 +29,22 @@ export const OPTIONS = {
   timeout: { type: 'string' },
   debug: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
 } as const;
 
 /** The name of a CLI option, without the leading `--`. */
 export type OptionName = keyof typeof OPTIONS;
 
 /** Options every command accepts. */
-export const GLOBAL_OPTIONS: readonly OptionName[] = ['url', 'tenant', 'prefix', 'timeout', 'debug', 'help'];
+export const GLOBAL_OPTIONS: readonly OptionName[] = [
+  'url',
+  'tenant',
+  'prefix',
+  'timeout',
+  'debug',
+  'help',
+  'version',
+];
 
 /** Parsed option values: strings for valued options, `true` for flags; absent when not given. */
 export type OptionValues = {

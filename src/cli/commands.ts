@@ -53,6 +53,7 @@ const OPTION_HELP: Record<OptionName, readonly [placeholder: string, description
   timeout: ['MS', 'connect and reply timeout in milliseconds (default 5000)'],
   debug: ['', 'print one debug line per operation on stderr (key names, never values)'],
   help: ['', 'show this help'],
+  version: ['', 'print the version of peak-cache'],
 };
 
 const str = (values: OptionValues, name: OptionName): string => values[name] as string;

@@ -13,6 +13,7 @@ import type { CacheLogger } from '../logger.js';
 import type { CacheClientOptions, ConnectionConfig } from '../options.js';
 import { type OptionValues, parseCommandLine, parsePositiveInteger, UsageError } from './args.js';
 import { type CommandSpec, checkOptions, commandHelp, findCommand, programHelp } from './commands.js';
+import { packageVersion } from './version.js';
 
 /** Exit codes of the CLI. */
 export const EXIT = { ok: 0, error: 1, usage: 2, connection: 3 } as const;
@@ -125,6 +126,10 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     redact = redactWith(secretsOf(values, io.env));
     debug = values.debug === true;
 
+    if (values.version) {
+      io.stdout.write(`${packageVersion()}\n`);
+      return EXIT.ok;
+    }
     if (command === 'help' || (command === undefined && values.help)) {
       const topic = operands[0] ?? (command === 'help' ? undefined : command);
       const spec = topic === undefined ? undefined : findCommand(topic);

@@ -21,10 +21,17 @@ export interface ErrorContext {
   readonly target: string;
   /** The configured reply timeout, in milliseconds. */
   readonly timeoutMs: number;
+  /**
+   * A single-server connection (not cluster mode): a cluster's redirect or slot error then means the
+   * server is a cluster node, and the error says to set `cluster: true`.
+   */
+  readonly standalone?: boolean;
 }
 
 const AUTH_REPLY = /^(WRONGPASS|NOAUTH)\b/;
 const UNAVAILABLE_REPLY = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN)\b/;
+/** Replies only a Redis Cluster node sends: a client not in cluster mode is talking to a cluster. */
+const CLUSTER_REPLY = /^(MOVED|ASK|CROSSSLOT|CLUSTERDOWN)\b/;
 
 /** Whether `err` (or its cause) is the server rejecting our credentials. */
 export function isAuthFailure(err: unknown): boolean {
@@ -51,6 +58,12 @@ export function toCacheError(err: unknown, ctx: ErrorContext): CacheError {
       return new CacheAuthError(`${ctx.target} rejected the credentials (${reply.split(' ')[0]})`, {
         cause: err,
       });
+    }
+    if (ctx.standalone === true && CLUSTER_REPLY.test(reply)) {
+      return new CacheError(
+        `${ctx.target} is a Redis Cluster node (${reply.split(' ')[0]}): set connectionConfig.cluster: true (or env PEAK_CACHE_CLUSTER=1)`,
+        { cause: err },
+      );
     }
     if (reply.startsWith('OOM')) {
       return new CacheError(`${ctx.target} is out of memory and refuses writes (${reply})`, { cause: err });

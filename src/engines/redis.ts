@@ -8,11 +8,15 @@
  *
  * While the connection is down, calls fail fast (`disableOfflineQueue`): nothing is queued behind the
  * caller's back and nothing is re-sent after a reconnect, so a write is never executed twice silently.
+ * The same holds for a server that stopped answering (frozen, partitioned): once a call timed out (or a
+ * connection attempt did), later calls fail fast with a {@link CacheTimeoutError} while a replacement
+ * connection is tried in the background (each attempt bounded by `timeoutMs`, with back-off), until one
+ * answers; as the cluster engine does for a node.
  *
  * @module
  */
 import { ClientOfflineError, createClient, type RedisClientType } from '@redis/client';
-import { CacheConnectionError, CacheTimeoutError } from '../errors.js';
+import { CacheConnectionError, type CacheError, CacheTimeoutError } from '../errors.js';
 import { type TrackingListener, TrackingProvider, trackingClientOptions } from '../near-cache/tracking.js';
 import {
   deleteIfEquals,
@@ -82,6 +86,12 @@ export class RedisEngine implements Engine {
    * the handshake, and every call would otherwise wait the longer `connectTimeoutMs`).
    */
   #unresponsive = false;
+  /** Why calls fail fast while {@link RedisEngine.#unresponsive}: the last stall or connection failure. */
+  #lastFailure: CacheError | undefined;
+  /** The background loop that looks for a replacement connection is running. */
+  #replacing = false;
+  /** Abandon the connection attempt in progress (on close): its callers reject at once. */
+  #abortConnect: (() => void) | undefined;
   #pending = 0;
   #lastProgress = 0;
   #watchdog: NodeJS.Timeout | undefined;
@@ -93,7 +103,7 @@ export class RedisEngine implements Engine {
   /** @param options - connection settings; no I/O happens until the first command. */
   constructor(options: RedisEngineOptions) {
     this.#options = options;
-    this.#ctx = { target: describeTarget(options.url), timeoutMs: options.timeoutMs };
+    this.#ctx = { target: describeTarget(options.url), timeoutMs: options.timeoutMs, standalone: true };
   }
 
   #createClient(): Client {
@@ -142,14 +152,24 @@ export class RedisEngine implements Engine {
     const client = this.#createClient();
     const { connectTimeoutMs, timeoutMs } = this.#options;
     const deadlineMs = this.#unresponsive ? Math.min(connectTimeoutMs, timeoutMs) : connectTimeoutMs;
+    const aborted = new Promise<never>((_, reject) => {
+      this.#abortConnect = () => reject(new CacheConnectionError('the client is closed'));
+    });
     try {
-      await withDeadline(client.connect(), deadlineMs, () => {
+      await withDeadline(Promise.race([client.connect(), aborted]), deadlineMs, () => {
         client.destroy();
         return new CacheTimeoutError(`could not connect to ${this.#ctx.target} within ${deadlineMs} ms`);
       });
     } catch (err) {
       if (client.isOpen) client.destroy();
-      throw toCacheError(err, this.#ctx);
+      if (this.#closed) throw new CacheConnectionError('the client is closed');
+      const failure = toCacheError(err, this.#ctx);
+      // No answer in time (a frozen server accepts TCP but never answers the handshake): as a stall.
+      if (failure instanceof CacheTimeoutError) this.#markUnresponsive(failure);
+      else if (this.#unresponsive) this.#lastFailure = failure;
+      throw failure;
+    } finally {
+      this.#abortConnect = undefined;
     }
     if (this.#closed) {
       client.destroy();
@@ -157,8 +177,50 @@ export class RedisEngine implements Engine {
     }
     this.#client = client;
     this.#unresponsive = false;
+    this.#lastFailure = undefined;
     this.#startWatchdog();
     return client;
+  }
+
+  /**
+   * The server did not answer in time (`failure`): until a replacement connection answers, calls fail
+   * fast with it, and a background loop tries to connect (each attempt within `timeoutMs`), first at once
+   * and then with {@link reconnectDelay} back-off. The loop's timers never keep Node alive; it stops on
+   * success, on rejected credentials (then each call connects, and reports them, itself) and on close.
+   */
+  #markUnresponsive(failure: CacheError): void {
+    this.#unresponsive = true;
+    this.#lastFailure = failure;
+    if (this.#replacing || this.#closed) return;
+    this.#replacing = true;
+    const attempt = (retries: number): void => {
+      if (this.#closed || !this.#unresponsive) {
+        this.#replacing = false;
+        return;
+      }
+      this.#connect().then(
+        () => {
+          this.#replacing = false;
+        },
+        (err: unknown) => {
+          // Rejected credentials are not a frozen server: stop, and let each call try (and report) again.
+          if (isAuthFailure(err)) this.#unresponsive = false;
+          if (this.#closed || !this.#unresponsive) this.#replacing = false;
+          else setTimeout(attempt, reconnectDelay(retries + 1), retries + 1).unref();
+        },
+      );
+    };
+    // After the caller that saw the failure: a call made in the same tick fails fast too.
+    setTimeout(attempt, 0, 0).unref();
+  }
+
+  /** The error of a call made while the server is unresponsive: a copy of the last failure, at once. */
+  #failFast(): Promise<never> {
+    const last = this.#lastFailure as CacheError;
+    const Class = last.constructor as new (message: string, options: { cause: unknown }) => CacheError;
+    return Promise.reject(
+      new Class(`${last.message} (failing fast until a new connection answers)`, { cause: last }),
+    );
   }
 
   #startWatchdog(): void {
@@ -179,10 +241,12 @@ export class RedisEngine implements Engine {
     const client = this.#client;
     this.#lastProgress = Date.now();
     if (!client) return;
-    this.#unresponsive = true;
     this.#stalled.add(client);
     this.#dropClient();
     client.destroy();
+    this.#markUnresponsive(
+      new CacheTimeoutError(`${this.#ctx.target} did not reply within ${this.#options.timeoutMs} ms`),
+    );
   }
 
   #dropClient(): void {
@@ -200,6 +264,7 @@ export class RedisEngine implements Engine {
     // sees why (and platform mode can fetch new credentials).
     const client = this.#client;
     if (client === undefined || !client.isOpen) {
+      if (this.#unresponsive && !this.#closed) return this.#failFast();
       return this.#connect().then((fresh) => this.#track(fresh, command));
     }
     return this.#track(client, command);
@@ -345,19 +410,31 @@ export class RedisEngine implements Engine {
     await this.#send(['PING']);
   }
 
-  /** {@inheritDoc Engine.close} */
+  /**
+   * {@inheritDoc Engine.close}
+   *
+   * Bounded on a frozen server: a connection attempt in progress is abandoned at once, and calls in
+   * flight get `timeoutMs` to finish; then the connection is destroyed and they reject with
+   * {@link CacheTimeoutError}.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#abortConnect?.();
     await this.#connecting?.catch(() => undefined);
     const client = this.#client;
-    this.#dropClient();
     if (client?.isOpen) {
+      const { timeoutMs } = this.#options;
       try {
-        await client.close();
+        await withDeadline(client.close(), timeoutMs, () => {
+          this.#stalled.add(client);
+          client.destroy();
+          return new CacheTimeoutError(`${this.#ctx.target} did not finish closing within ${timeoutMs} ms`);
+        });
       } catch {
-        client.destroy();
+        if (client.isOpen) client.destroy();
       }
     }
+    this.#dropClient();
   }
 }

@@ -1,0 +1,46 @@
+/**
+ * The name of the client operation running now, so that a {@link CacheValidationError} raised while
+ * validating its input names it (`get: A key must be a string, got number`), in one place rather than
+ * in every method. Input is validated synchronously, before a method's first `await` (before any I/O),
+ * which is when the name is set; failures after that are named by the client's `#run` (`get failed:
+ * ...`).
+ *
+ * @module
+ */
+
+let current: string | undefined;
+
+/** The operation whose synchronous part is running, if any. */
+export function currentOperation(): string | undefined {
+  return current;
+}
+
+/**
+ * Make every method of `prototype` (except the constructor, `toJSON` and symbol-named ones) set the
+ * operation name to its own name while its synchronous part runs (restoring the caller's afterwards, so
+ * an operation calling another is named by the inner one while that runs). One plain call and a
+ * `try`/`finally` per call: no promise hop.
+ * @param namedByFirstArgument - methods that run an operation named by their first argument (a
+ *   string), such as the integrations' `rawOperation('keyv.get', ...)`.
+ */
+export function nameOperations(prototype: object, namedByFirstArgument: readonly string[] = []): void {
+  for (const name of Object.getOwnPropertyNames(prototype)) {
+    if (name === 'constructor' || name === 'toJSON') continue;
+    const descriptor = Object.getOwnPropertyDescriptor(prototype, name);
+    const method: unknown = descriptor?.value;
+    if (typeof method !== 'function') continue;
+    const byArgument = namedByFirstArgument.includes(name);
+    const named = {
+      [name](this: unknown, ...args: unknown[]): unknown {
+        const outer = current;
+        current = byArgument && typeof args[0] === 'string' ? args[0] : name;
+        try {
+          return method.apply(this, args);
+        } finally {
+          current = outer;
+        }
+      },
+    }[name] as (...args: unknown[]) => unknown;
+    Object.defineProperty(prototype, name, { ...descriptor, value: named });
+  }
+}
