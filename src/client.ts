@@ -9,6 +9,7 @@ import { type InvalidateOptions, resolveDeploymentId } from './cached/keys.js';
 import { CachedFunctions, type CacheResultOptions, type GetOrSetOptions } from './cached/read-through.js';
 import { type Codec, resolveCodec } from './codec.js';
 import { chooseSource } from './connection.js';
+import { decodeAll } from './decode-slices.js';
 import { isTraced, traceOperation } from './diagnostics.js';
 import type { Engine } from './engines/engine.js';
 import { CacheConnectionError, CacheError, CacheValidationError } from './errors.js';
@@ -302,7 +303,8 @@ export class CacheClient {
       },
       (raws) => {
         this.#stats.mget.reads(raws);
-        return raws.map((raw, i) =>
+        // Issue 18: a large reply is decoded in slices, letting other calls finish in between.
+        return decodeAll(raws, (raw, i) =>
           raw === null
             ? null
             : ((near === undefined ? this.#codec.decode(raw) : near.value(stored[i] as string, raw)) as T),
