@@ -211,6 +211,56 @@ describe('TenantCaches pooled mode (per-tenant ACL users)', () => {
     }
   });
 
+  it('a server killed and restarted under load with 100 tenants and 10 connections: typed errors, then recovery', async () => {
+    const caches = pooled({
+      connectionFor: () => ({ url: server.url }),
+      maxConnections: 10,
+      connectionConfig: { timeoutMs: 500, connectTimeoutMs: 500 },
+    });
+    const views = Array.from({ length: 100 }, (_, i) => caches.tenant(`load${i}`));
+    await Promise.all(views.map((v, i) => v.set('k', [i])));
+    let stop = false;
+    let ok = 0;
+    let failed = 0;
+    let most = 0;
+    const wrong: unknown[] = [];
+    const worker = async (i: number) => {
+      const view = views[i] as (typeof views)[number];
+      while (!stop) {
+        try {
+          const value = await view.get('k');
+          if (value !== null && (value as number[])[0] !== i) wrong.push(value);
+          else ok++;
+          if (value === null) await view.set('k', [i]);
+        } catch (err) {
+          if (!(err instanceof CacheError)) wrong.push(err);
+          failed++;
+          await sleep(5);
+        }
+        most = Math.max(most, caches.stats().connections);
+      }
+    };
+    const workers = views.map((_, i) => worker(i));
+    await sleep(200);
+    await server.stop(true);
+    await sleep(300);
+    await server.restart();
+    for (const tenant of TENANTS) await server.cli(...aclRecipe(tenant, password(tenant)));
+    await sleep(1500);
+    const okBefore = ok;
+    await sleep(300);
+    stop = true;
+    await Promise.all(workers);
+    expect(wrong).toEqual([]);
+    expect(failed).toBeGreaterThan(0);
+    expect(ok).toBeGreaterThan(okBefore);
+    expect(most).toBeLessThanOrEqual(10);
+    expect(caches.stats().waiting).toBe(0);
+    // Our connections (default user here) and the asking redis-cli.
+    const open = (await server.cli('CLIENT', 'LIST', 'TYPE', 'normal')).split('\n').filter(Boolean);
+    expect(open.length - 1).toBeLessThanOrEqual(10);
+  });
+
   it('a connectionFor that throws is a CacheConnectionError; closing rejects every view', async () => {
     const caches = pooled({
       connectionFor: async (tenant) => {
