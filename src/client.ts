@@ -1,6 +1,8 @@
 /**
- * `CacheClient`: the Peak cache client. Tenant prefixing, validation, the codec, logging and error
- * mapping live here, above a narrow string-only {@link Engine}.
+ * `CacheClient`: the Peak cache client, the tenant-facing API. Tenant prefixing, validation, the codec,
+ * logging, stats and error naming live here; the connection (source, lifecycle, engine, credentials
+ * refresh, near cache) lives in the store below it (`store/`): a store of its own for `new CacheClient`,
+ * or the shared store of a `TenantCaches` for its tenant views.
  *
  * @module
  */
@@ -77,7 +79,8 @@ function validateTtl(ttl: unknown, name = 'ttl'): number {
  * The Peak cache client: every key is stored as `<tenant>:[<additionalPrefix>:]<key>`.
  *
  * The constructor validates options and does no I/O; the connection (and, in platform mode, the
- * credentials request) happens on first use.
+ * credentials request) happens on first use. `TenantCaches.tenant(name)` returns views of this class
+ * over one shared store (see {@link TenantCaches}).
  *
  * @example
  * ```ts
