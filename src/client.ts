@@ -1,6 +1,8 @@
 /**
- * `CacheClient`: the Peak cache client. Tenant prefixing, validation, the codec, logging and error
- * mapping live here, above a narrow string-only {@link Engine}.
+ * `CacheClient`: the Peak cache client, the tenant-facing API. Tenant prefixing, validation, the codec,
+ * logging, stats and error naming live here; the connection (source, lifecycle, engine, credentials
+ * refresh, near cache) lives in the store below it (`store/`): a store of its own for `new CacheClient`,
+ * or the shared store of a `TenantCaches` for its tenant views.
  *
  * @module
  */
@@ -17,6 +19,7 @@ import {
 } from './cached/read-through.js';
 import { type Codec, resolveCodec } from './codec.js';
 import { chooseSource } from './connection.js';
+import { decodeAll } from './decode-slices.js';
 import { isTraced, traceCall, traceOperation } from './diagnostics.js';
 import type { Engine } from './engines/engine.js';
 import { CacheConnectionError, CacheError, CacheValidationError } from './errors.js';
@@ -88,7 +91,8 @@ function validateTtl(ttl: unknown, name = 'ttl'): number {
  * The Peak cache client: every key is stored as `<tenant>:[<additionalPrefix>:]<key>`.
  *
  * The constructor validates options and does no I/O; the connection (and, in platform mode, the
- * credentials request) happens on first use.
+ * credentials request) happens on first use. `TenantCaches.tenant(name)` returns views of this class
+ * over one shared store (see {@link TenantCaches}).
  *
  * @example
  * ```ts
@@ -336,7 +340,8 @@ export class CacheClient<C extends CodecOption = 'peak'> {
       },
       (raws) => {
         this.#stats.mget.reads(raws);
-        return raws.map((raw, i) =>
+        // Issue 18: a large reply is decoded in slices, letting other calls finish in between.
+        return decodeAll(raws, (raw, i) =>
           raw === null
             ? null
             : ((near === undefined ? this.#codec.decode(raw) : near.value(stored[i] as string, raw)) as T),

@@ -244,7 +244,7 @@ describe('TenantCaches shared mode', () => {
     await server.stop(true);
     await sleep(300);
     await server.restart();
-    await sleep(1500);
+    await sleep(1000);
     const okBefore = ok;
     await sleep(300);
     stop = true;

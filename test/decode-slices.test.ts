@@ -1,0 +1,71 @@
+/**
+ * Issue 18 fairness: a large `mget` reply is decoded in slices, yielding to the event loop between them,
+ * so a call that started after it is not held up by its decoding.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DECODE_SLICE, decodeAll } from '../src/decode-slices.js';
+import { CacheClient } from '../src/index.js';
+import { type RedisServer, startRedis } from './helpers/redis-server.js';
+
+let server: RedisServer;
+beforeAll(async () => {
+  server = await startRedis();
+});
+afterAll(() => server.stop());
+
+describe('decodeAll', () => {
+  it('decodes small replies at once and large ones in order, yielding between slices', async () => {
+    const small = decodeAll(['1', null], (raw) => raw);
+    expect(small).toEqual(['1', null]);
+    const raws = Array.from({ length: DECODE_SLICE * 2 + 5 }, (_, i) => (i % 7 === 0 ? null : String(i)));
+    let yielded = false;
+    setImmediate(() => {
+      yielded = true;
+    });
+    const large = decodeAll(raws, (raw, i) => (raw === null ? null : `${raw}:${i}`));
+    expect(large).toBeInstanceOf(Promise);
+    expect(await large).toEqual(raws.map((raw, i) => (raw === null ? null : `${raw}:${i}`)));
+    expect(yielded).toBe(true);
+  });
+
+  it('rejects with the decoder error of any slice', async () => {
+    const raws = Array.from({ length: DECODE_SLICE + 1 }, () => 'x');
+    await expect(
+      decodeAll(raws, (_raw, i) => {
+        if (i === DECODE_SLICE) throw new Error('bad value');
+        return i;
+      }),
+    ).rejects.toThrow('bad value');
+  });
+
+  it("a get started after a large mget is not held up by the mget's decoding", async () => {
+    let decoded = 0;
+    const codec = {
+      encode: (value: unknown) => JSON.stringify(value),
+      decode: (raw: string) => {
+        decoded++;
+        return JSON.parse(raw) as unknown;
+      },
+    };
+    // One connection: the get's reply arrives right behind the mget's, in the same read.
+    const client = new CacheClient({ connectionConfig: { url: server.url, tenant: 'fair' }, codec });
+    try {
+      const keys = Array.from({ length: 5000 }, (_, i) => `k${i}`);
+      await client.mset(Object.fromEntries(keys.map((k, i) => [k, { i }])));
+      decoded = 0;
+      let decodedWhenGetResolved = -1;
+      const big = client.mget(...keys);
+      const small = client.get('k1').then((value) => {
+        decodedWhenGetResolved = decoded;
+        return value;
+      });
+      const [values, value] = await Promise.all([big, small]);
+      expect(values).toEqual(keys.map((_, i) => ({ i })));
+      expect(value).toEqual({ i: 1 });
+      // The get was answered after the first slice, long before the 5,000 values were decoded.
+      expect(decodedWhenGetResolved).toBeLessThanOrEqual(DECODE_SLICE + 1);
+    } finally {
+      await client.close();
+    }
+  });
+});
