@@ -533,6 +533,28 @@ export function registerCachedSuite(
       expect(await again).toBeInstanceOf(CacheTimeoutError);
     });
 
+    it('an abandoned fill (hardTimeoutMs) still stores its late result, unless this client invalidated meanwhile', async () => {
+      const cache = open();
+      const late = (value: string) => async () => {
+        await sleep(300);
+        return value;
+      };
+      const opts = { hardTimeoutMs: 100 };
+      await expect(cache.getOrSet('late', late('late value'), opts)).rejects.toBeInstanceOf(
+        CacheTimeoutError,
+      );
+      await sleep(400); // the factory finished after its callers gave up
+      expect(await cache.getOrSet('late', async () => 'fresh', opts)).toBe('late value');
+      // An invalidation while the abandoned factory runs: its result is not stored.
+      await expect(cache.getOrSet('late-2', late('late value'), opts)).rejects.toBeInstanceOf(
+        CacheTimeoutError,
+      );
+      await cache.invalidate({ broadPatterns: ['late-2'] });
+      await sleep(400);
+      expect(await cache.getOrSet('late-2', async () => 'fresh', opts)).toBe('fresh');
+      expect(cache.stats().cachedFunctions.hardTimeouts).toBe(2);
+    });
+
     it("a caller that starts after another owner's failure runs its own factory instead of getting that failure", async () => {
       const [a, b] = [open(), open()];
       let own = 0;
