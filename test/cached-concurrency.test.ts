@@ -201,6 +201,10 @@ describe('cached functions under random concurrency (4 processes, redis-server)'
     expect(stats.failedFactories + stats.hungFactories).toBeGreaterThan(0);
     expect(stats.clearings).toBeGreaterThan(5);
     expect(result.kills).toBeGreaterThan(0);
+    const known = violations.filter((v) => KNOWN_OPEN.has(v.kind)).map((v) => v.kind);
+    console.info(
+      `seed ${SEED}: ${JSON.stringify(stats)}; reported, not failing: ${known.length} ${[...new Set(known)]}`,
+    );
     const enforced = violations.filter((v) => !KNOWN_OPEN.has(v.kind));
     expect(enforced).toEqual([]);
   }, 60_000);
