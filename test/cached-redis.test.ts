@@ -42,6 +42,8 @@ registerCachedSuite(
     };
   },
   () => aclServer.stop(),
+  // The timed tests (TTL and timeout waits) take the same paths as for the default user: run once.
+  { timed: false },
 );
 
 const CHILD = join(import.meta.dirname, 'fixtures', 'cached-child.ts');
