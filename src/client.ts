@@ -454,12 +454,16 @@ export class CacheClient<C extends CodecOption = 'peak'> {
   /**
    * Read-through: the value at `key`, or the factory's result, stored for `ttl` seconds. On a miss the
    * factory runs once for every concurrent caller, in this process and across processes (a lock key in
-   * the cache, released by its owner, expiring by itself if the owner dies; waiters poll at most
-   * `lockTimeoutMs`, then run the factory themselves). A factory error reaches every waiting caller and
-   * is not cached. When the cache fails, the factory's result is returned and the cache is skipped for
-   * `breakerMs`. See {@link GetOrSetOptions} and docs/cached-functions.md.
+   * the cache, a lease its owner extends while the factory runs, expiring within `lockTtlMs` if the
+   * owner dies; waiters poll at most `lockTimeoutMs`, then run the factory themselves). The factory
+   * receives a {@link FactoryContext} to set its entry's `ttl`, `grace` or `tags`, or `skip()` storing
+   * it. A factory error reaches every caller that waited for that factory run and is not cached. When
+   * the cache fails at the connection level, the factory's result is returned and the cache is skipped
+   * for `breakerMs`. See {@link GetOrSetOptions} (also `hardTimeoutMs`, `eagerRefresh`,
+   * `graceBackoffMs`) and docs/cached-functions.md.
    * @throws the factory's error; {@link CacheFactoryError} when another process's factory failed while
-   * this call waited for it; {@link CacheValidationError} for invalid options.
+   * this call waited for it; {@link CacheTimeoutError} when no result came within `hardTimeoutMs`;
+   * {@link CacheValidationError} for invalid options (or a context value the factory set).
    */
   getOrSet<T>(
     key: string,

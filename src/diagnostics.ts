@@ -56,7 +56,12 @@ export interface ServerInfo {
  * and `asyncEnd`.
  */
 export interface OperationContext {
-  /** The client method: `get`, `set`, `mget`, `mset`, `delete`, `exists`, `expire`, `ttl`, `flushTenant`, ... */
+  /**
+   * The client method: `get`, `set`, `mget`, `mset`, `delete`, `exists`, `expire`, `ttl`, `flushTenant`,
+   * ...; for cached functions `getOrSet`, `cacheResult` (a call of a wrapped function) and
+   * `getOrSetMany`: one operation per public call, whatever I/O it does, with `hits`/`misses` for the
+   * keys the cache answered or not.
+   */
   readonly operation: string;
   /** The tenant; unknown at `start` only in platform mode before the credentials were fetched. */
   tenant: string | undefined;
@@ -67,9 +72,9 @@ export interface OperationContext {
    * command is sent: read it at `asyncEnd`.
    */
   keys: number;
-  /** Reads (`get`, `mget`): keys found, at `asyncEnd` of a successful read. */
+  /** Reads (`get`, `mget`, cached functions): keys found, at `asyncEnd` of a successful read. */
   hits?: number;
-  /** Reads (`get`, `mget`): keys not found, at `asyncEnd` of a successful read. */
+  /** Reads (`get`, `mget`, cached functions): keys not found, at `asyncEnd` of a successful read. */
   misses?: number;
   /** The {@link CacheError} the operation rejected with (from the `error` event on). */
   error?: unknown;

@@ -11,11 +11,15 @@ import type { NearCacheStats } from './near-cache/near-cache.js';
 export interface OperationStats {
   /** Calls that passed input validation and were sent (or queued for sending) to the cache. */
   readonly calls: number;
-  /** Calls that rejected after input validation (connection, timeout, server errors). */
+  /**
+   * Calls that rejected after input validation (connection, timeout, server errors). For cached
+   * functions (`getOrSet`, `cacheResult`, `getOrSetMany`): the cache operations that failed during their
+   * calls (such a call usually still returns its factory's result).
+   */
   readonly errors: number;
-  /** Reads (`get`, `mget`): keys found. `0` for other operations. */
+  /** Reads (`get`, `mget`, cached functions): keys found. `0` for other operations. */
   readonly hits: number;
-  /** Reads (`get`, `mget`): keys not found. `0` for other operations. */
+  /** Reads (`get`, `mget`, cached functions): keys not found. `0` for other operations. */
   readonly misses: number;
 }
 

@@ -88,6 +88,10 @@ describe('the concurrency checker, on hand-made histories', () => {
       checkHistory(h.records, [], { ...TIMING, lease }).violations.map((v) => v.kind);
     expect(judge(true)).toContain('double-fill');
     expect(judge(false)).not.toContain('double-fill');
+
+    // The owner's process starved for longer than half a lease: reported apart (not a lock fault).
+    h.add({ e: 'stall', p: '0.0', ms: TIMING.lockTtlMs }, 20 + TIMING.lockTtlMs);
+    expect(judge(true).sort()).toEqual(['double-fill-after-stall', 'missing-outcome', 'missing-outcome']);
   });
 
   it('finds a value stored before a completed invalidation, and tells a fill that overlapped it apart', () => {
@@ -197,6 +201,10 @@ describe('cached functions under random concurrency (4 processes, redis-server)'
     expect(stats.failedFactories + stats.hungFactories).toBeGreaterThan(0);
     expect(stats.clearings).toBeGreaterThan(5);
     expect(result.kills).toBeGreaterThan(0);
+    const known = violations.filter((v) => KNOWN_OPEN.has(v.kind)).map((v) => v.kind);
+    console.info(
+      `seed ${SEED}: ${JSON.stringify(stats)}; reported, not failing: ${known.length} ${[...new Set(known)]}`,
+    );
     const enforced = violations.filter((v) => !KNOWN_OPEN.has(v.kind));
     expect(enforced).toEqual([]);
   }, 60_000);

@@ -43,7 +43,10 @@ export function registerCachedSuite(
   name: string,
   setup: () => Promise<CachedTarget>,
   teardown: () => Promise<void> = async () => {},
+  { timed = true }: { timed?: boolean } = {},
 ): void {
+  /** Tests that wait out TTLs and timeouts (seconds each): skipped where `timed` is false. */
+  const timedIt = timed ? it : it.skip;
   describe(`cached functions: ${name}`, () => {
     let target: CachedTarget;
     const pool = new ClientPool();
@@ -520,26 +523,54 @@ export function registerCachedSuite(
       expect(b.stats().cachedFunctions.lockTimeouts).toBe(0); // nobody waited for a dead lock
     });
 
-    it('a hung factory does not block its key forever: past hardTimeoutMs callers reject and the next call fills afresh', async () => {
-      const [a, b] = [open(), open()];
-      const hung = () => new Promise<string>(() => {});
-      const opts = { hardTimeoutMs: 300, lockTimeoutMs: 5000 };
-      const first = a.getOrSet('hung', hung, opts);
-      const joiner = a.getOrSet('hung', async () => 'unused', opts);
-      await expect(first).rejects.toBeInstanceOf(CacheTimeoutError);
-      await expect(joiner).rejects.toBeInstanceOf(CacheTimeoutError);
-      // The abandoned fill frees the key in this process and across processes (its lock is released).
-      expect(await a.getOrSet('hung', async () => 'fresh', opts)).toBe('fresh');
-      expect(await b.getOrSet('hung-b', async () => 'b', opts)).toBe('b');
-      const again = a.getOrSet('hung-b2', hung, opts).catch((e: unknown) => e);
-      await sleep(50);
-      // b waits for a's lease until a's fill is abandoned (its lock released), then fills the key itself.
-      expect(await b.getOrSet('hung-b2', async () => 'other', { ...opts, hardTimeoutMs: 5000 })).toBe(
-        'other',
-      );
-      expect(b.stats().cachedFunctions.lockTimeouts).toBe(0);
-      expect(await again).toBeInstanceOf(CacheTimeoutError);
-    });
+    timedIt(
+      'a hung factory does not block its key forever: past hardTimeoutMs callers reject and the next call fills afresh',
+      async () => {
+        const [a, b] = [open(), open()];
+        const hung = () => new Promise<string>(() => {});
+        const opts = { hardTimeoutMs: 300, lockTimeoutMs: 5000 };
+        const first = a.getOrSet('hung', hung, opts);
+        const joiner = a.getOrSet('hung', async () => 'unused', opts);
+        await expect(first).rejects.toBeInstanceOf(CacheTimeoutError);
+        await expect(joiner).rejects.toBeInstanceOf(CacheTimeoutError);
+        // The abandoned fill frees the key in this process and across processes (its lock is released).
+        expect(await a.getOrSet('hung', async () => 'fresh', opts)).toBe('fresh');
+        expect(await b.getOrSet('hung-b', async () => 'b', opts)).toBe('b');
+        const again = a.getOrSet('hung-b2', hung, opts).catch((e: unknown) => e);
+        await sleep(50);
+        // b waits for a's lease until a's fill is abandoned (its lock released), then fills the key itself.
+        expect(await b.getOrSet('hung-b2', async () => 'other', { ...opts, hardTimeoutMs: 5000 })).toBe(
+          'other',
+        );
+        expect(b.stats().cachedFunctions.lockTimeouts).toBe(0);
+        expect(await again).toBeInstanceOf(CacheTimeoutError);
+      },
+    );
+
+    timedIt(
+      'an abandoned fill (hardTimeoutMs) still stores its late result, unless this client invalidated meanwhile',
+      async () => {
+        const cache = open();
+        const late = (value: string) => async () => {
+          await sleep(300);
+          return value;
+        };
+        const opts = { hardTimeoutMs: 100 };
+        await expect(cache.getOrSet('late', late('late value'), opts)).rejects.toBeInstanceOf(
+          CacheTimeoutError,
+        );
+        await sleep(400); // the factory finished after its callers gave up
+        expect(await cache.getOrSet('late', async () => 'fresh', opts)).toBe('late value');
+        // An invalidation while the abandoned factory runs: its result is not stored.
+        await expect(cache.getOrSet('late-2', late('late value'), opts)).rejects.toBeInstanceOf(
+          CacheTimeoutError,
+        );
+        await cache.invalidate({ broadPatterns: ['late-2'] });
+        await sleep(400);
+        expect(await cache.getOrSet('late-2', async () => 'fresh', opts)).toBe('fresh');
+        expect(cache.stats().cachedFunctions.hardTimeouts).toBe(2);
+      },
+    );
 
     it("a caller that starts after another owner's failure runs its own factory instead of getting that failure", async () => {
       const [a, b] = [open(), open()];
@@ -598,6 +629,23 @@ export function registerCachedSuite(
       }
     });
 
+    it('the fill lock is a lease: a factory 3x longer than lockTtlMs runs once across two clients', async () => {
+      const [a, b] = [open(), open()];
+      await Promise.all([a.ping(), b.ping()]);
+      let runs = 0;
+      const slow = async () => {
+        runs++;
+        await sleep(600);
+        return 'slow';
+      };
+      const opts = { lockTtlMs: 200, lockTimeoutMs: 5000 };
+      const first = a.getOrSet('leased', slow, opts);
+      await sleep(50);
+      expect(await Promise.all([first, b.getOrSet('leased', slow, opts)])).toEqual(['slow', 'slow']);
+      expect(runs).toBe(1); // without the lease b took the expired lock after 200 ms and ran it again
+      expect(b.stats().cachedFunctions.lockWaits).toBe(1);
+    });
+
     it('the factory context: ctx.ttl and ctx.grace set the entry, ctx.tags travel with it, ctx.skip() stores nothing', async () => {
       const cache = open();
       const plain = open({ deploymentId: null });
@@ -616,9 +664,12 @@ export function registerCachedSuite(
         ctx.grace = 60;
         return 'v1';
       });
-      expect(await plain.ttl('ctx-grace')).toBeGreaterThan(55);
-      await sleep(1100);
-      expect(await cache.getOrSet('ctx-grace', async () => 'v2')).toBe('v1'); // stale, refreshing
+      expect(await plain.ttl('ctx-grace')).toBeGreaterThan(55); // stored for ttl + grace
+      // Such an entry 30 s from its end (past its 1 s TTL, within its 60 s grace) is stale for a call
+      // without a grace option: it is served while one refresh runs.
+      const entry = encodeResult('v1', { ttl: 1, grace: 60, tags: [] });
+      await plain.set('ctx-stale', entry, 30);
+      expect(await cache.getOrSet('ctx-stale', async () => 'v2')).toBe('v1');
       expect(cache.stats().cachedFunctions.staleServed).toBe(1);
       // Tags are stored with the entry (typed codec), for tag invalidation.
       await cache.getOrSet('ctx-tags', (ctx) => {
@@ -658,62 +709,68 @@ export function registerCachedSuite(
       expect(runs - before).toBe(3);
     });
 
-    it('eager refresh: a hot key is refreshed before it expires, so no caller sees a miss across its TTL', async () => {
-      const [a, b] = [open(), open()];
-      let version = 0;
-      let runs = 0;
-      const factory = async () => {
-        runs++;
-        await sleep(30);
-        return ++version;
-      };
-      const opts = { ttl: 1, eagerRefresh: 0.2 }; // refreshed from 0.2 s of age: 0.8 s of margin
-      expect(await a.getOrSet('hot', factory, opts)).toBe(1);
-      const seen = new Set<number>();
-      const t0 = performance.now();
-      while (performance.now() - t0 < 1400) {
-        const values = await Promise.all(
-          Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).getOrSet('hot', factory, opts)),
-        );
-        for (const v of values) seen.add(v);
-        await sleep(20);
-      }
-      const [sa, sb] = [a.stats().cachedFunctions, b.stats().cachedFunctions];
-      expect(sa.misses + sb.misses).toBe(1); // the very first call only
-      expect(seen.size).toBeGreaterThanOrEqual(2); // refreshed before its TTL passed, and again
-      expect(sa.refreshes + sb.refreshes).toBe(runs - 1); // one factory run per refresh, across clients
-    });
-
-    it('graceBackoffMs bounds factory runs while the data source is down; a stale value is served throughout', async () => {
-      const quietLogger = { logger: { debug: () => {}, warn: () => {} } };
-      const [a, b] = [open(quietLogger), open(quietLogger)];
-      const opts = (graceBackoffMs: number) => ({ ttl: 1, grace: 60, graceBackoffMs });
-      // Stale at once: 30 s left of a 1 s TTL plus 60 s grace.
-      const plain = open({ deploymentId: null });
-      await Promise.all([0, 600].map((ms) => plain.set(`outage-${ms}`, encodeResult('old'), 30)));
-      const run = async (graceBackoffMs: number) => {
-        const key = `outage-${graceBackoffMs}`;
+    timedIt(
+      'eager refresh: a hot key is refreshed before it expires, so no caller sees a miss across its TTL',
+      async () => {
+        const [a, b] = [open(), open()];
+        let version = 0;
         let runs = 0;
-        const down = async (): Promise<string> => {
+        const factory = async () => {
           runs++;
-          throw new Error('data source down');
+          await sleep(30);
+          return ++version;
         };
+        const opts = { ttl: 1, eagerRefresh: 0.2 }; // refreshed from 0.2 s of age: 0.8 s of margin
+        expect(await a.getOrSet('hot', factory, opts)).toBe(1);
+        const seen = new Set<number>();
         const t0 = performance.now();
-        while (performance.now() - t0 < 1000) {
-          const values = await Promise.all([
-            a.getOrSet(key, down, opts(graceBackoffMs)),
-            b.getOrSet(key, down, opts(graceBackoffMs)),
-          ]);
-          expect(values).toEqual(['old', 'old']);
-          await sleep(10);
+        while (performance.now() - t0 < 1400) {
+          const values = await Promise.all(
+            Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).getOrSet('hot', factory, opts)),
+          );
+          for (const v of values) seen.add(v);
+          await sleep(20);
         }
-        return runs;
-      };
-      const [quiet, none] = await Promise.all([run(600), run(0)]);
-      expect(quiet).toBeGreaterThanOrEqual(1);
-      expect(quiet).toBeLessThanOrEqual(3); // at 0, ~600 ms (and a late one at most), across both clients
-      expect(none).toBeGreaterThan(10); // no backoff: every call retries the factory
-    });
+        const [sa, sb] = [a.stats().cachedFunctions, b.stats().cachedFunctions];
+        expect(sa.misses + sb.misses).toBe(1); // the very first call only
+        expect(seen.size).toBeGreaterThanOrEqual(2); // refreshed before its TTL passed, and again
+        expect(sa.refreshes + sb.refreshes).toBe(runs - 1); // one factory run per refresh, across clients
+      },
+    );
+
+    timedIt(
+      'graceBackoffMs bounds factory runs while the data source is down; a stale value is served throughout',
+      async () => {
+        const quietLogger = { logger: { debug: () => {}, warn: () => {} } };
+        const [a, b] = [open(quietLogger), open(quietLogger)];
+        const opts = (graceBackoffMs: number) => ({ ttl: 1, grace: 60, graceBackoffMs });
+        // Stale at once: 30 s left of a 1 s TTL plus 60 s grace.
+        const plain = open({ deploymentId: null });
+        await Promise.all([0, 600].map((ms) => plain.set(`outage-${ms}`, encodeResult('old'), 30)));
+        const run = async (graceBackoffMs: number) => {
+          const key = `outage-${graceBackoffMs}`;
+          let runs = 0;
+          const down = async (): Promise<string> => {
+            runs++;
+            throw new Error('data source down');
+          };
+          const t0 = performance.now();
+          while (performance.now() - t0 < 1000) {
+            const values = await Promise.all([
+              a.getOrSet(key, down, opts(graceBackoffMs)),
+              b.getOrSet(key, down, opts(graceBackoffMs)),
+            ]);
+            expect(values).toEqual(['old', 'old']);
+            await sleep(10);
+          }
+          return runs;
+        };
+        const [quiet, none] = await Promise.all([run(600), run(0)]);
+        expect(quiet).toBeGreaterThanOrEqual(1);
+        expect(quiet).toBeLessThanOrEqual(3); // at 0, ~600 ms (and a late one at most), across both clients
+        expect(none).toBeGreaterThan(10); // no backoff: every call retries the factory
+      },
+    );
 
     it('getOrSetMany: one factory call with only the missing keys, results in key order, repeats answered once', async () => {
       const cache = open();

@@ -6,7 +6,6 @@
  *
  * @module
  */
-import { isReplyCode } from '../engines/redis-errors.js';
 import { CacheConnectionError } from '../errors.js';
 
 /** Default time the breaker stays open after a cache failure, in milliseconds. */
@@ -41,11 +40,13 @@ export class CircuitBreaker {
 }
 
 /**
- * Whether a cache failure opens the breaker: only the cache as a whole failing (refused, reset,
- * timed out, closed, unavailable: a {@link CacheConnectionError} or {@link CacheTimeoutError}; and a
- * server out of memory, which refuses every write). A per-key error (`WRONGTYPE` on one key, a value
- * that cannot be decoded or is too large) fails that call's use of the cache alone.
+ * Whether a cache failure opens the breaker: only the cache failing as a whole at the connection level
+ * (refused, reset, timed out, closed, unavailable: a {@link CacheConnectionError}, which includes
+ * `CacheTimeoutError`; SPEC section 7). Those are the failures that make every call pay a timeout, which
+ * the breaker exists to stop. A server error reply (`WRONGTYPE` on one key, `OOM`, which the server
+ * answers at once), a value that cannot be decoded or is too large, fails that call's use of the cache
+ * alone.
  */
 export function opensBreaker(err: unknown): boolean {
-  return err instanceof CacheConnectionError || isReplyCode(err, 'OOM');
+  return err instanceof CacheConnectionError;
 }

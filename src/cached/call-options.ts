@@ -101,8 +101,8 @@ export interface GetOrSetOptions {
   cacheControl?: string | null;
   /**
    * Milliseconds the cache is skipped after it failed as a whole (the circuit breaker; shared by the
-   * client's cached functions). Only connection-level failures (refused, reset, timed out, closed) and
-   * a server out of memory open it; a per-key error (`WRONGTYPE`) affects that call alone.
+   * client's cached functions). Only connection-level failures (refused, reset, timed out, closed) open
+   * it; a server error reply (`WRONGTYPE` on one key, `OOM`) affects that call alone.
    * @default 5000
    */
   breakerMs?: number;

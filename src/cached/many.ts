@@ -10,7 +10,9 @@
  * Keys the factory's result leaves out read as `undefined` and are not stored. A failure of the factory
  * (or of another process's factory this call waited for) rejects the whole call. With `hardTimeoutMs`
  * the whole call is bounded; the fills of its keys are then abandoned (a late result is not stored).
- * The in-process fallback is not used: while the cache fails, the factory runs for every key.
+ * A stale value (grace) or one due for an eager refresh is served at once while one background refresh
+ * of that key runs (through the factory, with that key alone); `timeoutMs` is not awaited. The
+ * in-process fallback is not used: while the cache fails, the factory runs for every key.
  *
  * @module
  */

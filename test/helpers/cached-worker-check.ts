@@ -25,6 +25,9 @@
  *   started (a fill is abandoned then). With `lease: false` (a lock that is not extended while its
  *   factory runs), also before the first one's lock expired (`lockTtlMs` after its start, minus a
  *   margin).
+ * - `double-fill-after-stall`: a `double-fill` where the first run's process was starved (its event
+ *   loop blocked, or its factory settled late) for at least half of `lockTtlMs` meanwhile, so the lease
+ *   may have lapsed without a fault of the lock: reported, not a failure.
  * - `wrong-value`: a value that no recorded factory run of that key produced.
  * - `stale-after-invalidation`: a call that started after an invalidation (or delete) of its key had
  *   completed returned a value whose factory started before that invalidation, and whose fill had
@@ -47,6 +50,7 @@ export type ViolationKind =
   | 'overdue-behind-hung-factory'
   | 'missing-outcome'
   | 'double-fill'
+  | 'double-fill-after-stall'
   | 'wrong-value'
   | 'stale-after-invalidation'
   | 'invalidation-race';
@@ -140,6 +144,7 @@ export function checkHistory(
   const clearings = new Map<number, Clearing[]>();
   const clearingById = new Map<string, Clearing>();
   const killed = new Map<string, Rec<'kill'>>();
+  const stalls: Rec<'stall'>[] = [];
   for (const r of history) {
     switch (r.e) {
       case 'call':
@@ -171,6 +176,9 @@ export function checkHistory(
       }
       case 'kill':
         killed.set(`${r.w}.${r.gen}`, r);
+        break;
+      case 'stall':
+        stalls.push(r);
         break;
     }
   }
@@ -295,6 +303,18 @@ export function checkHistory(
       r.cend !== undefined && r.cend.v > (r.fstart?.v ?? 0) ? r.cend.v : Infinity,
       killed.get(r.proc)?.v ?? Infinity,
     );
+  /** Whether `a`'s process may have been starved for half a lease between `a`'s start and `until`. */
+  const starved = (a: CallInfo, until: number): boolean => {
+    const start = a.fstart as Rec<'fstart'>;
+    const limit = options.lockTtlMs / 2;
+    if (stalls.some((s) => s.p === a.proc && s.ms >= limit && s.t >= start.t && s.t - s.ms <= until))
+      return true;
+    const spec = a.call?.f;
+    if (spec === undefined || spec.kind === 'hang') return false;
+    // Its factory settled late, or its process was killed while the factory should have settled.
+    const settledAt = a.fend?.t ?? killed.get(a.proc)?.t;
+    return settledAt !== undefined && settledAt - start.t - spec.ms >= limit;
+  };
   for (const [n, a] of protectedRuns.entries()) {
     const aStart = a.fstart as Rec<'fstart'>;
     const aEnd = endOf(a);
@@ -307,7 +327,7 @@ export function checkHistory(
       if (bStart.v > aEnd || bStart.t >= lockExpiry) continue;
       if (b.call?.k !== a.call?.k) continue;
       add(
-        'double-fill',
+        options.lease && starved(a, bStart.t) ? 'double-fill-after-stall' : 'double-fill',
         `key ${a.call?.k}: factory of ${b.c} started (v ${bStart.v}) while ${a.c}'s ran (v ${aStart.v}, ${a.call?.f.kind})`,
       );
     }

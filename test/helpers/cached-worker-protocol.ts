@@ -109,6 +109,8 @@ export type EventBody =
       readonly ok: boolean;
       readonly err?: string;
     }
+  /** The worker's event loop was blocked `ms` (a starved process) until this record; `p`: `<worker>.<gen>`. */
+  | { readonly e: 'stall'; readonly p: string; readonly ms: number }
   /** The parent SIGKILLed a worker (logged once it has exited: after every record it could write). */
   | { readonly e: 'kill'; readonly w: number; readonly gen: number };
 

@@ -166,9 +166,27 @@ function run(command: WorkerCommand): void {
   done.catch(fail);
 }
 
+/** A timer this much late means the process was starved (see the `stall` record). */
+const STALL_MS = 150;
+const TICK_MS = 50;
+
+/** Record event-loop stalls: a starved owner cannot extend its lease in time (cached-worker-check.ts). */
+function watchStalls(): void {
+  let last = performance.now();
+  const timer = setInterval(() => {
+    const now = performance.now();
+    const late = now - last - TICK_MS;
+    last = now;
+    if (late > STALL_MS)
+      log({ e: 'stall', p: `${config.worker}.${config.gen}`, ms: late + TICK_MS }).catch(fail);
+  }, TICK_MS);
+  timer.unref();
+}
+
 async function main(): Promise<void> {
   await history.connect();
   await cache.ping();
+  watchStalls();
   process.on('message', (m: WorkerCommand) => run(m));
   process.on('disconnect', () => {
     // The parent is done with this worker: close without waiting for hung factories.
