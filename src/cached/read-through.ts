@@ -377,7 +377,11 @@ export class CachedFunctions {
       throw new CacheValidationError('invalidate needs an options object');
     }
     checkOptionNames(options, INVALIDATE_OPTIONS, 'invalidate');
-    const patterns = invalidationPatterns(await this.#host.deploymentId(), options);
+    // Checked before the deployment id is awaited, so a bad input fails before any I/O and the
+    // validation error names the operation (src/operation.ts).
+    const known = this.#host.deploymentId();
+    const deployment = known instanceof Promise ? (invalidationPatterns(null, options), await known) : known;
+    const patterns = invalidationPatterns(deployment, options);
     this.#epoch++;
     let deleted = 0;
     for (const pattern of patterns) deleted += await this.#host.flushByPattern(pattern);
