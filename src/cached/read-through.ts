@@ -380,8 +380,8 @@ export class CachedFunctions {
     // Checked before the deployment id is awaited, so a bad input fails before any I/O and the
     // validation error names the operation (src/operation.ts).
     const known = this.#host.deploymentId();
-    const deployment = known instanceof Promise ? (invalidationPatterns(null, options), await known) : known;
-    const patterns = invalidationPatterns(deployment, options);
+    if (known instanceof Promise) invalidationPatterns(null, options);
+    const patterns = invalidationPatterns(known instanceof Promise ? await known : known, options);
     this.#epoch++;
     let deleted = 0;
     for (const pattern of patterns) deleted += await this.#host.flushByPattern(pattern);
