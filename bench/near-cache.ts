@@ -78,6 +78,62 @@ async function peakHot(url: string, near: boolean): Promise<Contender> {
   };
 }
 
+/** The limit: a `Map` lookup behind a `Promise` (the hot value already decoded, as a near hit returns it). */
+async function promiseMap(): Promise<Contender> {
+  const map = new Map<string, unknown>([[HOT, Object.freeze({ ...VALUE })]]);
+  return {
+    api: { get: 'Promise.resolve(Map.get)' },
+    get: () => Promise.resolve(map.get(HOT)),
+    close: async () => {},
+  };
+}
+
+/** A cached function's hit with the near cache on: `cacheResult(fn)(42)`, warmed once. */
+async function peakNearCached(url: string): Promise<Contender> {
+  const { CacheClient } = await import('../src/index.ts');
+  const cache = new CacheClient({
+    connectionConfig: { url, tenant: 'bench-near-cf' },
+    debugLogs: false,
+    env: {},
+    nearCache: { maxEntries: 1000 },
+  });
+  await cache.ping();
+  const findUser = cache.cacheResult(async (_id: number) => VALUE, { keyPrefix: 'users' });
+  await findUser(42);
+  return {
+    api: { get: 'cacheResult(fn)(42) (nearCache), a hit' },
+    get: () => findUser(42),
+    close: () => cache.close(),
+  };
+}
+
+/** Tenants of the round-robin row. */
+const TENANTS = 1000;
+
+/** `get` of the hot key on tenant `i % 1000` (views of one `TenantCaches`, one near cache). */
+async function peakNearTenants(url: string): Promise<Contender> {
+  const { TenantCaches } = await import('../src/index.ts');
+  const caches = new TenantCaches({
+    connectionConfig: { url },
+    debugLogs: false,
+    env: {},
+    nearCache: { maxEntries: 2000 },
+  });
+  const views = Array.from({ length: TENANTS }, (_, i) => caches.tenant(`bench-rr${i}`));
+  await Promise.all(views.map((view) => view.set(HOT, VALUE)));
+  await Promise.all(views.map((view) => view.get(HOT)));
+  let next = 0;
+  return {
+    api: { get: 'get (nearCache) on tenant i % 1000 (TenantCaches views)' },
+    get: () => {
+      const view = views[next] as (typeof views)[number];
+      next = next + 1 === TENANTS ? 0 : next + 1;
+      return view.get(HOT);
+    },
+    close: () => caches.close(),
+  };
+}
+
 /** Baseline of the lag row: a write by one connection, then a GET by another. */
 async function rawWriteRead(url: string): Promise<Contender> {
   const writer = await connectRawNodeRedis(url);
@@ -150,6 +206,19 @@ export const NEAR_CACHE_CONTENDERS: readonly ContenderSpec[] = [
     create: (url) => peakHot(url, false),
   },
   { id: 'raw-csc', label: 'node-redis clientSideCache (info)', kind: 'redis', create: rawCsc },
+  { id: 'map-hot', label: 'Promise-returning Map (the limit)', kind: 'memory', create: promiseMap },
+  {
+    id: 'peak-near-cf',
+    label: 'peak-cache cacheResult hit, nearCache',
+    kind: 'redis',
+    create: peakNearCached,
+  },
+  {
+    id: 'peak-near-rr',
+    label: 'peak-cache nearCache, 1,000 tenant views round-robin',
+    kind: 'redis',
+    create: peakNearTenants,
+  },
   {
     id: 'raw-write-read',
     label: 'raw SET + GET, 2 connections (baseline)',
@@ -159,7 +228,15 @@ export const NEAR_CACHE_CONTENDERS: readonly ContenderSpec[] = [
   { id: 'peak-near-lag', label: 'peak-cache nearCache, foreign SET', kind: 'redis', create: peakNearLag },
 ];
 
-const HOT_CONTENDERS = ['raw-hot', 'peak-near', 'peak-hot', 'raw-csc'] as const;
+const HOT_CONTENDERS = [
+  'raw-hot',
+  'map-hot',
+  'peak-near',
+  'peak-near-cf',
+  'peak-near-rr',
+  'peak-hot',
+  'raw-csc',
+] as const;
 
 /** The near cache workloads, in report order. */
 export const NEAR_CACHE_WORKLOADS: readonly Workload[] = [

@@ -256,3 +256,33 @@ function runCall<R>(ctx: OperationContext, call: (ctx: OperationContext) => Prom
   end.publish(ctx);
   return settled(ctx, pending);
 }
+
+/**
+ * Trace an operation the client answered synchronously from memory (a near-cache hit): the same events
+ * as any operation (`start`, `end`, `asyncStart`, `asyncEnd`, in that order, under the start channel's
+ * bound stores), published at once since its result is already known; no promise hop, no wrappers.
+ * @internal
+ */
+export function traceAnswered(
+  operation: string,
+  connected: TracedConnection,
+  keys: number,
+  hits: number,
+  misses: number,
+): void {
+  const ctx: OperationContext = {
+    operation,
+    tenant: connected.tenant,
+    server: connected.server,
+    keys,
+    hits,
+    misses,
+  };
+  start.runStores(ctx, publishAnswered, undefined, ctx);
+}
+
+function publishAnswered(ctx: OperationContext): void {
+  end.publish(ctx);
+  asyncStart.publish(ctx);
+  asyncEnd.publish(ctx);
+}

@@ -84,6 +84,11 @@ export function validateKey(key: unknown): string {
   return requireWellFormed('A key', key);
 }
 
+/** Whether {@link validateKey} accepts `key` (the hot paths test this and validate only on failure). */
+export function isValidKey(key: unknown): key is string {
+  return typeof key === 'string' && key.isWellFormed();
+}
+
 /**
  * Check a caller's glob pattern for `flushByPattern`: a well-formed string within the documented bounds.
  * @throws {CacheValidationError} for a non-string, a lone surrogate, more than {@link MAX_PATTERN_LENGTH}

@@ -94,8 +94,8 @@ function copy(c: OperationStats): OperationStats {
 }
 
 /**
- * A client's counters, one {@link OperationCounters} per operation. `get` and `mget` are held in fields so
- * the read paths count hits without a lookup.
+ * A client's counters, one {@link OperationCounters} per operation. `get`, `mget` and `set` are held in
+ * fields so the hot paths count without a lookup.
  * @internal
  */
 export class StatsRecorder {
@@ -104,11 +104,14 @@ export class StatsRecorder {
   readonly get: OperationCounters;
   /** Counters of `mget`. */
   readonly mget: OperationCounters;
+  /** Counters of `set`. */
+  readonly set: OperationCounters;
 
   constructor() {
     for (const name of OPERATION_NAMES) this.#byName.set(name, new OperationCounters());
     this.get = this.counters('get');
     this.mget = this.counters('mget');
+    this.set = this.counters('set');
   }
 
   /** The counters of `operation`, created on first use. */

@@ -46,7 +46,8 @@ export interface NearCacheStats {
   readonly resets: number;
 }
 
-interface Entry {
+/** An entry of the near cache, as {@link NearCache.hit} returns it. */
+export interface Entry {
   /** Stored string, or `null` for a key known to be missing. */
   readonly raw: string | null;
   /** `performance.now()` after which the entry is not served; `Infinity` for none. */
@@ -185,7 +186,37 @@ export class NearCache implements TrackingListener {
   value(key: string, raw: string): unknown {
     if (this.#copyValues) return this.#decode(raw);
     const entry = this.#lru.peek(key);
-    if (entry === undefined || entry.raw !== raw || entry.value === UNSHAREABLE) return this.#decode(raw);
+    if (entry === undefined || entry.raw !== raw) return this.#decode(raw);
+    return this.#shared(entry, raw);
+  }
+
+  /**
+   * The client's synchronous hit path: the entry of `key` when it may be served (a hit is counted), else
+   * `undefined` with nothing counted (the read that follows through {@link NearCache.get} counts the
+   * miss). Read its value with {@link NearCache.valueOf}.
+   */
+  hit(key: string): Entry | undefined {
+    const entry = this.#lru.get(key);
+    if (entry === undefined) return undefined;
+    const now = performance.now();
+    if (entry.expiresAt <= now || now - this.#confirmedAt > MAX_SILENCE_MS) return undefined;
+    this.#hits++;
+    return entry;
+  }
+
+  /**
+   * The value to return for a hit on `entry` (see {@link NearCache.value}); `null` for a key known to be
+   * missing.
+   */
+  valueOf(entry: Entry): unknown {
+    const raw = entry.raw;
+    if (raw === null) return null;
+    return this.#copyValues ? this.#decode(raw) : this.#shared(entry, raw);
+  }
+
+  /** The entry's shared, deeply frozen value (decoded at its first hit), or `raw` decoded afresh. */
+  #shared(entry: Entry, raw: string): unknown {
+    if (entry.value === UNSHAREABLE) return this.#decode(raw);
     if (entry.value !== UNDECODED) return entry.value;
     const value = this.#decode(raw);
     if (!isFreezable(value)) {
