@@ -1,7 +1,7 @@
 /**
  * Changes the server does not signal (issue 20): Redis 7.0 sends no invalidation when `SWAPDB` swaps
- * the client's database, so the near cache keeps the old value until `nearCache.ttlMs` bounds it (see
- * docs/near-cache.md, "Changes the server does not signal"). A real redis-server.
+ * the client's database, so the near cache keeps the old value until `nearCache.ttlMs` bounds it (10
+ * minutes by default; see docs/near-cache.md, "Changes the server does not signal"). A real redis-server.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CacheClient } from '../src/index.js';
@@ -20,7 +20,7 @@ describe('near cache: SWAPDB (no invalidation from the server)', () => {
     const open = (nearCache: { maxEntries: number; ttlMs?: number }) =>
       new CacheClient({ connectionConfig: { url: `${server.url}/0`, tenant: 'swap' }, env: {}, nearCache });
     const bounded = open({ maxEntries: 100, ttlMs: 300 });
-    const unbounded = open({ maxEntries: 100 });
+    const unbounded = open({ maxEntries: 100 }); // the default bound: 10 minutes
     try {
       // Written first: tracking keys invalidations by key name in every database, so a write in db 1
       // after the reads would invalidate them (that is not the case tested).
@@ -42,8 +42,10 @@ describe('near cache: SWAPDB (no invalidation from the server)', () => {
         else if (performance.now() - swappedAt > 3000) throw new Error('ttlMs did not bound the SWAPDB');
         else await sleep(20);
       }
-      console.log(`SWAPDB seen ${(seenAt - swappedAt).toFixed(0)} ms after the swap with nearCache.ttlMs 300`);
-      // Without a bound the old value stays (what the docs warn about); a write of our own ends it.
+      console.log(
+        `SWAPDB seen ${(seenAt - swappedAt).toFixed(0)} ms after the swap with nearCache.ttlMs 300`,
+      );
+      // With the default bound the old value stays (for up to 10 minutes, as the docs say).
       await sleep(50);
       expect(await unbounded.get('k')).toBe('old');
       expect(unbounded.stats().nearCache?.invalidations).toBe(0);
