@@ -686,10 +686,7 @@ export class CacheClient<C extends CodecOption = 'peak'> {
   #cachedCall<R>(operation: string, keys: number, body: (reads: ReadRecorder) => Promise<R>): Promise<R> {
     const counters = this.#stats.counters(operation);
     counters.calls++;
-    const count: ReadRecorder = (hits, misses) => {
-      counters.hits += hits;
-      counters.misses += misses;
-    };
+    const count: ReadRecorder = counters.record;
     if (!isTraced()) return body(count);
     return traceCall(operation, this.#store.current(), keys, (ctx) =>
       body((hits, misses) => {

@@ -80,6 +80,12 @@ export class OperationCounters {
   hits = 0;
   misses = 0;
 
+  /** Count `hits` and `misses` (a function made once per operation: the cached functions' recorder). */
+  readonly record = (hits: number, misses: number): void => {
+    this.hits += hits;
+    this.misses += misses;
+  };
+
   /** Count the hits and misses of an `mget` reply (`null` = miss). */
   reads(raws: readonly (string | null)[]): void {
     let hits = 0;
