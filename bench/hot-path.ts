@@ -21,7 +21,15 @@ const ms = Number(process.env.HOT_MS ?? 400);
 const levels = (process.env.HOT_CONCURRENCY ?? '256,1').split(',').map(Number);
 const profile = process.env.HOT_PROFILE?.split(':');
 const only = profile ? [profile[0] as string] : process.env.HOT_ONLY?.split(',');
-const ids = ['raw-hot', 'map-hot', 'peak-near', 'peak-near-cf', 'peak-near-rr', 'peak-hot'].filter((id) =>
+const ids = [
+  'raw-hot',
+  'map-hot',
+  'peak-near',
+  'peak-near-cf',
+  'peak-near-cf-grace',
+  'peak-near-rr',
+  'peak-hot',
+].filter((id) =>
   profile ? id === profile[0] : id === 'raw-hot' || id === 'map-hot' || !only || only.includes(id),
 );
 
