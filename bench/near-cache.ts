@@ -139,6 +139,30 @@ async function peakNearTenants(url: string): Promise<Contender> {
   };
 }
 
+/** The round-robin row's baseline: one client, `get` of key `i % 1000` (the same near-cache traffic). */
+async function peakNearKeys(url: string): Promise<Contender> {
+  const { CacheClient } = await import('../src/index.ts');
+  const cache = new CacheClient({
+    connectionConfig: { url, tenant: 'bench-near-keys' },
+    debugLogs: false,
+    env: {},
+    nearCache: { maxEntries: 2000 },
+  });
+  const keys = Array.from({ length: TENANTS }, (_, i) => `${HOT}${i}`);
+  await Promise.all(keys.map((key) => cache.set(key, VALUE)));
+  await Promise.all(keys.map((key) => cache.get(key)));
+  let next = 0;
+  return {
+    api: { get: 'get (nearCache) of key i % 1000, one client' },
+    get: () => {
+      const key = keys[next] as string;
+      next = next + 1 === TENANTS ? 0 : next + 1;
+      return cache.get(key);
+    },
+    close: () => cache.close(),
+  };
+}
+
 /** Baseline of the lag row: a write by one connection, then a GET by another. */
 async function rawWriteRead(url: string): Promise<Contender> {
   const writer = await connectRawNodeRedis(url);
@@ -225,6 +249,12 @@ export const NEAR_CACHE_CONTENDERS: readonly ContenderSpec[] = [
     create: (url) => peakNearCached(url, 60),
   },
   {
+    id: 'peak-near-keys',
+    label: 'peak-cache nearCache, one client, 1,000 keys round-robin',
+    kind: 'redis',
+    create: peakNearKeys,
+  },
+  {
     id: 'peak-near-rr',
     label: 'peak-cache nearCache, 1,000 tenant views round-robin',
     kind: 'redis',
@@ -245,6 +275,7 @@ const HOT_CONTENDERS = [
   'peak-near',
   'peak-near-cf',
   'peak-near-cf-grace',
+  'peak-near-keys',
   'peak-near-rr',
   'peak-hot',
   'raw-csc',
