@@ -4,7 +4,11 @@
  *
  * - `near-get-1`, `near-get-256`: every call reads the same key (`hot`). Baseline: raw node-redis GET +
  *   JSON.parse. Also shown: peak-cache without the near cache, and node-redis 6's own client-side cache
- *   (RESP3 `clientSideCache`, which caches raw replies and `structuredClone`s each hit).
+ *   (RESP3 `clientSideCache`, which caches raw replies and `structuredClone`s each hit). Issue 20: the
+ *   limit (a `Promise`-returning `Map` holding the decoded value), a `cacheResult` hit with the near cache
+ *   (with and without grace; compare with the no-near-cache row, a network `get`), and 1,000 tenant views
+ *   of one `TenantCaches` read round-robin (compare with `peak-near`, one client; `peak-near-keys` is one
+ *   client reading 1,000 keys round-robin, the same LRU traffic).
  * - `near-lag`: each call writes a new value from ANOTHER connection (raw node-redis SET) and then reads
  *   through the near-cached client until it returns that value (yielding to I/O between reads): the call's
  *   latency is the invalidation lag as a caller sees it (write sent -> new value read). Baseline: the same
@@ -74,6 +78,91 @@ async function peakHot(url: string, near: boolean): Promise<Contender> {
     api: { get: near ? 'get (nearCache)' : 'get', set: 'set' },
     get: () => cache.get(HOT),
     set: (_key, value) => cache.set(HOT, value),
+    close: () => cache.close(),
+  };
+}
+
+/** The limit: a `Map` lookup behind a `Promise` (the hot value already decoded, as a near hit returns it). */
+async function promiseMap(): Promise<Contender> {
+  const map = new Map<string, unknown>([[HOT, Object.freeze({ ...VALUE })]]);
+  return {
+    api: { get: 'Promise.resolve(Map.get)' },
+    get: () => Promise.resolve(map.get(HOT)),
+    close: async () => {},
+  };
+}
+
+/** A cached function's hit with the near cache on: `cacheResult(fn)(42)`, warmed once. */
+async function peakNearCached(url: string, grace = 0): Promise<Contender> {
+  const { CacheClient } = await import('../src/index.ts');
+  const cache = new CacheClient({
+    connectionConfig: { url, tenant: 'bench-near-cf' },
+    debugLogs: false,
+    env: {},
+    nearCache: { maxEntries: 1000 },
+  });
+  await cache.ping();
+  const findUser = cache.cacheResult(async (_id: number) => VALUE, {
+    keyPrefix: grace === 0 ? 'users' : 'graced-users',
+    ttl: 3600,
+    grace,
+  });
+  await findUser(42);
+  await findUser(42); // the fill's own write invalidated the entry: this read keeps it
+  return {
+    api: { get: `cacheResult(fn)(42) (nearCache${grace === 0 ? '' : `, grace ${grace} s`}), a hit` },
+    get: () => findUser(42),
+    close: () => cache.close(),
+  };
+}
+
+/** Tenants of the round-robin row. */
+const TENANTS = 1000;
+
+/** `get` of the hot key on tenant `i % 1000` (views of one `TenantCaches`, one near cache). */
+async function peakNearTenants(url: string): Promise<Contender> {
+  const { TenantCaches } = await import('../src/index.ts');
+  const caches = new TenantCaches({
+    connectionConfig: { url },
+    debugLogs: false,
+    env: {},
+    nearCache: { maxEntries: 2000 },
+  });
+  const views = Array.from({ length: TENANTS }, (_, i) => caches.tenant(`bench-rr${i}`));
+  await Promise.all(views.map((view) => view.set(HOT, VALUE)));
+  await Promise.all(views.map((view) => view.get(HOT)));
+  let next = 0;
+  return {
+    api: { get: 'get (nearCache) on tenant i % 1000 (TenantCaches views)' },
+    get: () => {
+      const view = views[next] as (typeof views)[number];
+      next = next + 1 === TENANTS ? 0 : next + 1;
+      return view.get(HOT);
+    },
+    close: () => caches.close(),
+  };
+}
+
+/** The round-robin row's baseline: one client, `get` of key `i % 1000` (the same near-cache traffic). */
+async function peakNearKeys(url: string): Promise<Contender> {
+  const { CacheClient } = await import('../src/index.ts');
+  const cache = new CacheClient({
+    connectionConfig: { url, tenant: 'bench-near-keys' },
+    debugLogs: false,
+    env: {},
+    nearCache: { maxEntries: 2000 },
+  });
+  const keys = Array.from({ length: TENANTS }, (_, i) => `${HOT}${i}`);
+  await Promise.all(keys.map((key) => cache.set(key, VALUE)));
+  await Promise.all(keys.map((key) => cache.get(key)));
+  let next = 0;
+  return {
+    api: { get: 'get (nearCache) of key i % 1000, one client' },
+    get: () => {
+      const key = keys[next] as string;
+      next = next + 1 === TENANTS ? 0 : next + 1;
+      return cache.get(key);
+    },
     close: () => cache.close(),
   };
 }
@@ -150,6 +239,31 @@ export const NEAR_CACHE_CONTENDERS: readonly ContenderSpec[] = [
     create: (url) => peakHot(url, false),
   },
   { id: 'raw-csc', label: 'node-redis clientSideCache (info)', kind: 'redis', create: rawCsc },
+  { id: 'map-hot', label: 'Promise-returning Map (the limit)', kind: 'memory', create: promiseMap },
+  {
+    id: 'peak-near-cf',
+    label: 'peak-cache cacheResult hit, nearCache',
+    kind: 'redis',
+    create: (url) => peakNearCached(url),
+  },
+  {
+    id: 'peak-near-cf-grace',
+    label: 'peak-cache cacheResult hit with grace, nearCache',
+    kind: 'redis',
+    create: (url) => peakNearCached(url, 60),
+  },
+  {
+    id: 'peak-near-keys',
+    label: 'peak-cache nearCache, one client, 1,000 keys round-robin',
+    kind: 'redis',
+    create: peakNearKeys,
+  },
+  {
+    id: 'peak-near-rr',
+    label: 'peak-cache nearCache, 1,000 tenant views round-robin',
+    kind: 'redis',
+    create: peakNearTenants,
+  },
   {
     id: 'raw-write-read',
     label: 'raw SET + GET, 2 connections (baseline)',
@@ -159,7 +273,17 @@ export const NEAR_CACHE_CONTENDERS: readonly ContenderSpec[] = [
   { id: 'peak-near-lag', label: 'peak-cache nearCache, foreign SET', kind: 'redis', create: peakNearLag },
 ];
 
-const HOT_CONTENDERS = ['raw-hot', 'peak-near', 'peak-hot', 'raw-csc'] as const;
+const HOT_CONTENDERS = [
+  'raw-hot',
+  'map-hot',
+  'peak-near',
+  'peak-near-cf',
+  'peak-near-cf-grace',
+  'peak-near-keys',
+  'peak-near-rr',
+  'peak-hot',
+  'raw-csc',
+] as const;
 
 /** The near cache workloads, in report order. */
 export const NEAR_CACHE_WORKLOADS: readonly Workload[] = [
@@ -182,7 +306,7 @@ export const NEAR_CACHE_WORKLOADS: readonly Workload[] = [
     latency: false,
     contenders: HOT_CONTENDERS,
     baseline: 'raw-hot',
-    note: 'Target: peak-cache nearCache >= 5x the raw driver at 256 in flight (stretch 20x).',
+    note: 'Targets (issue 20): peak-cache nearCache >= 15x the raw driver at 256 in flight (stretch 20x); cacheResult hit >= 10x the no-near-cache get; 1,000 tenant views >= 0.9x peak-cache nearCache.',
   },
   {
     id: 'near-lag',

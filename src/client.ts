@@ -20,14 +20,14 @@ import {
 import { type Codec, resolveCodec } from './codec.js';
 import { chooseSource } from './connection.js';
 import { decodeAll } from './decode-slices.js';
-import { isTraced, traceCall, traceOperation } from './diagnostics.js';
+import { isTraced, traceAnswered, traceCall, traceOperation } from './diagnostics.js';
 import type { Engine } from './engines/engine.js';
 import { CacheConnectionError, CacheError, CacheValidationError } from './errors.js';
-import { KeySpace, validateKey, validatePattern, validatePrefix } from './keys.js';
+import { isValidKey, KeySpace, validateKey, validatePattern, validatePrefix } from './keys.js';
 import { type CacheLogger, defaultLogger, formatKeys, isDebugEnabled } from './logger.js';
 import { NearCache } from './near-cache/near-cache.js';
 import { resolveNearCacheOptions } from './near-cache/options.js';
-import { nameOperations } from './operation.js';
+import { failureOf, nameOperations } from './operation.js';
 import {
   type CacheClientOptions,
   checkKnownOptions,
@@ -37,7 +37,7 @@ import {
   resolveSettings,
 } from './options.js';
 import type { Session } from './session.js';
-import { type CacheStats, StatsRecorder } from './stats.js';
+import { type CacheStats, type OperationCounters, StatsRecorder } from './stats.js';
 import { type Connected, VIEW_STORE, type ViewStore } from './store/binding.js';
 import { OwnStore } from './store/own-store.js';
 import { requireWellFormed } from './unicode.js';
@@ -233,8 +233,9 @@ export class CacheClient<C extends CodecOption = 'peak'> {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#run(
+    return this.#runCounted(
       'set',
+      this.#stats.set,
       ({ engine }, ks) => {
         const stored = ks.key(key);
         if (this.#debugOn) this.#debug('set', [stored], expiry);
@@ -254,15 +255,17 @@ export class CacheClient<C extends CodecOption = 'peak'> {
   get<T extends ReadableType<C> = DecodedValue<C>>(key: string): Promise<T | null>;
   get<T extends ReadableType<C> = DecodedValue<C>, D = T>(key: string, defaultValue: D): Promise<T | D>;
   get<T, D>(key: string, defaultValue?: D): Promise<T | D | null> {
-    try {
-      validateKey(key);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    // Named lazily (operation.ts): a valid key costs one test.
+    if (!isValidKey(key)) return Promise.reject(failureOf('get', () => validateKey(key)));
     const near = this.#near;
+    if (near !== undefined && !this.#debugOn) {
+      const answered = this.#nearHit<T | D | null>(near, key, defaultValue);
+      if (answered !== undefined) return answered;
+    }
     let stored = '';
-    return this.#run(
+    return this.#runCounted(
       'get',
+      this.#stats.get,
       ({ engine }, ks) => {
         stored = ks.key(key);
         if (this.#debugOn) this.#debug('get', [stored]);
@@ -277,6 +280,26 @@ export class CacheClient<C extends CodecOption = 'peak'> {
         return (near === undefined ? this.#codec.decode(raw) : near.value(stored, raw)) as T;
       },
     );
+  }
+
+  /**
+   * A `get` answered from the near cache without a promise hop or a closure: counted and traced as any
+   * `get`. `undefined` when the key is not held (or the store is not connected): the network path then
+   * reads it (and counts the near cache's miss).
+   */
+  #nearHit<R>(near: NearCache, key: string, defaultValue: unknown): Promise<R> | undefined {
+    const conn = this.#store.current();
+    if (conn === undefined || conn.release !== undefined) return undefined;
+    const entry = near.hit(this.#keys(conn.tenant).key(key));
+    if (entry === undefined) return undefined;
+    const counters = this.#stats.get;
+    counters.calls++;
+    const raw = entry.raw;
+    if (raw === null) counters.misses++;
+    else counters.hits++;
+    if (isTraced()) traceAnswered('get', conn, 1, raw === null ? 0 : 1, raw === null ? 1 : 0);
+    if (raw === null) return Promise.resolve((defaultValue === undefined ? null : defaultValue) as R);
+    return Promise.resolve(near.valueOf(entry) as R);
   }
 
   /** Delete `keys`; the number deleted. No keys: `0`, with no I/O. */
@@ -635,7 +658,17 @@ export class CacheClient<C extends CodecOption = 'peak'> {
   #run<R>(operation: string, body: Body<R>): Promise<R>;
   #run<V, R>(operation: string, body: Body<V>, map: (value: V) => R): Promise<R>;
   #run<V, R>(operation: string, body: Body<V>, map?: (value: V) => R): Promise<R> {
-    this.#stats.counters(operation).calls++;
+    return this.#runCounted(operation, this.#stats.counters(operation), body, map);
+  }
+
+  /** {@link CacheClient.#run} with the operation's counters at hand (the hot paths hold them in fields). */
+  #runCounted<V, R>(
+    operation: string,
+    counters: OperationCounters,
+    body: Body<V>,
+    map: ((value: V) => R) | undefined,
+  ): Promise<R> {
+    counters.calls++;
     // Tracing (diagnostics.ts): one check when nobody subscribes, no context object built.
     if (isTraced()) {
       return traceOperation(operation, this.#store.current(), body, map, (tBody, tMap) =>
@@ -653,10 +686,7 @@ export class CacheClient<C extends CodecOption = 'peak'> {
   #cachedCall<R>(operation: string, keys: number, body: (reads: ReadRecorder) => Promise<R>): Promise<R> {
     const counters = this.#stats.counters(operation);
     counters.calls++;
-    const count: ReadRecorder = (hits, misses) => {
-      counters.hits += hits;
-      counters.misses += misses;
-    };
+    const count: ReadRecorder = counters.record;
     if (!isTraced()) return body(count);
     return traceCall(operation, this.#store.current(), keys, (ctx) =>
       body((hits, misses) => {
@@ -786,7 +816,7 @@ function withOperation(operation: string, err: unknown): CacheError {
 }
 
 // Validation errors name the method they come from (see operation.ts).
-nameOperations(CacheClient.prototype, ['rawOperation']);
+nameOperations(CacheClient.prototype, ['rawOperation'], ['get']);
 
 /**
  * Create a {@link CacheClient} (Python: `get_client`).

@@ -181,6 +181,10 @@ export function traceOperation<C extends TracedConnection, V, R>(
     keys: 0,
   };
   // Module-level functions and inline arrows only: this runs per call while someone subscribes.
+  if (!storesBound()) {
+    start.publish(ctx);
+    return runTraced(ctx, body, map, send);
+  }
   return start.runStores(ctx, runTraced<C, V, R>, undefined, ctx, body, map, send);
 }
 
@@ -243,6 +247,10 @@ export function traceCall<C extends TracedConnection, R>(
   call: (ctx: OperationContext) => Promise<R>,
 ): Promise<R> {
   const ctx: OperationContext = { operation, tenant: connected?.tenant, server: connected?.server, keys };
+  if (!storesBound()) {
+    start.publish(ctx);
+    return runCall(ctx, call);
+  }
   return start.runStores(ctx, runCall<R>, undefined, ctx, call);
 }
 
@@ -255,4 +263,49 @@ function runCall<R>(ctx: OperationContext, call: (ctx: OperationContext) => Prom
   }
   end.publish(ctx);
   return settled(ctx, pending);
+}
+
+/**
+ * Trace an operation the client answered synchronously from memory (a near-cache hit): the same events
+ * as any operation (`start`, `end`, `asyncStart`, `asyncEnd`, in that order, under the start channel's
+ * bound stores), published at once since its result is already known; no promise hop, no wrappers.
+ * @internal
+ */
+export function traceAnswered(
+  operation: string,
+  connected: TracedConnection,
+  keys: number,
+  hits: number,
+  misses: number,
+): void {
+  const ctx: OperationContext = {
+    operation,
+    tenant: connected.tenant,
+    server: connected.server,
+    keys,
+    hits,
+    misses,
+  };
+  if (storesBound()) start.runStores(ctx, publishAnswered, undefined, ctx);
+  else {
+    start.publish(ctx);
+    publishAnswered(ctx);
+  }
+}
+
+/**
+ * Whether a store is bound to the start channel (`bindStore`, e.g. an `AsyncLocalStorage` of a tracer).
+ * Without one, `runStores(ctx, fn)` is `publish(ctx)` then `fn()`, less a closure and a rest-arguments
+ * call per operation: the traced paths then do just that. Node keeps the bound stores in `_stores` (Node
+ * 19.9 to 24); should that change, this answers `true` and `runStores` runs as before.
+ */
+function storesBound(): boolean {
+  const stores = (start as unknown as { _stores?: { readonly size?: unknown } })._stores;
+  return typeof stores?.size !== 'number' || stores.size > 0;
+}
+
+function publishAnswered(ctx: OperationContext): void {
+  end.publish(ctx);
+  asyncStart.publish(ctx);
+  asyncEnd.publish(ctx);
 }

@@ -38,6 +38,7 @@ export {
 export type { CacheLogger } from './logger.js';
 export type { NearCacheStats } from './near-cache/near-cache.js';
 export type { NearCacheOptions } from './near-cache/options.js';
+export { DEFAULT_NEAR_CACHE_TTL_MS } from './near-cache/options.js';
 export type { CacheClientOptions, ConnectionConfig } from './options.js';
 export { Session, type SessionOptions } from './session.js';
 export type { CacheStats, OperationName, OperationStats } from './stats.js';

@@ -84,6 +84,11 @@ export function validateKey(key: unknown): string {
   return requireWellFormed('A key', key);
 }
 
+/** Whether {@link validateKey} accepts `key` (the hot paths test this and validate only on failure). */
+export function isValidKey(key: unknown): key is string {
+  return typeof key === 'string' && key.isWellFormed();
+}
+
 /**
  * Check a caller's glob pattern for `flushByPattern`: a well-formed string within the documented bounds.
  * @throws {CacheValidationError} for a non-string, a lone surrogate, more than {@link MAX_PATTERN_LENGTH}
@@ -123,9 +128,20 @@ export class KeySpace {
     this.namespace = prefix === null ? `${tenant}:` : `${tenant}:${prefix}:`;
   }
 
-  /** The stored key for `key`. */
+  /** The last key given to {@link KeySpace.key}, and its stored key. */
+  #lastKey = '';
+  #lastStored = '';
+
+  /**
+   * The stored key for `key`. The last one is kept: a hot key's stored string is then the same string
+   * each call (no concatenation, and its hash is already computed for the near cache's lookup).
+   */
   key(key: string): string {
-    return this.namespace + key;
+    if (key === this.#lastKey && this.#lastStored !== '') return this.#lastStored;
+    const stored = this.namespace + key;
+    this.#lastKey = key;
+    this.#lastStored = stored;
+    return stored;
   }
 
   /** The stored keys for `keys`. */

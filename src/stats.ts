@@ -80,6 +80,12 @@ export class OperationCounters {
   hits = 0;
   misses = 0;
 
+  /** Count `hits` and `misses` (a function made once per operation: the cached functions' recorder). */
+  readonly record = (hits: number, misses: number): void => {
+    this.hits += hits;
+    this.misses += misses;
+  };
+
   /** Count the hits and misses of an `mget` reply (`null` = miss). */
   reads(raws: readonly (string | null)[]): void {
     let hits = 0;
@@ -94,8 +100,8 @@ function copy(c: OperationStats): OperationStats {
 }
 
 /**
- * A client's counters, one {@link OperationCounters} per operation. `get` and `mget` are held in fields so
- * the read paths count hits without a lookup.
+ * A client's counters, one {@link OperationCounters} per operation. `get`, `mget` and `set` are held in
+ * fields so the hot paths count without a lookup.
  * @internal
  */
 export class StatsRecorder {
@@ -104,11 +110,14 @@ export class StatsRecorder {
   readonly get: OperationCounters;
   /** Counters of `mget`. */
   readonly mget: OperationCounters;
+  /** Counters of `set`. */
+  readonly set: OperationCounters;
 
   constructor() {
     for (const name of OPERATION_NAMES) this.#byName.set(name, new OperationCounters());
     this.get = this.counters('get');
     this.mget = this.counters('mget');
+    this.set = this.counters('set');
   }
 
   /** The counters of `operation`, created on first use. */

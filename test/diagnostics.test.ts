@@ -201,6 +201,58 @@ describe('diagnostics channel peak-cache:operation', () => {
     });
   });
 
+  it('traces a near-cache hit (answered from memory) as any get: same events, hits, misses, stores', async () => {
+    const cache = pool.open({
+      connectionConfig: { url: `redis://:${PASSWORD}@127.0.0.1:${server.port}/2`, tenant: 'diag-near' },
+      debugLogs: false,
+      env: {},
+      nearCache: { maxEntries: 10 },
+    });
+    await cache.set('n', 'v');
+    await cache.get('n');
+    await cache.get('n');
+    await cache.get('none');
+    await cache.get('none'); // held as missing: a near hit of a miss
+    const held = cache.stats().nearCache?.hits ?? 0;
+    const events = start();
+    const als = new AsyncLocalStorage<string>();
+    let inside: string | undefined;
+    const onEnd = () => {
+      inside = als.getStore();
+    };
+    channel.start.bindStore(als, (message) => (message as OperationContext).operation);
+    channel.asyncEnd.subscribe(onEnd);
+    try {
+      expect(await cache.get('n')).toBe('v');
+      expect(inside).toBe('get');
+    } finally {
+      channel.asyncEnd.unsubscribe(onEnd);
+      channel.start.unbindStore(als);
+    }
+    expect(await cache.get('none', 'fallback')).toBe('fallback');
+    expect(cache.stats().nearCache?.hits).toBe(held + 2);
+    const names = events.map((e) => e.event);
+    expect(names).toEqual([
+      'start',
+      'end',
+      'asyncStart',
+      'asyncEnd',
+      'start',
+      'end',
+      'asyncStart',
+      'asyncEnd',
+    ]);
+    expect(events[3]?.snapshot).toMatchObject({
+      operation: 'get',
+      tenant: 'diag-near',
+      keys: 1,
+      hits: 1,
+      misses: 0,
+    });
+    expect(events[7]?.snapshot).toMatchObject({ operation: 'get', keys: 1, hits: 0, misses: 1 });
+    expect(events[3]?.snapshot.server).toMatchObject({ system: 'redis', port: server.port, database: 2 });
+  });
+
   it('runs the operation inside stores bound to the start channel (AsyncLocalStorage)', async () => {
     const cache = pool.open({ connectionConfig: { url: 'memory://', tenant: 'als' }, env: {} });
     const als = new AsyncLocalStorage<string>();

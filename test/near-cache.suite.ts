@@ -366,5 +366,58 @@ export function registerNearCacheSuite(
       expect(stats.size).toBeGreaterThan(0);
       expect(stats.size).toBeLessThan(50);
     });
+
+    // Issue 20: cached functions read through the near cache; the same guarantees as `get`.
+    it('cached functions: a hit from the near cache is invalidated by a foreign write', async () => {
+      const { cache, stored } = await open();
+      let runs = 0;
+      const load = () => cache.getOrSet('cf', () => `v${++runs}`, { ttl: 60 });
+      // The fill's own SET is invalidated by the server's push too: the next read fills the near cache.
+      expect(await load()).toBe('v1');
+      expect(await load()).toBe('v1');
+      const hits = near(cache).hits;
+      expect(await load()).toBe('v1');
+      expect(await load()).toBe('v1');
+      expect(near(cache).hits).toBe(hits + 2); // served from memory
+      for (let i = 0; i < 20; i++) {
+        // A plain string written by another client reads back through the client's codec.
+        const t0 = performance.now();
+        await setup.foreignSet(stored('cf'), `foreign${i}`);
+        while ((await load()) !== `foreign${i}`) {
+          if (performance.now() - t0 > LAG_BOUND_MS) throw new Error(`foreign${i} was not seen`);
+          await turn();
+        }
+        expect(await load()).toBe(`foreign${i}`);
+      }
+      expect(runs).toBe(1);
+      expect(near(cache).invalidations).toBeGreaterThanOrEqual(20);
+    });
+
+    it('cached functions: a near-cache hit is never served past its expiry or its grace', async () => {
+      if (setup.debugCommands) await setup.cli('DEBUG', 'SET-ACTIVE-EXPIRE', '0');
+      try {
+        const { cache } = await open();
+        let runs = 0;
+        const factory = () => `r${++runs}`;
+        const plain = () => cache.getOrSet('exp', factory, { ttl: 1 });
+        const graced = () => cache.getOrSet('grace', factory, { ttl: 1, grace: 1 });
+        expect(await plain()).toBe('r1');
+        expect(await graced()).toBe('r2');
+        expect(await plain()).toBe('r1'); // read once more after the fill's own invalidation
+        expect(await graced()).toBe('r2');
+        const hits = near(cache).hits;
+        expect(await plain()).toBe('r1');
+        expect(await graced()).toBe('r2');
+        expect(near(cache).hits).toBe(hits + 2);
+        await sleep(1100);
+        expect(await plain()).toBe('r3'); // expired: filled again, never the old value
+        await sleep(1000);
+        // Past ttl + grace (and never touched within the grace): a new fill, not the stale value.
+        expect(await graced()).toBe('r4');
+        expect(await graced()).toBe('r4');
+      } finally {
+        if (setup.debugCommands) await setup.cli('DEBUG', 'SET-ACTIVE-EXPIRE', '1');
+      }
+    });
   });
 }

@@ -107,6 +107,28 @@ describe('near cache races', () => {
     await write;
   });
 
+  it("PTTL of a held key is answered from memory, never above the server's (issue 20)", async () => {
+    const { near, engine, asEngine } = await setup();
+    expect(near.pttl('k')).toBeUndefined(); // not held: ask the server
+    const read = near.get(asEngine, 'k');
+    engine.reply('v', 5000);
+    await read;
+    const left = near.pttl('k') as number;
+    expect(left).toBeGreaterThan(4000);
+    expect(left).toBeLessThanOrEqual(5000);
+    const persistent = near.get(asEngine, 'p');
+    engine.reply('w', -1);
+    await persistent;
+    expect(near.pttl('p')).toBe(-1);
+    const missing = near.get(asEngine, 'm');
+    engine.reply(null, -2);
+    await missing;
+    expect(near.pttl('m')).toBe(-2);
+    near.invalidate('k');
+    expect(near.pttl('k')).toBeUndefined();
+    expect(engine.calls).toBe(6); // three GET + PTTL pairs, nothing more
+  });
+
   it('a reset (lost connection) while the read is in flight: not kept', async () => {
     const { near, engine, asEngine } = await setup();
     const read = near.get(asEngine, 'k');

@@ -19,6 +19,7 @@
  * @module
  */
 import crypto, { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import { escapeGlob } from '../engines/glob.js';
 import { CacheValidationError } from '../errors.js';
 
@@ -150,11 +151,30 @@ function describeObject(proto: object): string {
 // One-shot `crypto.hash` (Node 20.12+) is about 2.5x faster than createHash for short inputs.
 const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: string) => string }).hash;
 
+/** Texts whose digest {@link digest} keeps (each at most {@link DIGEST_MEMO_MAX_LENGTH} characters). */
+export const DIGEST_MEMO_ENTRIES = 4096;
+/** Longest text whose digest is kept, in characters (bounds the memo to about 4 MiB). */
+export const DIGEST_MEMO_MAX_LENGTH = 512;
+/**
+ * Digests of recent texts: a cached function called again with the same arguments (a hit, the hot path)
+ * looks its key's digest up instead of hashing again (a SHA-256 costs about a microsecond; the lookup
+ * tens of nanoseconds). Bounded: {@link DIGEST_MEMO_ENTRIES} texts, least recently used dropped.
+ */
+const digestMemo = new LRUCache<string, string>({ max: DIGEST_MEMO_ENTRIES });
+
 /** base64url SHA-256 of `text` (43 characters, no `:`). */
 export function digest(text: string): string {
-  return oneShot === undefined
-    ? createHash('sha256').update(text).digest('base64url')
-    : oneShot('sha256', text, 'base64url');
+  const memoized = text.length <= DIGEST_MEMO_MAX_LENGTH;
+  if (memoized) {
+    const known = digestMemo.get(text);
+    if (known !== undefined) return known;
+  }
+  const hash =
+    oneShot === undefined
+      ? createHash('sha256').update(text).digest('base64url')
+      : oneShot('sha256', text, 'base64url');
+  if (memoized) digestMemo.set(text, hash);
+  return hash;
 }
 
 /**

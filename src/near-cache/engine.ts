@@ -82,9 +82,10 @@ export class NearCacheEngine implements Engine {
     return this.#inner.ttl(key);
   }
 
-  /** {@inheritDoc Engine.pttl} */
+  /** {@inheritDoc Engine.pttl} Answered from memory when the near cache holds the key (see `NearCache.pttl`). */
   pttl(key: string): Promise<number> {
-    return this.#inner.pttl(key);
+    const held = this.#near.pttl(key);
+    return held === undefined ? this.#inner.pttl(key) : Promise.resolve(held);
   }
 
   /** {@inheritDoc Engine.scan} */

@@ -46,11 +46,17 @@ export interface NearCacheStats {
   readonly resets: number;
 }
 
-interface Entry {
+/** An entry of the near cache, as {@link NearCache.hit} returns it. */
+export interface Entry {
   /** Stored string, or `null` for a key known to be missing. */
   readonly raw: string | null;
   /** `performance.now()` after which the entry is not served; `Infinity` for none. */
   readonly expiresAt: number;
+  /**
+   * `performance.now()` by which the key expires on the server at the latest known (send time of the
+   * read + its PTTL: never later than the server's expiry); `-1` for a key without expiry.
+   */
+  readonly keyExpiresAt: number;
   /** The decoded, deeply frozen value shared by hits; {@link UNDECODED} or {@link UNSHAREABLE} until then. */
   value: unknown;
 }
@@ -175,7 +181,7 @@ export class NearCache implements TrackingListener {
     if ((pttl === -2) !== (raw === null) || pttl === 0) return;
     // The server evaluated PTTL after `sentAt`: the key lives at least until sentAt + pttl.
     const expiresAt = pttl > 0 ? Math.min(sentAt + this.#ttlMs, sentAt + pttl) : sentAt + this.#ttlMs;
-    this.#lru.set(key, { raw, expiresAt, value: UNDECODED });
+    this.#lru.set(key, { raw, expiresAt, keyExpiresAt: pttl > 0 ? sentAt + pttl : -1, value: UNDECODED });
   }
 
   /**
@@ -185,7 +191,55 @@ export class NearCache implements TrackingListener {
   value(key: string, raw: string): unknown {
     if (this.#copyValues) return this.#decode(raw);
     const entry = this.#lru.peek(key);
-    if (entry === undefined || entry.raw !== raw || entry.value === UNSHAREABLE) return this.#decode(raw);
+    if (entry === undefined || entry.raw !== raw) return this.#decode(raw);
+    return this.#shared(entry, raw);
+  }
+
+  /**
+   * `PTTL key` from memory when the key is held and may be served (no hit or miss counted): its remaining
+   * lifetime in milliseconds, at most the server's (the read's send time + the PTTL it returned, minus
+   * now: the server evaluated it later), `-1` without expiry, `-2` for a key known to be missing;
+   * `undefined` when not held (ask the server). Cached functions judge grace and eager refresh with it,
+   * so a hit needs no PTTL round trip. A change of the key's expiry by anyone is invalidated like a write.
+   */
+  pttl(key: string): number | undefined {
+    const entry = this.#lru.peek(key);
+    if (entry === undefined) return undefined;
+    const now = performance.now();
+    if (entry.expiresAt <= now || now - this.#confirmedAt > MAX_SILENCE_MS) return undefined;
+    if (entry.raw === null) return -2;
+    if (entry.keyExpiresAt < 0) return -1;
+    // At least 1: the entry is served, so the key still lives (a `0` would read as expiring now).
+    return Math.max(1, Math.floor(entry.keyExpiresAt - now));
+  }
+
+  /**
+   * The client's synchronous hit path: the entry of `key` when it may be served (a hit is counted), else
+   * `undefined` with nothing counted (the read that follows through {@link NearCache.get} counts the
+   * miss). Read its value with {@link NearCache.valueOf}.
+   */
+  hit(key: string): Entry | undefined {
+    const entry = this.#lru.get(key);
+    if (entry === undefined) return undefined;
+    const now = performance.now();
+    if (entry.expiresAt <= now || now - this.#confirmedAt > MAX_SILENCE_MS) return undefined;
+    this.#hits++;
+    return entry;
+  }
+
+  /**
+   * The value to return for a hit on `entry` (see {@link NearCache.value}); `null` for a key known to be
+   * missing.
+   */
+  valueOf(entry: Entry): unknown {
+    const raw = entry.raw;
+    if (raw === null) return null;
+    return this.#copyValues ? this.#decode(raw) : this.#shared(entry, raw);
+  }
+
+  /** The entry's shared, deeply frozen value (decoded at its first hit), or `raw` decoded afresh. */
+  #shared(entry: Entry, raw: string): unknown {
+    if (entry.value === UNSHAREABLE) return this.#decode(raw);
     if (entry.value !== UNDECODED) return entry.value;
     const value = this.#decode(raw);
     if (!isFreezable(value)) {

@@ -25,8 +25,10 @@ export interface NearCacheOptions {
   maxBytes?: number;
   /**
    * Longest time an entry is served from memory, in milliseconds, whatever the server's TTL (an extra
-   * bound; invalidations and the key's own TTL apply in any case).
-   * @default no extra bound
+   * bound; invalidations and the key's own TTL apply in any case). It bounds the changes the server does
+   * not signal (`SWAPDB`, `DEBUG RELOAD`, see docs/near-cache.md); a very large value (up to
+   * `Number.MAX_SAFE_INTEGER`) removes the bound.
+   * @default {@link DEFAULT_NEAR_CACHE_TTL_MS} (10 minutes)
    */
   ttlMs?: number;
   /**
@@ -47,6 +49,14 @@ export interface ResolvedNearCacheOptions {
   readonly ttlMs: number | undefined;
   readonly copyValues: boolean;
 }
+
+/**
+ * Default `nearCache.ttlMs`: 600,000 ms (10 minutes). A backstop, not the freshness model (invalidations
+ * are): Redis 7.0 sends no invalidation for `SWAPDB` (nor for `DEBUG RELOAD` of another dataset), so
+ * without a bound such a change would be served forever. Its cost is one GET + PTTL per hot key every 10
+ * minutes; the reasoning is in docs/near-cache.md.
+ */
+export const DEFAULT_NEAR_CACHE_TTL_MS = 600_000;
 
 /**
  * Largest `nearCache.maxEntries` accepted: 1,000,000. The LRU (`lru-cache`) allocates its index for the
@@ -92,7 +102,7 @@ export function resolveNearCacheOptions(value: unknown): ResolvedNearCacheOption
   return {
     maxEntries: positive(options.maxEntries, 'maxEntries', MAX_NEAR_CACHE_ENTRIES),
     maxBytes: options.maxBytes === undefined ? undefined : positive(options.maxBytes, 'maxBytes'),
-    ttlMs: options.ttlMs === undefined ? undefined : positive(options.ttlMs, 'ttlMs'),
+    ttlMs: options.ttlMs === undefined ? DEFAULT_NEAR_CACHE_TTL_MS : positive(options.ttlMs, 'ttlMs'),
     copyValues: boolean(options.copyValues ?? false, 'copyValues'),
   };
 }
