@@ -14,7 +14,6 @@
 import { CircuitBreaker } from './cached/breaker.js';
 import type { SharedCachedState } from './cached/read-through.js';
 import { CacheClient } from './client.js';
-import type { Codec, CodecName } from './codec.js';
 import { resolveCodec } from './codec.js';
 import { chooseSource } from './connection.js';
 import { CacheConnectionError, CacheValidationError } from './errors.js';
@@ -36,6 +35,7 @@ import { EngineSlot } from './store/engine-slot.js';
 import { PooledView } from './store/pooled-view.js';
 import { SharedView } from './store/shared-store.js';
 import { POOL_CLOSED, TenantPool } from './store/tenant-pool.js';
+import type { CodecOption } from './value-types.js';
 
 /** What `connectionFor(tenant)` may return: direct settings (a URL) or a Peak platform session. */
 export type TenantConnection = ConnectionConfig | Session;
@@ -45,8 +45,11 @@ export const DEFAULT_MAX_CONNECTIONS = 100;
 /** Default of {@link TenantCachesOptions.idleTimeoutMs}. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 
-/** Options of {@link TenantCaches}: one of `connectionConfig` (shared mode) or `connectionFor` (pooled). */
-export interface TenantCachesOptions {
+/**
+ * Options of {@link TenantCaches}: one of `connectionConfig` (shared mode) or `connectionFor` (pooled).
+ * `C` is the codec, as for {@link CacheClientOptions}.
+ */
+export interface TenantCachesOptions<C extends CodecOption = CodecOption> {
   /**
    * Shared mode: `url` (or `nodes`, `cluster`) of the one server every tenant's views use, without a
    * `tenant` (each view names its own). Pooled mode: tuning only (`timeoutMs`, `connectTimeoutMs`,
@@ -80,8 +83,12 @@ export interface TenantCachesOptions {
    * @default off
    */
   nearCache?: NearCacheOptions;
-  /** Codec of every view (the near cache holds decoded values). @default 'peak' */
-  codec?: CodecName | Codec;
+  /**
+   * Codec of every view (the near cache holds decoded values). It also types the views: a
+   * `TenantCaches<'json'>`'s views are `CacheClient<'json'>` (see {@link CacheClientOptions.codec}).
+   * @default 'peak'
+   */
+  codec?: C;
   /** See {@link CacheClientOptions.maxValueBytes}. @default 16777216 */
   maxValueBytes?: number;
   /** See {@link CacheClientOptions.debugLogs}. @default true */
@@ -161,8 +168,8 @@ interface TenantState {
  * await caches.close();
  * ```
  */
-export class TenantCaches {
-  readonly #viewOptions: CacheClientOptions;
+export class TenantCaches<C extends CodecOption = 'peak'> {
+  readonly #viewOptions: CacheClientOptions<C>;
   readonly #slot: EngineSlot | undefined;
   readonly #pool: TenantPool | undefined;
   readonly #near: NearCache | undefined;
@@ -176,7 +183,7 @@ export class TenantCaches {
    * @throws {CacheValidationError} for an invalid option (the message names it).
    * @throws {CacheConnectionError} when neither a URL nor `connectionFor` is configured.
    */
-  constructor(options: TenantCachesOptions = {}) {
+  constructor(options: TenantCachesOptions<C> = {}) {
     if (options === null || typeof options !== 'object')
       throw new CacheValidationError('TenantCaches options must be an object');
     checkOptionNames(options, OPTION_NAMES, 'TenantCaches');
@@ -184,7 +191,7 @@ export class TenantCaches {
     const env = options.env ?? process.env;
     const codec = resolveCodec(options.codec);
     this.#viewOptions = {
-      codec,
+      codec: codec as unknown as C,
       logger,
       env,
       ...(options.debugLogs === undefined ? {} : { debugLogs: options.debugLogs }),
@@ -248,7 +255,7 @@ export class TenantCaches {
    * @throws {CacheValidationError} for an invalid tenant name (as for a client) or prefix.
    * @throws {CacheConnectionError} once {@link TenantCaches.close} was called.
    */
-  tenant(name: string, options: TenantViewOptions = {}): CacheClient {
+  tenant(name: string, options: TenantViewOptions = {}): CacheClient<C> {
     validateTenant(name);
     if (options === null || typeof options !== 'object')
       throw new CacheValidationError('tenant() options must be an object');
@@ -259,11 +266,11 @@ export class TenantCaches {
       this.#slot !== undefined
         ? new SharedView(this.#slot, name, this.#near, this.#shared as SharedCachedState, state.stats)
         : new PooledView(this.#pool as TenantPool, name, state.cachedState, state.stats);
-    return new CacheClient({
+    return new CacheClient<C>({
       ...this.#viewOptions,
       ...(options.additionalPrefix === undefined ? {} : { additionalPrefix: options.additionalPrefix }),
       [VIEW_STORE]: store,
-    } as CacheClientOptions);
+    } as CacheClientOptions<C>);
   }
 
   /** Totals, open connections and a per-tenant breakdown. Cheap: copies counters, no I/O. */

@@ -8,9 +8,9 @@ import {
   CacheAuthError,
   CacheConnectionError,
   CacheTimeoutError,
-  type TenantConnection,
   TenantCaches,
   type TenantCachesOptions,
+  type TenantConnection,
 } from '../src/index.js';
 import { aclRecipe } from './helpers/acl.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
@@ -22,8 +22,12 @@ const quiet = { debug() {}, warn() {} };
 let server: RedisServer;
 const opened: TenantCaches[] = [];
 const urlFor = (tenant: string) => `redis://${tenant}:${passwords.get(tenant)}@127.0.0.1:${server.port}`;
-function pooled(extra: Partial<TenantCachesOptions> = {}): TenantCaches {
-  const c = new TenantCaches({ connectionFor: (tenant) => ({ url: urlFor(tenant) }), logger: quiet, ...extra });
+function pooled(extra: Partial<TenantCachesOptions<'peak'>> = {}): TenantCaches {
+  const c = new TenantCaches({
+    connectionFor: (tenant) => ({ url: urlFor(tenant) }),
+    logger: quiet,
+    ...extra,
+  });
   opened.push(c);
   return c;
 }

@@ -24,7 +24,7 @@ const password = (tenant: string) => `pw-${tenant}`;
 let server: RedisServer;
 const opened: TenantCaches[] = [];
 const urlFor = (tenant: string) => `redis://${tenant}:${password(tenant)}@127.0.0.1:${server.port}`;
-function pooled(extra: Partial<TenantCachesOptions> = {}): TenantCaches {
+function pooled(extra: Partial<TenantCachesOptions<'peak'>> = {}): TenantCaches {
   const c = new TenantCaches({ connectionFor: (tenant) => ({ url: urlFor(tenant) }), ...extra });
   opened.push(c);
   return c;

@@ -22,7 +22,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let server: RedisServer;
 const opened: TenantCaches[] = [];
-function caches(extra: Partial<ConstructorParameters<typeof TenantCaches>[0]> = {}): TenantCaches {
+function caches(extra: Partial<ConstructorParameters<typeof TenantCaches<'peak'>>[0]> = {}): TenantCaches {
   const c = new TenantCaches({ connectionConfig: { url: server.url }, ...extra });
   opened.push(c);
   return c;
