@@ -13,6 +13,7 @@
  */
 import { CircuitBreaker } from './cached/breaker.js';
 import type { SharedCachedState } from './cached/read-through.js';
+import { CachedFunctionCounters, type CachedFunctionStats } from './cached/stats.js';
 import { CacheClient } from './client.js';
 import { resolveCodec } from './codec.js';
 import { chooseSource } from './connection.js';
@@ -113,6 +114,12 @@ export interface TenantStats {
   readonly operations: CacheStats['operations'];
   /** The sum over every operation. */
   readonly totals: OperationStats;
+  /**
+   * Counters of the tenant's cached functions (every view's `getOrSet`, `cacheResult`, decorators), as
+   * in {@link CacheStats.cachedFunctions}; `breakerTrips` counts the trips of the breaker the tenant's
+   * views use (shared mode: the one breaker of every tenant).
+   */
+  readonly cachedFunctions: CachedFunctionStats;
 }
 
 /** A snapshot returned by {@link TenantCaches.stats}. */
@@ -121,6 +128,11 @@ export interface TenantCachesStats {
   readonly mode: 'shared' | 'pooled';
   /** Sum over every tenant. */
   readonly totals: OperationStats;
+  /**
+   * Cached-function counters summed over every tenant; `breakerTrips` counts each breaker's trips once
+   * (shared mode: the one breaker; pooled mode: one per tenant).
+   */
+  readonly cachedFunctions: CachedFunctionStats;
   /**
    * Connections open or opening now: shared mode `0` or `1` (on a cluster, one set of node connections);
    * pooled mode the tenant connections (at most `maxConnections`).
@@ -149,10 +161,13 @@ const OPTION_NAMES = new Set([
 ]);
 const VIEW_OPTION_NAMES = new Set(['additionalPrefix']);
 
-/** What a tenant's views share: counters, and in pooled mode the cached functions' state. */
+/**
+ * What a tenant's views share: operation and cached-function counters, and the cached functions' state
+ * (shared mode: the one single-flight table and breaker of every view; pooled mode: the tenant's own).
+ */
 interface TenantState {
   readonly stats: StatsRecorder;
-  readonly cachedState: SharedCachedState;
+  readonly cachedState: SharedCachedState & { readonly counters: CachedFunctionCounters };
 }
 
 /**
@@ -264,7 +279,7 @@ export class TenantCaches<C extends CodecOption = 'peak'> {
     const state = this.#state(name);
     const store: ViewStore =
       this.#slot !== undefined
-        ? new SharedView(this.#slot, name, this.#near, this.#shared as SharedCachedState, state.stats)
+        ? new SharedView(this.#slot, name, this.#near, state.cachedState, state.stats)
         : new PooledView(this.#pool as TenantPool, name, state.cachedState, state.stats);
     return new CacheClient<C>({
       ...this.#viewOptions,
@@ -277,18 +292,31 @@ export class TenantCaches<C extends CodecOption = 'peak'> {
   stats(): TenantCachesStats {
     const tenants: Record<string, TenantStats> = {};
     const totals = { calls: 0, errors: 0, hits: 0, misses: 0 };
+    const cached = new CachedFunctionCounters();
+    const breakers = new Set<CircuitBreaker>();
     for (const [name, state] of this.#tenants) {
-      const snapshot = state.stats.snapshot();
-      tenants[name] = snapshot;
+      const { breaker, counters } = state.cachedState;
+      counters.breakerTrips = breaker.trips;
+      const cachedFunctions = counters.snapshot();
+      tenants[name] = { ...state.stats.snapshot(), cachedFunctions };
+      const snapshot = tenants[name];
       totals.calls += snapshot.totals.calls;
       totals.errors += snapshot.totals.errors;
       totals.hits += snapshot.totals.hits;
       totals.misses += snapshot.totals.misses;
+      for (const field of Object.keys(cached) as (keyof CachedFunctionStats)[]) {
+        if (field !== 'breakerTrips') cached[field] += cachedFunctions[field];
+      }
+      if (!breakers.has(breaker)) {
+        breakers.add(breaker);
+        cached.breakerTrips += breaker.trips;
+      }
     }
     const pool = this.#pool;
     return {
       mode: pool === undefined ? 'shared' : 'pooled',
       totals,
+      cachedFunctions: cached.snapshot(),
       connections: pool === undefined ? (this.#slot?.open ? 1 : 0) : pool.size,
       waiting: pool?.waiting ?? 0,
       tenants,
@@ -311,8 +339,11 @@ export class TenantCaches<C extends CodecOption = 'peak'> {
     if (state === undefined) {
       state = {
         stats: new StatsRecorder(),
-        // Pooled mode: each tenant its own connection, so its own breaker and single-flight table.
-        cachedState: this.#shared ?? { inflight: new Map(), breaker: new CircuitBreaker() },
+        cachedState: {
+          // Pooled mode: each tenant its own connection, so its own breaker and single-flight table.
+          ...(this.#shared ?? { inflight: new Map(), breaker: new CircuitBreaker() }),
+          counters: new CachedFunctionCounters(),
+        },
       };
       this.#tenants.set(name, state);
     }

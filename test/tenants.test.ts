@@ -157,6 +157,24 @@ describe('TenantCaches shared mode', () => {
     await plain.close();
   });
 
+  it("cached-function counters are the tenant's, like operation counters, with totals in caches.stats()", async () => {
+    const shared = caches({ deploymentId: null });
+    const v1 = shared.tenant('cf-a');
+    await v1.getOrSet('x', async () => [1]);
+    await v1.getOrSet('x', async () => [1]);
+    const v2 = shared.tenant('cf-a');
+    await shared.tenant('cf-b').getOrSet('x', async () => [2]);
+    const expected = { hits: 1, misses: 1, factoryRuns: 1 };
+    expect(v1.stats().cachedFunctions).toMatchObject(expected);
+    expect(v2.stats().cachedFunctions).toMatchObject(expected);
+    await v1.close();
+    expect(v2.stats().cachedFunctions).toMatchObject(expected);
+    const stats = shared.stats();
+    expect(stats.tenants['cf-a']?.cachedFunctions).toMatchObject(expected);
+    expect(stats.tenants['cf-b']?.cachedFunctions).toMatchObject({ hits: 0, misses: 1, factoryRuns: 1 });
+    expect(stats.cachedFunctions).toMatchObject({ hits: 1, misses: 2, factoryRuns: 2, breakerTrips: 0 });
+  });
+
   it('Keyv: one adapter per view, each inside its tenant, all on the shared connection', async () => {
     const shared = caches();
     const acme = createKeyv(shared.tenant('kv-acme'), { namespace: 'products' });
