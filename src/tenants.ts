@@ -41,6 +41,12 @@ import type { CodecOption } from './value-types.js';
 /** What `connectionFor(tenant)` may return: direct settings (a URL) or a Peak platform session. */
 export type TenantConnection = ConnectionConfig | Session;
 
+/** The error of a `TenantCaches` given neither a shared URL nor `connectionFor`: its two modes. */
+const TENANT_CACHES_NOT_CONFIGURED =
+  'TenantCaches has no connection. Use one of: shared mode, `connectionConfig: { url }` (redis://, rediss:// ' +
+  'or memory://; no tenant: each view names its own) or env PEAK_CACHE_URL; or pooled mode, ' +
+  '`connectionFor: (tenant) => ({ url })` (or a Session) for one connection per tenant';
+
 /** Default of {@link TenantCachesOptions.maxConnections}. */
 export const DEFAULT_MAX_CONNECTIONS = 100;
 /** Default of {@link TenantCachesOptions.idleTimeoutMs}. */
@@ -249,13 +255,12 @@ export class TenantCaches<C extends CodecOption = 'peak'> {
         throw new CacheValidationError(`TenantCaches: ${name} applies with connectionFor only`);
     }
     const settings = resolveSettings(config);
+    // Its own message (a client's names a tenant and the platform, which TenantCaches does not take).
+    if (config.url === undefined && config.nodes === undefined && !env.PEAK_CACHE_URL)
+      throw new CacheConnectionError(TENANT_CACHES_NOT_CONFIGURED);
     // The source's tenant is a placeholder: every view supplies its own.
     const source = chooseSource(undefined, { ...config, tenant: 'shared' }, env, logger);
-    if (source.kind !== 'direct') {
-      throw new CacheConnectionError(
-        'TenantCaches needs connectionConfig.url (or env PEAK_CACHE_URL) for one shared connection, or connectionFor for one connection per tenant',
-      );
-    }
+    if (source.kind !== 'direct') throw new CacheConnectionError(TENANT_CACHES_NOT_CONFIGURED);
     const nearOptions = resolveNearCacheOptions(options.nearCache);
     this.#near =
       nearOptions === undefined ? undefined : new NearCache(nearOptions, (raw) => codec.decode(raw));

@@ -60,6 +60,14 @@ describe('TenantCaches pooled mode: opening, thrash and rotated credentials', ()
     expect(await caches.tenant('r1').get('k')).toBe('ok');
   });
 
+  it("a connectionFor result without a url names connectionFor, not a client's configuration", async () => {
+    for (const result of [{}, 'redis://x', null]) {
+      const caches = pooled({ connectionFor: () => result as TenantConnection });
+      const call = caches.tenant('r0').get('k');
+      await expect(call).rejects.toThrow(/connectionFor\("r0"\) must return a ConnectionConfig with a url/);
+    }
+  });
+
   it('close() resolves while a connectionFor is pending, and its calls reject as closed', async () => {
     const caches = pooled({
       connectionFor: () => new Promise<TenantConnection>(() => {}),

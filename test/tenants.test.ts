@@ -204,6 +204,11 @@ describe('TenantCaches shared mode', () => {
       CacheValidationError,
     );
     expect(() => new TenantCaches({ env: {} })).toThrow(CacheConnectionError);
+    // Its own message: its two modes, not a client's `{ url, tenant }` / PEAK_CACHE_TENANT advice.
+    for (const env of [{}, { API_KEY: 'k' }]) {
+      expect(() => new TenantCaches({ env })).toThrow(/^TenantCaches has no connection.*connectionFor/);
+      expect(() => new TenantCaches({ env })).not.toThrow(/PEAK_CACHE_TENANT|tenant \}/);
+    }
     expect(
       () => new TenantCaches({ connectionFor: () => ({ url: server.url }), nearCache: { maxEntries: 10 } }),
     ).toThrow(CacheValidationError);

@@ -242,6 +242,7 @@ export class TenantPool {
       source = chooseSource(result, {}, {}, logger);
       settings = resolveSettings(tuning);
     } else if (result !== null && typeof result === 'object') {
+      if (result.url === undefined && result.nodes === undefined) throw invalidResult(tenant);
       if (result.tenant !== undefined && result.tenant !== tenant) {
         throw new CacheConnectionError(
           `connectionFor(${JSON.stringify(tenant)}) returned the connection of another tenant`,
@@ -252,7 +253,7 @@ export class TenantPool {
       // No environment fallback: the URL must come from connectionFor.
       source = chooseSource(undefined, config, {}, logger);
     } else {
-      throw new CacheValidationError('connectionFor must return a ConnectionConfig or a Session');
+      throw invalidResult(tenant);
     }
     return new EngineSlot({
       source,
@@ -394,6 +395,13 @@ export class TenantPool {
     );
     this.#sweeper.unref();
   }
+}
+
+/** The error of a `connectionFor` result that is neither a config with a URL nor a Session. */
+function invalidResult(tenant: string): CacheValidationError {
+  return new CacheValidationError(
+    `connectionFor(${JSON.stringify(tenant)}) must return a ConnectionConfig with a url (redis://, rediss:// or memory://; or nodes) or a Session`,
+  );
 }
 
 /** Close an entry's connection once its pending commands finished (opening ones close once open). */
