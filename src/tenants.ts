@@ -68,7 +68,11 @@ export interface TenantCachesOptions<C extends CodecOption = CodecOption> {
    * Pooled mode: the connection of `tenant`, called when it is opened (first use, and again after it was
    * closed as idle or to make room): a {@link ConnectionConfig} with a `url` (its `tenant`, if set, must
    * be `tenant`) or a {@link Session} (the platform's reply must name `tenant`). Credentials naming
-   * another tenant fail the call with {@link CacheConnectionError}; so does a function that throws.
+   * another tenant fail the call with {@link CacheConnectionError}; so does a function that throws. One
+   * that does not settle within `connectionConfig.connectTimeoutMs` (else `timeoutMs`) fails the calls
+   * waiting for it with {@link CacheTimeoutError}. Called again once when the server rejects the
+   * tenant's credentials (`WRONGPASS`/`NOAUTH`), at most once per 30 s per tenant
+   * (`CREDENTIALS_REFRESH_COOLDOWN_MS`).
    */
   connectionFor?: (tenant: string) => TenantConnection | Promise<TenantConnection>;
   /**
