@@ -148,7 +148,7 @@ export interface CachedHost {
 export interface SharedCachedState {
   readonly inflight: Map<string, Promise<unknown>>;
   readonly breaker: CircuitBreaker;
-  /** Counters shared by the views of one tenant (`stats().cachedFunctions`); default: the client's own. */
+  /** Counters shared by the views of one tenant (`stats().cachedFunctions`); default: the client's own. @internal */
   readonly counters?: CachedFunctionCounters;
 }
 

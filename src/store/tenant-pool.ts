@@ -13,7 +13,7 @@
  * tenant's connection about once instead of thrashing.
  *
  * Opening a connection is bounded: `connectionFor` must settle within `connectTimeoutMs` (else
- * `timeoutMs`, at most 5000 ms: see `ConnectionSettings.connectTimeoutMs`), or the calls waiting for it
+ * `timeoutMs` capped at 5000 ms: see `ConnectionSettings.connectTimeoutMs`), or the calls waiting for it
  * reject with {@link CacheTimeoutError} and its place in the pool is freed. When the server rejects a
  * tenant's credentials (WRONGPASS / NOAUTH: a rotated password), the pool drops that tenant's connection
  * and calls `connectionFor` again once, then retries the call, at most once per
