@@ -13,8 +13,8 @@
  */
 import { CircuitBreaker } from './cached/breaker.js';
 import type { SharedCachedState } from './cached/read-through.js';
+import { CachedFunctionCounters, type CachedFunctionStats } from './cached/stats.js';
 import { CacheClient } from './client.js';
-import type { Codec, CodecName } from './codec.js';
 import { resolveCodec } from './codec.js';
 import { chooseSource } from './connection.js';
 import { CacheConnectionError, CacheValidationError } from './errors.js';
@@ -36,17 +36,27 @@ import { EngineSlot } from './store/engine-slot.js';
 import { PooledView } from './store/pooled-view.js';
 import { SharedView } from './store/shared-store.js';
 import { POOL_CLOSED, TenantPool } from './store/tenant-pool.js';
+import type { CodecOption } from './value-types.js';
 
 /** What `connectionFor(tenant)` may return: direct settings (a URL) or a Peak platform session. */
 export type TenantConnection = ConnectionConfig | Session;
+
+/** The error of a `TenantCaches` given neither a shared URL nor `connectionFor`: its two modes. */
+const TENANT_CACHES_NOT_CONFIGURED =
+  'TenantCaches has no connection. Use one of: shared mode, `connectionConfig: { url }` (redis://, rediss:// ' +
+  'or memory://; no tenant: each view names its own) or env PEAK_CACHE_URL; or pooled mode, ' +
+  '`connectionFor: (tenant) => ({ url })` (or a Session) for one connection per tenant';
 
 /** Default of {@link TenantCachesOptions.maxConnections}. */
 export const DEFAULT_MAX_CONNECTIONS = 100;
 /** Default of {@link TenantCachesOptions.idleTimeoutMs}. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 
-/** Options of {@link TenantCaches}: one of `connectionConfig` (shared mode) or `connectionFor` (pooled). */
-export interface TenantCachesOptions {
+/**
+ * Options of {@link TenantCaches}: one of `connectionConfig` (shared mode) or `connectionFor` (pooled).
+ * `C` is the codec, as for {@link CacheClientOptions}.
+ */
+export interface TenantCachesOptions<C extends CodecOption = CodecOption> {
   /**
    * Shared mode: `url` (or `nodes`, `cluster`) of the one server every tenant's views use, without a
    * `tenant` (each view names its own). Pooled mode: tuning only (`timeoutMs`, `connectTimeoutMs`,
@@ -58,7 +68,11 @@ export interface TenantCachesOptions {
    * Pooled mode: the connection of `tenant`, called when it is opened (first use, and again after it was
    * closed as idle or to make room): a {@link ConnectionConfig} with a `url` (its `tenant`, if set, must
    * be `tenant`) or a {@link Session} (the platform's reply must name `tenant`). Credentials naming
-   * another tenant fail the call with {@link CacheConnectionError}; so does a function that throws.
+   * another tenant fail the call with {@link CacheConnectionError}; so does a function that throws. One
+   * that does not settle within `connectionConfig.connectTimeoutMs` (else `timeoutMs`) fails the calls
+   * waiting for it with {@link CacheTimeoutError}. Called again once when the server rejects the
+   * tenant's credentials (`WRONGPASS`/`NOAUTH`), at most once per 30 s per tenant
+   * (`CREDENTIALS_REFRESH_COOLDOWN_MS`).
    */
   connectionFor?: (tenant: string) => TenantConnection | Promise<TenantConnection>;
   /**
@@ -80,8 +94,12 @@ export interface TenantCachesOptions {
    * @default off
    */
   nearCache?: NearCacheOptions;
-  /** Codec of every view (the near cache holds decoded values). @default 'peak' */
-  codec?: CodecName | Codec;
+  /**
+   * Codec of every view (the near cache holds decoded values). It also types the views: a
+   * `TenantCaches<'json'>`'s views are `CacheClient<'json'>` (see {@link CacheClientOptions.codec}).
+   * @default 'peak'
+   */
+  codec?: C;
   /** See {@link CacheClientOptions.maxValueBytes}. @default 16777216 */
   maxValueBytes?: number;
   /** See {@link CacheClientOptions.debugLogs}. @default true */
@@ -106,6 +124,12 @@ export interface TenantStats {
   readonly operations: CacheStats['operations'];
   /** The sum over every operation. */
   readonly totals: OperationStats;
+  /**
+   * Counters of the tenant's cached functions (every view's `getOrSet`, `cacheResult`, decorators), as
+   * in {@link CacheStats.cachedFunctions}; `breakerTrips` counts the trips of the breaker the tenant's
+   * views use (shared mode: the one breaker of every tenant).
+   */
+  readonly cachedFunctions: CachedFunctionStats;
 }
 
 /** A snapshot returned by {@link TenantCaches.stats}. */
@@ -114,6 +138,11 @@ export interface TenantCachesStats {
   readonly mode: 'shared' | 'pooled';
   /** Sum over every tenant. */
   readonly totals: OperationStats;
+  /**
+   * Cached-function counters summed over every tenant; `breakerTrips` counts each breaker's trips once
+   * (shared mode: the one breaker; pooled mode: one per tenant).
+   */
+  readonly cachedFunctions: CachedFunctionStats;
   /**
    * Connections open or opening now: shared mode `0` or `1` (on a cluster, one set of node connections);
    * pooled mode the tenant connections (at most `maxConnections`).
@@ -142,10 +171,13 @@ const OPTION_NAMES = new Set([
 ]);
 const VIEW_OPTION_NAMES = new Set(['additionalPrefix']);
 
-/** What a tenant's views share: counters, and in pooled mode the cached functions' state. */
+/**
+ * What a tenant's views share: operation and cached-function counters, and the cached functions' state
+ * (shared mode: the one single-flight table and breaker of every view; pooled mode: the tenant's own).
+ */
 interface TenantState {
   readonly stats: StatsRecorder;
-  readonly cachedState: SharedCachedState;
+  readonly cachedState: SharedCachedState & { readonly counters: CachedFunctionCounters };
 }
 
 /**
@@ -161,8 +193,8 @@ interface TenantState {
  * await caches.close();
  * ```
  */
-export class TenantCaches {
-  readonly #viewOptions: CacheClientOptions;
+export class TenantCaches<C extends CodecOption = 'peak'> {
+  readonly #viewOptions: CacheClientOptions<C>;
   readonly #slot: EngineSlot | undefined;
   readonly #pool: TenantPool | undefined;
   readonly #near: NearCache | undefined;
@@ -176,7 +208,7 @@ export class TenantCaches {
    * @throws {CacheValidationError} for an invalid option (the message names it).
    * @throws {CacheConnectionError} when neither a URL nor `connectionFor` is configured.
    */
-  constructor(options: TenantCachesOptions = {}) {
+  constructor(options: TenantCachesOptions<C> = {}) {
     if (options === null || typeof options !== 'object')
       throw new CacheValidationError('TenantCaches options must be an object');
     checkOptionNames(options, OPTION_NAMES, 'TenantCaches');
@@ -184,7 +216,7 @@ export class TenantCaches {
     const env = options.env ?? process.env;
     const codec = resolveCodec(options.codec);
     this.#viewOptions = {
-      codec,
+      codec: codec as unknown as C,
       logger,
       env,
       ...(options.debugLogs === undefined ? {} : { debugLogs: options.debugLogs }),
@@ -227,13 +259,12 @@ export class TenantCaches {
         throw new CacheValidationError(`TenantCaches: ${name} applies with connectionFor only`);
     }
     const settings = resolveSettings(config);
+    // Its own message (a client's names a tenant and the platform, which TenantCaches does not take).
+    if (config.url === undefined && config.nodes === undefined && !env.PEAK_CACHE_URL)
+      throw new CacheConnectionError(TENANT_CACHES_NOT_CONFIGURED);
     // The source's tenant is a placeholder: every view supplies its own.
     const source = chooseSource(undefined, { ...config, tenant: 'shared' }, env, logger);
-    if (source.kind !== 'direct') {
-      throw new CacheConnectionError(
-        'TenantCaches needs connectionConfig.url (or env PEAK_CACHE_URL) for one shared connection, or connectionFor for one connection per tenant',
-      );
-    }
+    if (source.kind !== 'direct') throw new CacheConnectionError(TENANT_CACHES_NOT_CONFIGURED);
     const nearOptions = resolveNearCacheOptions(options.nearCache);
     this.#near =
       nearOptions === undefined ? undefined : new NearCache(nearOptions, (raw) => codec.decode(raw));
@@ -248,7 +279,7 @@ export class TenantCaches {
    * @throws {CacheValidationError} for an invalid tenant name (as for a client) or prefix.
    * @throws {CacheConnectionError} once {@link TenantCaches.close} was called.
    */
-  tenant(name: string, options: TenantViewOptions = {}): CacheClient {
+  tenant(name: string, options: TenantViewOptions = {}): CacheClient<C> {
     validateTenant(name);
     if (options === null || typeof options !== 'object')
       throw new CacheValidationError('tenant() options must be an object');
@@ -257,31 +288,44 @@ export class TenantCaches {
     const state = this.#state(name);
     const store: ViewStore =
       this.#slot !== undefined
-        ? new SharedView(this.#slot, name, this.#near, this.#shared as SharedCachedState, state.stats)
+        ? new SharedView(this.#slot, name, this.#near, state.cachedState, state.stats)
         : new PooledView(this.#pool as TenantPool, name, state.cachedState, state.stats);
-    return new CacheClient({
+    return new CacheClient<C>({
       ...this.#viewOptions,
       ...(options.additionalPrefix === undefined ? {} : { additionalPrefix: options.additionalPrefix }),
       [VIEW_STORE]: store,
-    } as CacheClientOptions);
+    } as CacheClientOptions<C>);
   }
 
   /** Totals, open connections and a per-tenant breakdown. Cheap: copies counters, no I/O. */
   stats(): TenantCachesStats {
     const tenants: Record<string, TenantStats> = {};
     const totals = { calls: 0, errors: 0, hits: 0, misses: 0 };
+    const cached = new CachedFunctionCounters();
+    const breakers = new Set<CircuitBreaker>();
     for (const [name, state] of this.#tenants) {
-      const snapshot = state.stats.snapshot();
-      tenants[name] = snapshot;
+      const { breaker, counters } = state.cachedState;
+      counters.breakerTrips = breaker.trips;
+      const cachedFunctions = counters.snapshot();
+      tenants[name] = { ...state.stats.snapshot(), cachedFunctions };
+      const snapshot = tenants[name];
       totals.calls += snapshot.totals.calls;
       totals.errors += snapshot.totals.errors;
       totals.hits += snapshot.totals.hits;
       totals.misses += snapshot.totals.misses;
+      for (const field of Object.keys(cached) as (keyof CachedFunctionStats)[]) {
+        if (field !== 'breakerTrips') cached[field] += cachedFunctions[field];
+      }
+      if (!breakers.has(breaker)) {
+        breakers.add(breaker);
+        cached.breakerTrips += breaker.trips;
+      }
     }
     const pool = this.#pool;
     return {
       mode: pool === undefined ? 'shared' : 'pooled',
       totals,
+      cachedFunctions: cached.snapshot(),
       connections: pool === undefined ? (this.#slot?.open ? 1 : 0) : pool.size,
       waiting: pool?.waiting ?? 0,
       tenants,
@@ -304,8 +348,11 @@ export class TenantCaches {
     if (state === undefined) {
       state = {
         stats: new StatsRecorder(),
-        // Pooled mode: each tenant its own connection, so its own breaker and single-flight table.
-        cachedState: this.#shared ?? { inflight: new Map(), breaker: new CircuitBreaker() },
+        cachedState: {
+          // Pooled mode: each tenant its own connection, so its own breaker and single-flight table.
+          ...(this.#shared ?? { inflight: new Map(), breaker: new CircuitBreaker() }),
+          counters: new CachedFunctionCounters(),
+        },
       };
       this.#tenants.set(name, state);
     }

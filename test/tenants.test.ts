@@ -22,7 +22,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let server: RedisServer;
 const opened: TenantCaches[] = [];
-function caches(extra: Partial<ConstructorParameters<typeof TenantCaches>[0]> = {}): TenantCaches {
+function caches(extra: Partial<ConstructorParameters<typeof TenantCaches<'peak'>>[0]> = {}): TenantCaches {
   const c = new TenantCaches({ connectionConfig: { url: server.url }, ...extra });
   opened.push(c);
   return c;
@@ -157,6 +157,24 @@ describe('TenantCaches shared mode', () => {
     await plain.close();
   });
 
+  it("cached-function counters are the tenant's, like operation counters, with totals in caches.stats()", async () => {
+    const shared = caches({ deploymentId: null });
+    const v1 = shared.tenant('cf-a');
+    await v1.getOrSet('x', async () => [1]);
+    await v1.getOrSet('x', async () => [1]);
+    const v2 = shared.tenant('cf-a');
+    await shared.tenant('cf-b').getOrSet('x', async () => [2]);
+    const expected = { hits: 1, misses: 1, factoryRuns: 1 };
+    expect(v1.stats().cachedFunctions).toMatchObject(expected);
+    expect(v2.stats().cachedFunctions).toMatchObject(expected);
+    await v1.close();
+    expect(v2.stats().cachedFunctions).toMatchObject(expected);
+    const stats = shared.stats();
+    expect(stats.tenants['cf-a']?.cachedFunctions).toMatchObject(expected);
+    expect(stats.tenants['cf-b']?.cachedFunctions).toMatchObject({ hits: 0, misses: 1, factoryRuns: 1 });
+    expect(stats.cachedFunctions).toMatchObject({ hits: 1, misses: 2, factoryRuns: 2, breakerTrips: 0 });
+  });
+
   it('Keyv: one adapter per view, each inside its tenant, all on the shared connection', async () => {
     const shared = caches();
     const acme = createKeyv(shared.tenant('kv-acme'), { namespace: 'products' });
@@ -186,6 +204,11 @@ describe('TenantCaches shared mode', () => {
       CacheValidationError,
     );
     expect(() => new TenantCaches({ env: {} })).toThrow(CacheConnectionError);
+    // Its own message: its two modes, not a client's `{ url, tenant }` / PEAK_CACHE_TENANT advice.
+    for (const env of [{}, { API_KEY: 'k' }]) {
+      expect(() => new TenantCaches({ env })).toThrow(/^TenantCaches has no connection.*connectionFor/);
+      expect(() => new TenantCaches({ env })).not.toThrow(/PEAK_CACHE_TENANT|tenant \}/);
+    }
     expect(
       () => new TenantCaches({ connectionFor: () => ({ url: server.url }), nearCache: { maxEntries: 10 } }),
     ).toThrow(CacheValidationError);

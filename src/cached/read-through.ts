@@ -148,6 +148,8 @@ export interface CachedHost {
 export interface SharedCachedState {
   readonly inflight: Map<string, Promise<unknown>>;
   readonly breaker: CircuitBreaker;
+  /** Counters shared by the views of one tenant (`stats().cachedFunctions`); default: the client's own. @internal */
+  readonly counters?: CachedFunctionCounters;
 }
 
 /** A factory: its result is cached; it may decide about its entry through its context. */
@@ -215,7 +217,7 @@ export class CachedFunctions {
   /** Keys whose refresh failed: no refresh until their entry expires (`graceBackoffMs`). */
   readonly #backoff = new LRUCache<string, true>({ max: MAX_BACKOFFS, ttlAutopurge: false });
   readonly #breaker: CircuitBreaker;
-  readonly #counters = new CachedFunctionCounters();
+  readonly #counters: CachedFunctionCounters;
   /** Fill locks this client may hold: owner token -> stored lock key (released by {@link close}). */
   readonly #held = new Map<string, string>();
   /** Lock writes in flight (take, extend, release, failure mark): {@link close} lets them finish. */
@@ -232,6 +234,7 @@ export class CachedFunctions {
     this.#host = host;
     this.#inflight = (shared?.inflight as Map<string, Promise<Outcome<unknown>>> | undefined) ?? new Map();
     this.#breaker = shared?.breaker ?? new CircuitBreaker();
+    this.#counters = shared?.counters ?? new CachedFunctionCounters();
   }
 
   /** The client's side. @internal */

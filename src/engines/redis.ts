@@ -15,9 +15,10 @@
  *
  * @module
  */
-import { ClientOfflineError, createClient, type RedisClientType } from '@redis/client';
+import { ClientOfflineError, type RedisClientType } from '@redis/client';
 import { CacheConnectionError, type CacheError, CacheTimeoutError } from '../errors.js';
 import { type TrackingListener, TrackingProvider, trackingClientOptions } from '../near-cache/tracking.js';
+import { createRedisClient } from './client-factory.js';
 import {
   deleteIfEquals,
   pexpireIfEquals,
@@ -109,7 +110,7 @@ export class RedisEngine implements Engine {
   #createClient(): Client {
     let everReady = false;
     const { connectTimeoutMs, keepAliveMs, maxQueueLength, url } = this.#options;
-    const client = createClient({
+    const client = createRedisClient({
       url,
       disableOfflineQueue: true,
       commandsQueueMaxLength: maxQueueLength,

@@ -6,19 +6,33 @@
  * connection busy waits in a bounded queue, at most the connection's `timeoutMs`, then rejects with
  * {@link CacheTimeoutError}: it never hangs.
  *
+ * Waiting calls are served in batches per tenant: once a tenant's connection is open, every call waiting
+ * for it runs on it at once (not one at a time behind other tenants' calls), and an idle connection is
+ * closed to make room only for a tenant none of whose calls could run otherwise. A call for a tenant whose
+ * connection is closed queues behind the calls already waiting, so a burst over many tenants opens each
+ * tenant's connection about once instead of thrashing.
+ *
+ * Opening a connection is bounded: `connectionFor` must settle within `connectTimeoutMs` (else
+ * `timeoutMs` capped at 5000 ms: see `ConnectionSettings.connectTimeoutMs`), or the calls waiting for it
+ * reject with {@link CacheTimeoutError} and its place in the pool is freed. When the server rejects a
+ * tenant's credentials (WRONGPASS / NOAUTH: a rotated password), the pool drops that tenant's connection
+ * and calls `connectionFor` again once, then retries the call, at most once per
+ * {@link CREDENTIALS_REFRESH_COOLDOWN_MS} per tenant (as a client does for platform credentials).
+ *
  * A connection is idle when no call holds it: a call holds its tenant's connection from the moment it
  * gets it until its body settled (a flush holds it for the whole flush).
  *
  * @module
  */
 import { type ConnectionSource, chooseSource } from '../connection.js';
+import { isAuthFailure } from '../engines/redis-errors.js';
 import { CacheConnectionError, CacheTimeoutError, CacheValidationError } from '../errors.js';
 import type { CacheLogger } from '../logger.js';
 import { type ConnectionConfig, type ConnectionSettings, resolveSettings } from '../options.js';
 import { Session } from '../session.js';
 import type { TenantConnection } from '../tenants.js';
 import type { Connected } from './binding.js';
-import { EngineSlot } from './engine-slot.js';
+import { CREDENTIALS_REFRESH_COOLDOWN_MS, EngineSlot } from './engine-slot.js';
 
 /** Options of {@link TenantPool}. */
 export interface TenantPoolOptions {
@@ -77,6 +91,10 @@ export class TenantPool {
   readonly #waiters: Waiter[] = [];
   #sweeper: NodeJS.Timeout | undefined;
   #closed = false;
+  /** Calls of `connectionFor` in progress: each rejects its open at once when the pool closes. */
+  readonly #opening = new Set<() => void>();
+  /** When `connectionFor` was last called again after the server rejected a tenant's credentials. */
+  readonly #refreshed = new Map<string, number>();
   /** Most connections open at once so far (for stats and tests). */
   #peak = 0;
 
@@ -117,6 +135,14 @@ export class TenantPool {
    */
   acquire(tenant: string): Promise<Connected> {
     if (this.#closed) return Promise.reject(new CacheConnectionError(POOL_CLOSED));
+    // A closed tenant's call goes behind the calls already waiting (served in batches: see #drain).
+    if (this.#waiters.length > 0 && !this.#entries.has(tenant)) return this.#wait(tenant);
+    return this.#acquireNow(tenant);
+  }
+
+  /** {@link TenantPool.acquire} without the queue check (a call that waited already, or none waits). */
+  #acquireNow(tenant: string): Promise<Connected> {
+    if (this.#closed) return Promise.reject(new CacheConnectionError(POOL_CLOSED));
     let entry = this.#entries.get(tenant);
     /** The connection closed to make room: the new one opens once it is closed (never more than the bound). */
     let evicted: Promise<void> | undefined;
@@ -156,15 +182,39 @@ export class TenantPool {
    */
   async recover(tenant: string, conn: Connected, err: unknown): Promise<Connected> {
     const entry = this.#entries.get(tenant);
-    if (entry?.slot === undefined) throw err;
-    const slot = await entry.slot;
+    if (entry?.slot === undefined || this.#closed || !isAuthFailure(err)) throw err;
     entry.holds++;
+    let opening: Promise<EngineSlot> | undefined;
     try {
-      return entry.wrap(await slot.recover(conn, err));
+      if (entry.base?.engine === conn.engine) {
+        // Still the connection that failed: ask connectionFor again (once per cool-down).
+        const now = performance.now();
+        if (now - (this.#refreshed.get(tenant) ?? Number.NEGATIVE_INFINITY) < CREDENTIALS_REFRESH_COOLDOWN_MS)
+          throw err;
+        this.#forgetRefreshesBefore(now - CREDENTIALS_REFRESH_COOLDOWN_MS);
+        this.#refreshed.set(tenant, now);
+        this.#options.logger.warn(
+          "peak-cache: the server rejected a tenant connection's credentials; calling connectionFor again once",
+        );
+        const stale = entry.slot;
+        entry.base = undefined;
+        entry.slot = opening = this.#open(tenant);
+        stale.then((slot) => slot.close()).catch(() => {});
+      }
+      const slot = await entry.slot;
+      return entry.wrap(await slot.connect());
     } catch (failure) {
+      // New credentials that fail too do not stay: the next call asks connectionFor again (after the cool-down).
+      if (opening !== undefined && entry.slot === opening && this.#entries.get(tenant) === entry)
+        this.#drop(entry);
       entry.release();
       throw failure;
     }
+  }
+
+  /** Forget credential refreshes older than `before` (their cool-down is over). */
+  #forgetRefreshesBefore(before: number): void {
+    for (const [tenant, at] of this.#refreshed) if (at < before) this.#refreshed.delete(tenant);
   }
 
   /** Close every connection; waiting and later calls reject with {@link CacheConnectionError}. */
@@ -176,6 +226,7 @@ export class TenantPool {
       clearTimeout(waiter.timer);
       waiter.reject(new CacheConnectionError(POOL_CLOSED));
     }
+    for (const abort of [...this.#opening]) abort();
     const entries = [...this.#entries.values()];
     this.#entries.clear();
     await Promise.allSettled(entries.map((entry) => closeEntry(entry)));
@@ -183,19 +234,15 @@ export class TenantPool {
 
   /** The source and engine slot of `tenant`, from `connectionFor`. */
   async #open(tenant: string): Promise<EngineSlot> {
-    const { connectionFor, tuning, logger } = this.#options;
-    let result: TenantConnection;
-    try {
-      result = await connectionFor(tenant);
-    } catch (err) {
-      throw new CacheConnectionError(`connectionFor(${JSON.stringify(tenant)}) failed`, { cause: err });
-    }
+    const { tuning, logger } = this.#options;
+    const result = await this.#callConnectionFor(tenant);
     let source: ConnectionSource;
     let settings: ConnectionSettings;
     if (result instanceof Session) {
       source = chooseSource(result, {}, {}, logger);
       settings = resolveSettings(tuning);
     } else if (result !== null && typeof result === 'object') {
+      if (result.url === undefined && result.nodes === undefined) throw invalidResult(tenant);
       if (result.tenant !== undefined && result.tenant !== tenant) {
         throw new CacheConnectionError(
           `connectionFor(${JSON.stringify(tenant)}) returned the connection of another tenant`,
@@ -206,7 +253,7 @@ export class TenantPool {
       // No environment fallback: the URL must come from connectionFor.
       source = chooseSource(undefined, config, {}, logger);
     } else {
-      throw new CacheValidationError('connectionFor must return a ConnectionConfig or a Session');
+      throw invalidResult(tenant);
     }
     return new EngineSlot({
       source,
@@ -215,6 +262,43 @@ export class TenantPool {
       logger,
       expectTenant: tenant,
       closedMessage: POOL_CLOSED,
+    });
+  }
+
+  /**
+   * `connectionFor(tenant)`, bounded by `connectTimeoutMs` and by {@link TenantPool.close}. A call that
+   * never settles is abandoned (its late result, or failure, is dropped).
+   * @throws {CacheTimeoutError} when it does not settle in time; {@link CacheConnectionError} when it
+   * throws or the pool closes first.
+   */
+  #callConnectionFor(tenant: string): Promise<TenantConnection> {
+    const { connectionFor, settings } = this.#options;
+    const name = `connectionFor(${JSON.stringify(tenant)})`;
+    return new Promise<TenantConnection>((resolve, reject) => {
+      const settle = (done: () => void) => {
+        clearTimeout(timer);
+        this.#opening.delete(abort);
+        done();
+      };
+      const abort = () => settle(() => reject(new CacheConnectionError(POOL_CLOSED)));
+      const timer = setTimeout(
+        () =>
+          settle(() =>
+            reject(
+              new CacheTimeoutError(
+                `${name} did not settle within ${settings.connectTimeoutMs} ms (connectTimeoutMs, else timeoutMs)`,
+              ),
+            ),
+          ),
+        settings.connectTimeoutMs,
+      );
+      this.#opening.add(abort);
+      Promise.resolve()
+        .then(() => connectionFor(tenant))
+        .then(
+          (result) => settle(() => resolve(result)),
+          (err: unknown) => settle(() => reject(new CacheConnectionError(`${name} failed`, { cause: err }))),
+        );
     });
   }
 
@@ -266,19 +350,34 @@ export class TenantPool {
     });
   }
 
-  /** Serve waiting calls while there is room (their tenant open, a free slot, or an idle one to close). */
+  /**
+   * Serve waiting calls: every call whose tenant's connection is open (or opening) at once; then, while
+   * there is room (a free place, or an idle connection to close), open the connection of the first
+   * waiting call's tenant and serve every call waiting for it.
+   */
   #drain(): void {
     while (this.#waiters.length > 0 && !this.#closed) {
-      const waiter = this.#waiters[0] as Waiter;
+      const ready: Waiter[] = [];
+      const rest: Waiter[] = [];
+      for (const waiter of this.#waiters) (this.#entries.has(waiter.tenant) ? ready : rest).push(waiter);
+      this.#waiters.splice(0, this.#waiters.length, ...rest);
+      for (const waiter of ready) this.#serve(waiter);
+      const first = this.#waiters[0];
+      if (first === undefined) return;
       const room =
-        this.#entries.has(waiter.tenant) ||
         this.#entries.size < this.#options.maxConnections ||
         [...this.#entries.values()].some((e) => e.holds === 0);
       if (!room) return;
       this.#waiters.shift();
-      clearTimeout(waiter.timer);
-      waiter.resolve(this.acquire(waiter.tenant));
+      // Opens its tenant's connection; the next round serves the other calls waiting for it.
+      this.#serve(first);
     }
+  }
+
+  /** Give `waiter` its tenant's connection (the queue is skipped: it waited already). */
+  #serve(waiter: Waiter): void {
+    clearTimeout(waiter.timer);
+    waiter.resolve(this.#acquireNow(waiter.tenant));
   }
 
   /** Close connections idle for `idleTimeoutMs` (checked every half of it). */
@@ -296,6 +395,13 @@ export class TenantPool {
     );
     this.#sweeper.unref();
   }
+}
+
+/** The error of a `connectionFor` result that is neither a config with a URL nor a Session. */
+function invalidResult(tenant: string): CacheValidationError {
+  return new CacheValidationError(
+    `connectionFor(${JSON.stringify(tenant)}) must return a ConnectionConfig with a url (redis://, rediss:// or memory://; or nodes) or a Session`,
+  );
 }
 
 /** Close an entry's connection once its pending commands finished (opening ones close once open). */

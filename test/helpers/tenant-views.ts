@@ -22,11 +22,12 @@ export class TenantViews {
     if (session !== undefined) throw new Error('TenantViews: platform sessions are not views');
     const { tenant, ...config } = connectionConfig;
     const view = { additionalPrefix: additionalPrefix ?? null };
-    const cachesOptions: TenantCachesOptions = {
+    // Typed as the peak codec's, as `open` returns (the conformance suites read values untyped).
+    const cachesOptions = {
       connectionConfig: config,
       ...(nearCache === undefined ? {} : { nearCache }),
       ...rest,
-    };
+    } as TenantCachesOptions<'peak'>;
     if (nearCache === undefined && Object.keys(rest).length === 0) {
       const id = JSON.stringify(config);
       let caches = this.#shared.get(id);
