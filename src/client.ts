@@ -5,8 +5,10 @@
  * @module
  */
 import { inspect } from 'node:util';
+import type { InvalidateCallOptions } from './cached/invalidation.js';
 import { type InvalidateOptions, resolveDeploymentId } from './cached/keys.js';
 import { CachedFunctions, type CacheResultOptions, type GetOrSetOptions } from './cached/read-through.js';
+import type { InvalidateTagsOptions } from './cached/tags.js';
 import { type Codec, resolveCodec } from './codec.js';
 import { type ConnectionSource, chooseSource, createEngine, resolveEndpoint } from './connection.js';
 import { describeServer, isTraced, type ServerInfo, traceOperation } from './diagnostics.js';
@@ -427,14 +429,45 @@ export class CacheClient {
   }
 
   /**
-   * Delete cached results (Python: `invalidate_cache`): for each of `targetedPatterns` the entity's
+   * Invalidate cached results (Python: `invalidate_cache`): for each of `targetedPatterns` the entity's
    * entries `<deploymentId>:<pattern>:<entityId>:*` (entity `42` keeps `420`'s), for each of
-   * `broadPatterns` every entry `<deploymentId>:<pattern>*`. Clears Python-written entries too.
-   * @returns the number of keys deleted.
-   * @throws {CacheValidationError} for `targetedPatterns` without an `entityId`.
+   * `broadPatterns` every entry `<deploymentId>:<pattern>*`.
+   *
+   * In two steps (see docs/cached-functions.md): before it resolves, entries that `cacheResult` wrote
+   * under exactly those key prefixes (typed codec) become misses in every process, in O(number of
+   * patterns), with no SCAN; after it resolves, a background SCAN + UNLINK of the patterns (coalesced:
+   * one pass at a time per client, each pass serving every pattern queued by then) deletes every
+   * matching key, including Python-written entries and those the first step does not cover (a broad
+   * pattern that is a strict prefix of a key prefix, glob patterns, custom `key`s, the `'client'` codec).
+   * @param call - `{ wait: true }` waits for the deletion too.
+   * @returns with `wait: true`, the number of keys the deletion matched and unlinked for this call;
+   *   otherwise `0` (nothing is deleted before it resolves; see `stats().cachedFunctions.scanDeleted`).
+   * @throws {CacheValidationError} for `targetedPatterns` without an `entityId`; with `wait: true`, the
+   *   deletion's {@link CacheError} when it fails.
    */
-  invalidate(options: InvalidateOptions): Promise<number> {
-    return this.#cached.invalidate(options);
+  invalidate(options: InvalidateOptions, call?: InvalidateCallOptions): Promise<number> {
+    return this.#cached.invalidate(options, call);
+  }
+
+  /**
+   * Invalidate every cached value tagged with any of `tags` (`getOrSet`/`cacheResult` option `tags`), in
+   * every process, in O(number of tags): one counter per tag is raised on the server; nothing is scanned
+   * or deleted. `behavior: 'expire'` (default): the entries are stale (served within their grace while
+   * one refresh runs; misses without grace); `'remove'`: misses. A value whose fill started before this
+   * call is never fresh afterwards; a value produced afterwards is.
+   * @throws {CacheValidationError} for tags that are not non-empty strings (at most 64) or a bad
+   *   `behavior`.
+   */
+  invalidateTags(tags: readonly string[], options?: InvalidateTagsOptions): Promise<void> {
+    return this.#cached.invalidateTags(tags, options);
+  }
+
+  /**
+   * Resolves once no background deletion of {@link CacheClient.invalidate} is running or queued in this
+   * client. Never rejects (failures are logged and counted in `stats().cachedFunctions.scanErrors`).
+   */
+  invalidationSettled(): Promise<void> {
+    return this.#cached.invalidationSettled();
   }
 
   /**

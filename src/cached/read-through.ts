@@ -30,23 +30,21 @@ import type { CacheLogger } from '../logger.js';
 import { checkOptionNames } from '../options.js';
 import { CircuitBreaker, DEFAULT_BREAKER_MS } from './breaker.js';
 import { cacheControlDecision } from './cache-control.js';
+// tags: tag stamps, entry metadata and invalidation live in their own modules
+import { type EntryRead, readEntry, readStamps, withStamps } from './entry-meta.js';
+import { type InvalidateCallOptions, Invalidation, implicitStampKeys } from './invalidation.js';
 import {
   DEFAULT_KEY_PREFIX,
   entityText,
   functionIdentity,
   type InvalidateOptions,
-  invalidationPatterns,
   resultKey,
 } from './keys.js';
 import { FAILURE_MARK_MS, FIRST_POLL_MS, failureMark, lockKey, lockState, nextPoll } from './lock.js';
-import {
-  CACHE_RESULT_OPTIONS,
-  FALLBACK_OPTIONS,
-  GET_OR_SET_OPTIONS,
-  INVALIDATE_OPTIONS,
-} from './option-names.js';
+import { CACHE_RESULT_OPTIONS, FALLBACK_OPTIONS, GET_OR_SET_OPTIONS } from './option-names.js';
 import { decodeResult, encodeResult } from './result-codec.js';
 import { CachedFunctionCounters, type CachedFunctionStats } from './stats.js';
+import { type InvalidateTagsOptions, tagStampKeys } from './tags.js';
 
 /** Default TTL of cached values, in seconds (Python's default). */
 export const DEFAULT_TTL = 3600;
@@ -126,10 +124,19 @@ export interface GetOrSetOptions {
    * @default 'typed'
    */
   codec?: 'typed' | 'client';
+  /**
+   * Tags of the value (`'typed'` codec only): `invalidateTags` of any of them makes it stale or removed
+   * in every process, whatever was stored when. At most 64 non-empty strings. See docs/cached-functions.md.
+   * @default none
+   */
+  tags?: readonly string[]; // tags:
 }
 
 /** Options of {@link CacheClient.cacheResult}: those of {@link GetOrSetOptions} plus the key's parts. */
-export interface CacheResultOptions<A extends unknown[]> extends Omit<GetOrSetOptions, 'cacheControl'> {
+export interface CacheResultOptions<A extends unknown[]>
+  extends Omit<GetOrSetOptions, 'cacheControl' | 'tags'> {
+  /** Tags of a call's result: a list, or a function of the arguments (see {@link GetOrSetOptions.tags}). */
+  tags?: readonly string[] | ((...args: A) => readonly string[]); // tags:
   /**
    * Second segment of the key (after the deployment id), the unit of broad invalidation.
    * @default 'cached'
@@ -183,6 +190,8 @@ interface Resolved {
   fallback: LRUCache<string, string> | undefined;
   fallbackTtlMs: number;
   typed: boolean;
+  /** tags: stamp keys (below the namespace) of the entry's tags, implicit ones included. */
+  tagKeys: readonly string[];
 }
 
 type Factory<T> = () => T | Promise<T>;
@@ -222,6 +231,7 @@ export class CachedFunctions {
   readonly #fallbacks = new Map<number, LRUCache<string, string>>();
   readonly #breaker = new CircuitBreaker();
   readonly #counters = new CachedFunctionCounters();
+  readonly #invalidation: Invalidation; // tags:
   /** Fill locks this client may hold: owner token -> stored lock key (released by {@link close}). */
   readonly #held = new Map<string, string>();
   #closing = false;
@@ -229,6 +239,7 @@ export class CachedFunctions {
   /** @param host - the client's side (see {@link CachedHost}). */
   constructor(host: CachedHost) {
     this.#host = host;
+    this.#invalidation = new Invalidation(host, this.#counters); // tags:
   }
 
   /**
@@ -283,32 +294,40 @@ export class CachedFunctions {
       throw new CacheValidationError('The options must be an object');
     }
     checkOptionNames(options, CACHE_RESULT_OPTIONS, 'cacheResult');
-    const { keyPrefix = DEFAULT_KEY_PREFIX, entityId, key, cacheControl, name, ...rest } = options;
+    const { keyPrefix = DEFAULT_KEY_PREFIX, entityId, key, cacheControl, name, tags, ...rest } = options;
     if (typeof keyPrefix !== 'string' || keyPrefix === '') {
       throw new CacheValidationError('The `keyPrefix` option must be a non-empty string');
     }
     for (const [optionName, value] of Object.entries({ entityId, key, cacheControl })) {
+      // (`tags` is checked below: a list or a function)
       if (value !== undefined && typeof value !== 'function') {
         throw new CacheValidationError(`The \`${optionName}\` option must be a function of the arguments`);
       }
     }
     const base = this.#resolve(rest, null); // validated once, at wrap time
+    const fixedTags = typeof tags === 'function' ? undefined : tagStampKeys(tags, 'cacheResult', base.typed); // tags:
     const identity = functionIdentity(fn as (...args: never[]) => unknown, name);
     const self = this;
     return function cached(this: This, ...args: A): Promise<Awaited<R>> {
       let stored: string;
       let ttl: number | undefined;
+      let tagKeys: readonly string[] = []; // tags:
       try {
         const deployment = self.#host.deploymentId;
         if (key === undefined) {
           const entity = entityId === undefined ? null : entityText(entityId(...args));
           stored = resultKey(deployment, keyPrefix, entity, identity, args);
+          if (base.typed) tagKeys = implicitStampKeys(deployment, keyPrefix, entity); // tags: invalidate() raises these
         } else {
           const custom = validateKey(key(...args));
           stored = deployment === null ? custom : `${deployment}:${custom}`;
         }
         const decision = cacheControlDecision(cacheControl?.(...args), base.ttl, MAX_TTL);
         ttl = decision.kind === 'cache' ? decision.ttl : undefined;
+        // tags: the call's own tags after the implicit ones
+        const own =
+          fixedTags ?? tagStampKeys((tags as (...a: A) => unknown)(...args), 'cacheResult', base.typed);
+        if (own.length > 0) tagKeys = [...tagKeys, ...own];
       } catch (err) {
         return Promise.reject(err);
       }
@@ -316,27 +335,27 @@ export class CachedFunctions {
         self.#counters.bypasses++;
         return self.#runFactory(() => fn.apply(this, args));
       }
-      return self.#call(
-        stored,
-        () => fn.apply(this, args),
-        ttl === base.ttl ? base : { ...base, ttl: Math.min(ttl, MAX_TTL) },
-      );
+      return self.#call(stored, () => fn.apply(this, args), {
+        ...base,
+        ttl: Math.min(ttl, MAX_TTL),
+        tagKeys, // tags:
+      });
     };
   }
 
-  /**
-   * See {@link CacheClient.invalidate}.
-   * @returns the number of keys deleted.
-   */
-  async invalidate(options: InvalidateOptions): Promise<number> {
-    if (options === null || typeof options !== 'object') {
-      throw new CacheValidationError('invalidate needs an options object');
-    }
-    checkOptionNames(options, INVALIDATE_OPTIONS, 'invalidate');
-    const patterns = invalidationPatterns(this.#host.deploymentId, options);
-    let deleted = 0;
-    for (const pattern of patterns) deleted += await this.#host.flushByPattern(pattern);
-    return deleted;
+  /** See {@link CacheClient.invalidate} (tags: logical first, then a coalesced physical SCAN; invalidation.ts). */
+  invalidate(options: InvalidateOptions, call?: InvalidateCallOptions): Promise<number> {
+    return this.#invalidation.invalidate(options, call);
+  }
+
+  /** See {@link CacheClient.invalidateTags}. */
+  invalidateTags(tags: readonly string[], options?: InvalidateTagsOptions): Promise<void> {
+    return this.#invalidation.invalidateTags(tags, options); // tags:
+  }
+
+  /** Resolves once no physical deletion of `invalidate` is running or queued (never rejects). */
+  invalidationSettled(): Promise<void> {
+    return this.#invalidation.settled(); // tags:
   }
 
   /** Validate and resolve options; `what` names the caller for unknown options (`null`: checked already). */
@@ -378,6 +397,7 @@ export class CachedFunctions {
       fallback,
       fallbackTtlMs: (fallbackTtl ?? ttl) * 1000,
       typed: codec === 'typed',
+      tagKeys: tagStampKeys(options.tags, what ?? 'getOrSet', codec === 'typed'), // tags:
     };
   }
 
@@ -461,24 +481,24 @@ export class CachedFunctions {
 
   /** The entry at `key`: `null` when missing (or unreadable), else its value and whether it is stale. */
   #read(key: string, o: Resolved): Promise<{ value: unknown; stale: boolean } | null> {
-    return this.#host.run('getOrSet', (engine, ks) => {
-      const stored = ks.key(key);
-      if (o.grace === 0) return engine.get(stored).then((raw) => this.#entry(raw, -1, o));
-      return Promise.all([engine.get(stored), engine.pttl(stored)]).then(([raw, pttl]) =>
-        this.#entry(raw, pttl, o),
-      );
-    });
+    // tags: the value and its tags' stamps in one read (entry-meta.ts)
+    return this.#host.run('getOrSet', (engine, ks) =>
+      readEntry(engine, ks, ks.key(key), o.tagKeys, o.grace > 0, o.typed).then((read) =>
+        this.#entry(read, o),
+      ),
+    );
   }
 
-  #entry(raw: string | null, pttl: number, o: Resolved): { value: unknown; stale: boolean } | null {
-    if (raw === null) return null;
+  #entry({ raw, pttl, verdict }: EntryRead, o: Resolved): { value: unknown; stale: boolean } | null {
+    // tags: removed by a tag = a miss; expired by a tag = stale (a miss without grace)
+    if (raw === null || verdict === 'removed' || (verdict === 'expired' && o.grace === 0)) return null;
     let value: unknown;
     try {
       value = this.#decode(raw, o);
     } catch {
       return null; // a corrupt entry is a miss; the fill overwrites it
     }
-    return { value, stale: pttl >= 0 && pttl <= o.grace * 1000 };
+    return { value, stale: verdict === 'expired' || (pttl >= 0 && pttl <= o.grace * 1000) };
   }
 
   #decode(raw: string, o: Resolved): unknown {
@@ -523,10 +543,11 @@ export class CachedFunctions {
         let polled: { found: boolean; value?: unknown; owner: string | null };
         try {
           polled = await this.#host.run('getOrSet', async (engine, ks) => {
-            const [raw, owner] = await Promise.all([
-              engine.get(ks.key(key)),
+            const [read, owner] = await Promise.all([
+              readEntry(engine, ks, ks.key(key), o.tagKeys, false, o.typed), // tags: an invalidated value is not found
               engine.get(ks.key(lockKey(key))),
             ]);
+            const raw = read.verdict === 'fresh' ? read.raw : null;
             if (raw !== null) {
               try {
                 return { found: true, value: this.#decode(raw, o), owner };
@@ -574,6 +595,9 @@ export class CachedFunctions {
     token: string | null,
   ): Promise<Awaited<T>> {
     this.#counters.factoryRuns++;
+    // tags: the stamps of the entry's tags before the factory starts (an invalidation from now on wins);
+    // `null` when they could not be read: the result is then not stored
+    const stamps = o.tagKeys.length === 0 ? [] : await this.#captureStamps(o);
     let result: Awaited<T>;
     try {
       result = await factory();
@@ -586,14 +610,16 @@ export class CachedFunctions {
     if (this.#closing) return result;
     let encoded: string | undefined;
     try {
-      encoded = o.typed ? this.#host.checkSize(encodeResult(result)) : this.#host.encode(result);
+      encoded = o.typed
+        ? this.#host.checkSize(withStamps(encodeResult(result), o.tagKeys, stamps ?? [])) // tags:
+        : this.#host.encode(result);
     } catch (err) {
       this.#host.logger.warn(
         `peak-cache: the result for ${JSON.stringify(key)} is not cached: ${describe(err)}`,
       );
     }
     try {
-      if (encoded !== undefined) {
+      if (encoded !== undefined && stamps !== null) {
         const value = encoded;
         await this.#host.run('getOrSet', (engine, ks) =>
           engine.set(ks.key(key), value, Math.min(o.ttl + o.grace, MAX_TTL)),
@@ -731,6 +757,16 @@ export class CachedFunctions {
         await engine.set(lock, failureMark(), FAILURE_MARK_MS / 1000);
       }
     });
+  }
+
+  /** tags: the current stamps of `o.tagKeys`; `null` when the cache failed (counted, never thrown). */
+  #captureStamps(o: Resolved): Promise<number[] | null> {
+    return this.#host
+      .run('getOrSet', (engine, ks) => readStamps(engine, ks, o.tagKeys))
+      .catch((err: unknown) => {
+        if (isCacheFailure(err)) this.#counters.cacheErrors++;
+        return null;
+      });
   }
 
   /** Own a background promise: its failure is counted and reported, never unhandled. */

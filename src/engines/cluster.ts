@@ -49,6 +49,7 @@ import {
 import { CacheConnectionError, CacheError, CacheTimeoutError, CacheValidationError } from '../errors.js';
 import { type TrackingListener, TrackingProvider } from '../near-cache/tracking.js';
 import { deleteIfEquals, type ScriptingState, type SendOne, setIfAbsent } from './conditional.js';
+import { incrementBy } from './counter.js';
 import type { Engine } from './engine.js';
 import { msetWithTtl } from './mset-ttl.js';
 import { reconnectDelay } from './redis.js';
@@ -944,6 +945,11 @@ export class ClusterEngine implements Engine {
   /** {@inheritDoc Engine.deleteIfEquals} */
   deleteIfEquals(key: string, value: string): Promise<boolean> {
     return deleteIfEquals(this.#sendOne, this.#conditional, key, value);
+  }
+
+  /** {@inheritDoc Engine.incrBy} */
+  incrBy(key: string, by: number, ttlSeconds?: number): Promise<number> {
+    return incrementBy(this.#sendOne, key, by, ttlSeconds);
   }
 
   /**

@@ -15,6 +15,7 @@ import { ClientOfflineError, createClient, type RedisClientType } from '@redis/c
 import { CacheConnectionError, CacheTimeoutError } from '../errors.js';
 import { type TrackingListener, TrackingProvider, trackingClientOptions } from '../near-cache/tracking.js';
 import { deleteIfEquals, type ScriptingState, type SendOne, setIfAbsent } from './conditional.js';
+import { incrementBy } from './counter.js';
 import type { Engine } from './engine.js';
 import { msetWithTtl, type SendArgs } from './mset-ttl.js';
 import { type ErrorContext, isAuthFailure, toCacheError } from './redis-errors.js';
@@ -314,6 +315,11 @@ export class RedisEngine implements Engine {
   /** {@inheritDoc Engine.deleteIfEquals} */
   deleteIfEquals(key: string, value: string): Promise<boolean> {
     return deleteIfEquals(this.#sendOne, this.#conditional, key, value);
+  }
+
+  /** {@inheritDoc Engine.incrBy} */
+  incrBy(key: string, by: number, ttlSeconds?: number): Promise<number> {
+    return incrementBy(this.#sendOne, key, by, ttlSeconds);
   }
 
   /** {@inheritDoc Engine.scan} */

@@ -1,0 +1,116 @@
+/**
+ * How a cached result records its tags and the stamps it was produced at, and how a read checks them.
+ *
+ * Stored form of a tagged result (the `'typed'` codec only):
+ * ```
+ * peak-cache:v2:<JSON [[stampKey, stamp], ...]>\n<devalue text>
+ * ```
+ * Untagged results keep the `peak-cache:v1:` form of `result-codec.ts` byte for byte. Stamp keys are
+ * stored below the namespace (see `tags.ts`), so the entry reads the same under any tenant name.
+ *
+ * Tags need the `'typed'` codec: an entry stored with the client's codec must stay what Python and a
+ * plain `get` read, so it carries no metadata. Such entries are invalidated by deleting them
+ * (`invalidate()`'s physical SCAN, `delete`, `flush*`), never by tags.
+ *
+ * @module
+ */
+import type { Engine } from '../engines/engine.js';
+import type { KeySpace } from '../keys.js';
+import { RESULT_MARKER } from './result-codec.js';
+import { compareStamps, parseStamp, type StampVerdict } from './tags.js';
+
+/** First characters of a tagged result. */
+export const TAGGED_MARKER = 'peak-cache:v2:';
+
+/** An entry as read, its tags checked. */
+export interface EntryRead {
+  /** The stored value without its tag metadata (`peak-cache:v1:` form for tagged results); `null`: missing. */
+  readonly raw: string | null;
+  /** Remaining lifetime in ms (`-1` when not read or no expiry). */
+  readonly pttl: number;
+  /** The entry's stamps against the current ones (`'fresh'` for an untagged entry). */
+  readonly verdict: StampVerdict;
+}
+
+/**
+ * `encoded` (a `peak-cache:v1:` result) with the stamps its fill recorded for `stampKeys`.
+ * Without stamp keys, `encoded` itself.
+ */
+export function withStamps(encoded: string, stampKeys: readonly string[], stamps: readonly number[]): string {
+  if (stampKeys.length === 0) return encoded;
+  const pairs = stampKeys.map((key, i) => [key, stamps[i]]);
+  return `${TAGGED_MARKER}${JSON.stringify(pairs)}\n${encoded.slice(RESULT_MARKER.length)}`;
+}
+
+interface Meta {
+  readonly keys: string[];
+  readonly stamps: number[];
+  readonly body: string;
+}
+
+/** The metadata of a tagged result; `null` when it is corrupt. */
+function parseMeta(raw: string): Meta | null {
+  const end = raw.indexOf('\n', TAGGED_MARKER.length);
+  if (end < 0) return null;
+  let pairs: unknown;
+  try {
+    pairs = JSON.parse(raw.slice(TAGGED_MARKER.length, end));
+  } catch {
+    return null;
+  }
+  if (!Array.isArray(pairs)) return null;
+  const keys: string[] = [];
+  const stamps: number[] = [];
+  for (const pair of pairs) {
+    if (!Array.isArray(pair) || typeof pair[0] !== 'string' || typeof pair[1] !== 'number') return null;
+    keys.push(pair[0]);
+    stamps.push(pair[1]);
+  }
+  return { keys, stamps, body: RESULT_MARKER + raw.slice(end + 1) };
+}
+
+/** The current stamps of `stampKeys` (below the namespace), in order. */
+export function readStamps(engine: Engine, ks: KeySpace, stampKeys: readonly string[]): Promise<number[]> {
+  return engine.mget(stampKeys.map((key) => ks.key(key))).then((raws) => raws.map(parseStamp));
+}
+
+/**
+ * Read the entry at `stored` and check its tags. The stamps of `knownStampKeys` (the call's tags) are read
+ * in the same `MGET` as the value (one round trip on one server; one per slot, sent together, on a
+ * cluster; from memory with the near cache); stamps of tags the entry names but the call did not are read
+ * in a second round trip. With `withPttl` the remaining lifetime is read alongside (grace).
+ * `typed: false` (the client's codec): the value is returned as it is, with no tags.
+ */
+export function readEntry(
+  engine: Engine,
+  ks: KeySpace,
+  stored: string,
+  knownStampKeys: readonly string[],
+  withPttl: boolean,
+  typed: boolean,
+): Promise<EntryRead> {
+  const values =
+    knownStampKeys.length === 0
+      ? engine.get(stored).then((raw) => [raw])
+      : engine.mget([stored, ...knownStampKeys.map((key) => ks.key(key))]);
+  const read = withPttl ? Promise.all([values, engine.pttl(stored)]) : values.then((v) => [v, -1] as const);
+  return read.then(([raws, pttl]) => {
+    const raw = raws[0] ?? null;
+    if (raw === null || !typed || !raw.startsWith(TAGGED_MARKER)) return { raw, pttl, verdict: 'fresh' };
+    const meta = parseMeta(raw);
+    if (meta === null) return { raw: null, pttl, verdict: 'removed' }; // corrupt: a miss, the fill overwrites it
+    const current: number[] = [];
+    const missing: string[] = [];
+    for (const key of meta.keys) {
+      const at = knownStampKeys.indexOf(key);
+      if (at < 0) missing.push(key);
+      current.push(at < 0 ? Number.NaN : parseStamp(raws[at + 1] ?? null));
+    }
+    if (missing.length === 0) return { raw: meta.body, pttl, verdict: compareStamps(meta.stamps, current) };
+    return readStamps(engine, ks, missing).then((extra) => {
+      let next = 0;
+      const all = current.map((stamp) => (Number.isNaN(stamp) ? (extra[next++] as number) : stamp));
+      return { raw: meta.body, pttl, verdict: compareStamps(meta.stamps, all) };
+    });
+  });
+}
