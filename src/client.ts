@@ -237,6 +237,7 @@ export class CacheClient {
   async delete(...keys: string[]): Promise<number> {
     for (const key of keys) validateKey(key);
     if (keys.length === 0) return 0;
+    this.#cached.forget(keys); // tags: fills of these keys running here do not store their results
     return this.#run('delete', ({ engine }, ks) => {
       const stored = ks.keys(keys);
       this.#debug('delete', stored);
@@ -344,6 +345,7 @@ export class CacheClient {
    */
   async flushByPattern(pattern: string, options: FlushOptions = {}): Promise<number> {
     validatePattern(pattern);
+    this.#cached.forget(); // tags: fills running here do not store their results
     return this.#run('flushByPattern', (conn, ks) => this.#flush(conn, ks.pattern(pattern), options));
   }
 
@@ -354,6 +356,7 @@ export class CacheClient {
    *   flight are awaited first; a later flush deletes what this one did not reach.
    */
   async flushTenant(options: FlushOptions = {}): Promise<number> {
+    this.#cached.forget(); // tags: fills running here do not store their results
     return this.#run('flushTenant', (conn, ks) => this.#flush(conn, ks.tenantPattern(), options));
   }
 

@@ -84,16 +84,24 @@ const IS_GLOB = /[*?[\]\\]/;
 export class Invalidation {
   readonly #host: CachedHost;
   readonly #counters: InvalidationCounters;
+  readonly #raised: (stampKeys: ReadonlySet<string>) => void;
   #queue: Job[] = [];
   #running: Promise<void> | undefined;
 
   /**
    * @param host - the client's side.
    * @param counters - where the counters are kept (the cached functions' counters).
+   * @param raised - told the stamp keys (below the namespace) once they are raised, so that calls in
+   *   flight in this process on entries with those tags are no longer joined by later callers.
    */
-  constructor(host: CachedHost, counters: InvalidationCounters) {
+  constructor(
+    host: CachedHost,
+    counters: InvalidationCounters,
+    raised: (stampKeys: ReadonlySet<string>) => void,
+  ) {
     this.#host = host;
     this.#counters = counters;
+    this.#raised = raised;
   }
 
   /** Whether a physical deletion pass is running or queued. */
@@ -119,6 +127,7 @@ export class Invalidation {
       Promise.all(unique.map((tag) => engine.incrBy(ks.key(tagStampKey(tag)), step))),
     );
     this.#counters.tagInvalidations += unique.length;
+    this.#raised(new Set(unique.map(tagStampKey)));
   }
 
   /** See {@link CacheClient.invalidate}. */
@@ -140,6 +149,7 @@ export class Invalidation {
       return { job: this.#schedule(ks, patterns) };
     });
     this.#counters.implicitInvalidations += stamps.length;
+    if (stamps.length > 0) this.#raised(new Set(stamps));
     if (call.wait === true) return job;
     job.catch(() => undefined); // reported by the pass (counters, logger)
     return 0;

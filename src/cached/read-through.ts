@@ -32,6 +32,7 @@ import { CircuitBreaker, DEFAULT_BREAKER_MS } from './breaker.js';
 import { cacheControlDecision } from './cache-control.js';
 // tags: tag stamps, entry metadata and invalidation live in their own modules
 import { type EntryRead, readEntry, readStamps, withStamps } from './entry-meta.js';
+import { FillTickets } from './fill-tickets.js';
 import { type InvalidateCallOptions, Invalidation, implicitStampKeys } from './invalidation.js';
 import {
   DEFAULT_KEY_PREFIX,
@@ -232,6 +233,8 @@ export class CachedFunctions {
   readonly #breaker = new CircuitBreaker();
   readonly #counters = new CachedFunctionCounters();
   readonly #invalidation: Invalidation; // tags:
+  readonly #tickets = new FillTickets(); // tags: delete/flush here win over running fills
+  readonly #callTags = new WeakMap<Promise<unknown>, readonly string[]>(); // tags: of calls in flight
   /** Fill locks this client may hold: owner token -> stored lock key (released by {@link close}). */
   readonly #held = new Map<string, string>();
   #closing = false;
@@ -239,7 +242,12 @@ export class CachedFunctions {
   /** @param host - the client's side (see {@link CachedHost}). */
   constructor(host: CachedHost) {
     this.#host = host;
-    this.#invalidation = new Invalidation(host, this.#counters); // tags:
+    // tags: later callers do not join a call in flight on an entry whose tag was just invalidated
+    this.#invalidation = new Invalidation(host, this.#counters, (stampKeys) => {
+      for (const [id, call] of this.#inflight) {
+        if (this.#callTags.get(call)?.some((key) => stampKeys.has(key))) this.#inflight.delete(id);
+      }
+    });
   }
 
   /**
@@ -353,6 +361,16 @@ export class CachedFunctions {
     return this.#invalidation.invalidateTags(tags, options); // tags:
   }
 
+  /**
+   * tags: `delete`/`flush*` in this process: later calls on `keys` (below the namespace; `undefined`: every
+   * key) do not join a call in flight, and running fills do not store their results.
+   */
+  forget(keys?: readonly string[]): void {
+    const ids = keys?.map((key) => this.#id(key));
+    for (const id of ids ?? [...this.#inflight.keys()]) this.#inflight.delete(id);
+    this.#tickets.void(ids);
+  }
+
   /** Resolves once no physical deletion of `invalidate` is running or queued (never rejects). */
   invalidationSettled(): Promise<void> {
     return this.#invalidation.settled(); // tags:
@@ -413,7 +431,7 @@ export class CachedFunctions {
 
   /** Steps 2-5 of the module doc, with concurrent calls of this process on one key sharing a promise. */
   #call<T>(key: string, factory: Factory<T>, o: Resolved): Promise<Awaited<T>> {
-    const id = `${this.#host.prefix() ?? ''}\u0000${key}`;
+    const id = this.#id(key);
     const pending = this.#inflight.get(id);
     if (pending !== undefined) {
       this.#counters.coalesced++;
@@ -421,12 +439,18 @@ export class CachedFunctions {
     }
     const call = this.#load(id, key, factory, o);
     this.#inflight.set(id, call);
+    if (o.tagKeys.length > 0) this.#callTags.set(call, o.tagKeys); // tags:
     // A side chain (it never rejects) so the caller's promise has no extra hop.
     call.then(
       () => this.#landed(id, call),
       () => this.#landed(id, call),
     );
     return call;
+  }
+
+  /** The in-process identity of `key` (the additional prefix is part of it). */
+  #id(key: string): string {
+    return `${this.#host.prefix() ?? ''}\u0000${key}`;
   }
 
   #landed(id: string, call: Promise<unknown>): void {
@@ -597,15 +621,18 @@ export class CachedFunctions {
     this.#counters.factoryRuns++;
     // tags: the stamps of the entry's tags before the factory starts (an invalidation from now on wins);
     // `null` when they could not be read: the result is then not stored
+    const ticket = this.#tickets.begin(id);
     const stamps = o.tagKeys.length === 0 ? [] : await this.#captureStamps(o);
     let result: Awaited<T>;
     try {
       result = await factory();
     } catch (err) {
+      this.#tickets.end(id, ticket);
       if (token !== null && !this.#closing)
         this.#settle(this.#markFailed(key, token), 'marking a failed fill');
       throw err;
     }
+    this.#tickets.end(id, ticket);
     // Closed meanwhile: close() released the lock; the result goes to the caller, nothing is stored.
     if (this.#closing) return result;
     let encoded: string | undefined;
@@ -619,7 +646,7 @@ export class CachedFunctions {
       );
     }
     try {
-      if (encoded !== undefined && stamps !== null) {
+      if (encoded !== undefined && stamps !== null && !ticket.voided) {
         const value = encoded;
         await this.#host.run('getOrSet', (engine, ks) =>
           engine.set(ks.key(key), value, Math.min(o.ttl + o.grace, MAX_TTL)),
