@@ -14,6 +14,8 @@
  * - `BENCH_RENDER=bench/results/latest.json`: measure nothing; re-render that run's markdown and chart.
  * - `BENCH_TRACE=subscriber|otel`: trace every peak-cache operation during the run (`bench/tracing.ts`).
  * - `BENCH_CLUSTER=1`: then the Redis Cluster rows (`bench/cluster.ts`), in `bench/results/cluster.*`.
+ * - `BENCH_ONLY=invalidation` (or a full run): the invalidation rows (`bench/invalidation.ts`), in
+ *   `bench/results/invalidation.md`; `BENCH_INVALIDATION_KEYS` sets the database sizes.
  *
  * @module
  */
@@ -423,6 +425,11 @@ async function main(): Promise<void> {
   }
   results.totalSeconds = (performance.now() - t0) / 1000;
   writeReports(results, name);
+  // Issue 19: invalidation latency against the database's size and the tagged hit path (its own server).
+  if (!config.only || config.only.includes('invalidation')) {
+    const { runInvalidationBench } = await import('./invalidation.ts');
+    process.stdout.write(await runInvalidationBench(config.quick));
+  }
   // Issue 13: the cluster rows (their own 3+3 cluster, about 2 minutes), see bench/cluster.ts.
   if (process.env.BENCH_CLUSTER === '1') {
     const { runClusterBench } = await import('./cluster.ts');

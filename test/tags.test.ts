@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CacheClient, CacheClientOptions } from '../src/index.js';
+import type { CacheClientOptions } from '../src/index.js';
 import { ClientPool } from './helpers/clients.js';
 import { clusterTarget } from './helpers/cluster-target.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';

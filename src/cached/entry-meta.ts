@@ -48,8 +48,25 @@ interface Meta {
   readonly body: string;
 }
 
-/** The metadata of a tagged result; `null` when it is corrupt. */
+/** Most parsed metadata kept (see {@link parseMeta}); the memo is emptied when it is full. */
+const MEMO_ENTRIES = 1024;
+const memo = new Map<string, Meta | null>();
+
+/**
+ * The metadata of a tagged result; `null` when it is corrupt. Memoized by the stored text: a hot entry
+ * (above all one served by the near cache, which hands out the same string each time) is parsed once.
+ */
 function parseMeta(raw: string): Meta | null {
+  let meta = memo.get(raw);
+  if (meta === undefined) {
+    if (memo.size >= MEMO_ENTRIES) memo.clear();
+    meta = parseMetaText(raw);
+    memo.set(raw, meta);
+  }
+  return meta;
+}
+
+function parseMetaText(raw: string): Meta | null {
   const end = raw.indexOf('\n', TAGGED_MARKER.length);
   if (end < 0) return null;
   let pairs: unknown;
@@ -79,7 +96,8 @@ export function readStamps(engine: Engine, ks: KeySpace, stampKeys: readonly str
  * in the same `MGET` as the value (one round trip on one server; one per slot, sent together, on a
  * cluster; from memory with the near cache); stamps of tags the entry names but the call did not are read
  * in a second round trip. With `withPttl` the remaining lifetime is read alongside (grace).
- * `typed: false` (the client's codec): the value is returned as it is, with no tags.
+ * `typed: false` (the client's codec): the value is returned as it is, with no tags. One `.then` after
+ * the read, as the hit path before tags.
  */
 export function readEntry(
   engine: Engine,
@@ -89,28 +107,41 @@ export function readEntry(
   withPttl: boolean,
   typed: boolean,
 ): Promise<EntryRead> {
-  const values =
-    knownStampKeys.length === 0
-      ? engine.get(stored).then((raw) => [raw])
-      : engine.mget([stored, ...knownStampKeys.map((key) => ks.key(key))]);
-  const read = withPttl ? Promise.all([values, engine.pttl(stored)]) : values.then((v) => [v, -1] as const);
-  return read.then(([raws, pttl]) => {
-    const raw = raws[0] ?? null;
-    if (raw === null || !typed || !raw.startsWith(TAGGED_MARKER)) return { raw, pttl, verdict: 'fresh' };
-    const meta = parseMeta(raw);
-    if (meta === null) return { raw: null, pttl, verdict: 'removed' }; // corrupt: a miss, the fill overwrites it
-    const current: number[] = [];
-    const missing: string[] = [];
-    for (const key of meta.keys) {
-      const at = knownStampKeys.indexOf(key);
-      if (at < 0) missing.push(key);
-      current.push(at < 0 ? Number.NaN : parseStamp(raws[at + 1] ?? null));
-    }
-    if (missing.length === 0) return { raw: meta.body, pttl, verdict: compareStamps(meta.stamps, current) };
-    return readStamps(engine, ks, missing).then((extra) => {
-      let next = 0;
-      const all = current.map((stamp) => (Number.isNaN(stamp) ? (extra[next++] as number) : stamp));
-      return { raw: meta.body, pttl, verdict: compareStamps(meta.stamps, all) };
-    });
+  const tagged = knownStampKeys.length > 0;
+  const values: Promise<string | null | (string | null)[]> = tagged
+    ? engine.mget([stored, ...knownStampKeys.map((key) => ks.key(key))])
+    : engine.get(stored);
+  if (!withPttl) return values.then((read) => checkEntry(engine, ks, read, knownStampKeys, -1, typed));
+  return Promise.all([values, engine.pttl(stored)]).then(([read, pttl]) =>
+    checkEntry(engine, ks, read, knownStampKeys, pttl, typed),
+  );
+}
+
+/** {@link readEntry} once the value (alone, or with the stamps of `known` after it) is read. */
+function checkEntry(
+  engine: Engine,
+  ks: KeySpace,
+  read: string | null | (string | null)[],
+  known: readonly string[],
+  pttl: number,
+  typed: boolean,
+): EntryRead | Promise<EntryRead> {
+  const raws = Array.isArray(read) ? read : null;
+  const raw = raws === null ? (read as string | null) : (raws[0] ?? null);
+  if (raw === null || !typed || !raw.startsWith(TAGGED_MARKER)) return { raw, pttl, verdict: 'fresh' };
+  const meta = parseMeta(raw);
+  if (meta === null) return { raw: null, pttl, verdict: 'removed' }; // corrupt: a miss, the fill overwrites it
+  const current: number[] = [];
+  let missing: string[] | undefined;
+  for (const key of meta.keys) {
+    const at = known.indexOf(key);
+    if (at < 0) (missing ??= []).push(key);
+    current.push(at < 0 || raws === null ? Number.NaN : parseStamp(raws[at + 1] ?? null));
+  }
+  if (missing === undefined) return { raw: meta.body, pttl, verdict: compareStamps(meta.stamps, current) };
+  return readStamps(engine, ks, missing).then((extra) => {
+    let next = 0;
+    const all = current.map((stamp) => (Number.isNaN(stamp) ? (extra[next++] as number) : stamp));
+    return { raw: meta.body, pttl, verdict: compareStamps(meta.stamps, all) };
   });
 }

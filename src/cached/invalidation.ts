@@ -84,21 +84,17 @@ const IS_GLOB = /[*?[\]\\]/;
 export class Invalidation {
   readonly #host: CachedHost;
   readonly #counters: InvalidationCounters;
-  readonly #raised: (stampKeys: ReadonlySet<string>) => void;
+  readonly #raised: () => void;
   #queue: Job[] = [];
   #running: Promise<void> | undefined;
 
   /**
    * @param host - the client's side.
    * @param counters - where the counters are kept (the cached functions' counters).
-   * @param raised - told the stamp keys (below the namespace) once they are raised, so that calls in
-   *   flight in this process on entries with those tags are no longer joined by later callers.
+   * @param raised - called once stamps are raised, so that calls in flight in this process are no longer
+   *   joined by later callers.
    */
-  constructor(
-    host: CachedHost,
-    counters: InvalidationCounters,
-    raised: (stampKeys: ReadonlySet<string>) => void,
-  ) {
+  constructor(host: CachedHost, counters: InvalidationCounters, raised: () => void) {
     this.#host = host;
     this.#counters = counters;
     this.#raised = raised;
@@ -127,7 +123,7 @@ export class Invalidation {
       Promise.all(unique.map((tag) => engine.incrBy(ks.key(tagStampKey(tag)), step))),
     );
     this.#counters.tagInvalidations += unique.length;
-    this.#raised(new Set(unique.map(tagStampKey)));
+    this.#raised();
   }
 
   /** See {@link CacheClient.invalidate}. */
@@ -149,7 +145,7 @@ export class Invalidation {
       return { job: this.#schedule(ks, patterns) };
     });
     this.#counters.implicitInvalidations += stamps.length;
-    if (stamps.length > 0) this.#raised(new Set(stamps));
+    if (stamps.length > 0) this.#raised();
     if (call.wait === true) return job;
     job.catch(() => undefined); // reported by the pass (counters, logger)
     return 0;

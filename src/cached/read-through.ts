@@ -234,7 +234,6 @@ export class CachedFunctions {
   readonly #counters = new CachedFunctionCounters();
   readonly #invalidation: Invalidation; // tags:
   readonly #tickets = new FillTickets(); // tags: delete/flush here win over running fills
-  readonly #callTags = new WeakMap<Promise<unknown>, readonly string[]>(); // tags: of calls in flight
   /** Fill locks this client may hold: owner token -> stored lock key (released by {@link close}). */
   readonly #held = new Map<string, string>();
   #closing = false;
@@ -242,12 +241,9 @@ export class CachedFunctions {
   /** @param host - the client's side (see {@link CachedHost}). */
   constructor(host: CachedHost) {
     this.#host = host;
-    // tags: later callers do not join a call in flight on an entry whose tag was just invalidated
-    this.#invalidation = new Invalidation(host, this.#counters, (stampKeys) => {
-      for (const [id, call] of this.#inflight) {
-        if (this.#callTags.get(call)?.some((key) => stampKeys.has(key))) this.#inflight.delete(id);
-      }
-    });
+    // tags: after an invalidation here, later callers do not join a call already in flight (any key:
+    // which tags a call's entry has is only known once it is read, so every call is dropped)
+    this.#invalidation = new Invalidation(host, this.#counters, () => this.#inflight.clear());
   }
 
   /**
@@ -439,7 +435,6 @@ export class CachedFunctions {
     }
     const call = this.#load(id, key, factory, o);
     this.#inflight.set(id, call);
-    if (o.tagKeys.length > 0) this.#callTags.set(call, o.tagKeys); // tags:
     // A side chain (it never rejects) so the caller's promise has no extra hop.
     call.then(
       () => this.#landed(id, call),

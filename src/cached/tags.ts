@@ -70,14 +70,17 @@ export type StampVerdict = 'fresh' | 'expired' | 'removed';
 export function validateTags(tags: unknown, what: string): readonly string[] {
   if (tags === undefined || tags === null) return [];
   if (!Array.isArray(tags)) throw new CacheValidationError(`${what}: tags must be an array of strings`);
-  for (const tag of tags) {
+  let repeats = false;
+  for (let i = 0; i < tags.length; i++) {
+    const tag: unknown = tags[i];
     if (typeof tag !== 'string' || tag === '' || tag.length > MAX_TAG_LENGTH) {
       throw new CacheValidationError(
         `${what}: a tag must be a non-empty string of at most ${MAX_TAG_LENGTH} characters`,
       );
     }
+    if (!repeats && tags.indexOf(tag) !== i) repeats = true;
   }
-  const unique = [...new Set(tags as string[])];
+  const unique = repeats ? [...new Set(tags as string[])] : (tags as string[]);
   if (unique.length > MAX_TAGS) throw new CacheValidationError(`${what}: at most ${MAX_TAGS} tags per call`);
   return unique;
 }
