@@ -135,7 +135,10 @@ function checkEntry(
   let missing: string[] | undefined;
   for (const key of meta.keys) {
     const at = known.indexOf(key);
-    if (at < 0) (missing ??= []).push(key);
+    if (at < 0) {
+      missing ??= [];
+      missing.push(key);
+    }
     current.push(at < 0 || raws === null ? Number.NaN : parseStamp(raws[at + 1] ?? null));
   }
   if (missing === undefined) return { raw: meta.body, pttl, verdict: compareStamps(meta.stamps, current) };
