@@ -8,6 +8,9 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { implicitStampKeys } from '../src/cached/invalidation.js';
+import { compareStamps, REMOVE_STEP } from '../src/cached/tags.js';
+import { keySlot } from '../src/engines/slot.js';
 import type { CacheClientOptions } from '../src/index.js';
 import { ClientPool } from './helpers/clients.js';
 import { clusterTarget } from './helpers/cluster-target.js';
@@ -240,6 +243,28 @@ registerTagSuite(
   async () => (await cluster.setup()).options,
   () => cluster.teardown(),
 );
+
+describe('tag stamps (units)', () => {
+  it("a cacheResult entry's two implicit stamps share a cluster slot, whatever the prefix holds", () => {
+    for (const [dep, prefix] of [
+      ['dep-1', 'users'],
+      [null, 'a}b{c'],
+      ['d', '{x}'],
+    ] as const) {
+      const [p, e] = implicitStampKeys(dep, prefix, 'ent-42');
+      expect(p).not.toBe(e);
+      expect(keySlot(`tenant:${p}`)).toBe(keySlot(`tenant:${e}`));
+    }
+  });
+
+  it('stamps compare as fresh, expired (expirations only) or removed (a removal, or a reset)', () => {
+    expect(compareStamps([0, 5], [0, 5])).toBe('fresh');
+    expect(compareStamps([0, 5], [1, 5])).toBe('expired');
+    expect(compareStamps([0, 5], [REMOVE_STEP, 5])).toBe('removed');
+    expect(compareStamps([3], [0])).toBe('removed'); // the stamp key was flushed
+    expect(compareStamps([REMOVE_STEP + 1], [REMOVE_STEP + 7])).toBe('expired');
+  });
+});
 
 const CHILD = join(import.meta.dirname, 'fixtures', 'tags-child.ts');
 const run = promisify(execFile);
