@@ -161,6 +161,25 @@ function registerTagSuite(name: string, setup: () => Promise<Options>, teardown:
       }
     });
 
+    it('an entity invalidation during an in-flight fill wins: the old result is not written back (gcache PR #14)', async () => {
+      const [a, b] = pair();
+      let impl: (id: number) => Promise<string> = async (id) => `${id}:v1`;
+      const load = (id: number) => impl(id); // one function (one identity) wrapped by both clients
+      const findA = a.cacheResult(load, { keyPrefix: 'users', entityId: (id) => id });
+      const findB = b.cacheResult(load, { keyPrefix: 'users', entityId: (id) => id });
+      const fill = gated('42:old');
+      impl = fill.factory;
+      const first = findA(42);
+      await fill.running;
+      await b.invalidate({ entityId: 42, targetedPatterns: ['users'] });
+      await b.invalidationSettled?.();
+      fill.release();
+      expect(await first).toBe('42:old');
+      impl = async (id) => `${id}:new`;
+      expect(await findB(42)).toBe('42:new');
+      expect(await findA(42)).toBe('42:new');
+    });
+
     it('delete and flush in this process win over a running fill of the key', async () => {
       const [a] = pair();
       const fill = gated('old');
