@@ -30,6 +30,7 @@ import type { CachedHost } from './read-through.js';
 import {
   IMPLICIT_STAMP_TTL,
   type InvalidateTagsOptions,
+  implicitStampBase,
   implicitStampKey,
   REMOVE_STEP,
   stampStep,
@@ -237,14 +238,26 @@ function implicitStamps(deploymentId: string | null, options: InvalidateOptions)
   return keys;
 }
 
+/** Most (deployment, key prefix) pairs whose implicit stamp keys are kept built (emptied when full). */
+const MAX_PREFIXES = 1024;
+const prefixes = new Map<string, { readonly alone: readonly string[]; readonly entity: string }>();
+
 /**
  * The implicit stamp keys an entry of `cacheResult` carries (key prefix, and entity when it has one).
+ * Built once per (deployment, key prefix): this runs on every call of a cached function.
  */
 export function implicitStampKeys(
   deploymentId: string | null,
   keyPrefix: string,
   entity: string | null,
-): string[] {
-  const prefix = implicitStampKey(deploymentId, keyPrefix);
-  return entity === null ? [prefix] : [prefix, implicitStampKey(deploymentId, keyPrefix, entity)];
+): readonly string[] {
+  const id = `${deploymentId ?? ''}\u0000${deploymentId === null ? 'n' : 's'}${keyPrefix}`;
+  let built = prefixes.get(id);
+  if (built === undefined) {
+    if (prefixes.size >= MAX_PREFIXES) prefixes.clear();
+    const base = implicitStampBase(deploymentId, keyPrefix);
+    built = { alone: [base.prefix], entity: base.entityBase };
+    prefixes.set(id, built);
+  }
+  return entity === null ? built.alone : [built.alone[0] as string, built.entity + JSON.stringify(entity)];
 }

@@ -111,10 +111,20 @@ export function tagStampKey(tag: string): string {
  * two implicit stamps with one `MGET` on a cluster too.
  */
 export function implicitStampKey(deploymentId: string | null, keyPrefix: string, entity?: string): string {
+  const stamps = implicitStampBase(deploymentId, keyPrefix);
+  return entity === undefined ? stamps.prefix : stamps.entityBase + JSON.stringify(entity);
+}
+
+/**
+ * The parts of {@link implicitStampKey} that depend on the key prefix only: the prefix's stamp key, and
+ * the start of its entities' stamp keys (followed by the JSON of the entity).
+ */
+export function implicitStampBase(
+  deploymentId: string | null,
+  keyPrefix: string,
+): { readonly prefix: string; readonly entityBase: string } {
   const slot = `{${JSON.stringify([deploymentId, keyPrefix])}}`;
-  return entity === undefined
-    ? `${TAG_SEGMENT}p:${slot}`
-    : `${TAG_SEGMENT}e:${slot}:${JSON.stringify(entity)}`;
+  return { prefix: `${TAG_SEGMENT}p:${slot}`, entityBase: `${TAG_SEGMENT}e:${slot}:` };
 }
 
 /** The increment of `behavior` (validated). */
