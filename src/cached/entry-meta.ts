@@ -17,7 +17,7 @@
 import type { Engine } from '../engines/engine.js';
 import type { KeySpace } from '../keys.js';
 import { RESULT_MARKER } from './result-codec.js';
-import { compareStamps, parseStamp, type StampVerdict } from './tags.js';
+import { compareStamps, parseStamp, type StampVerdict, storedStampKey } from './tags.js';
 
 /** First characters of a tagged result. */
 export const TAGGED_MARKER = 'peak-cache:v2:';
@@ -107,10 +107,15 @@ export function readEntry(
   withPttl: boolean,
   typed: boolean,
 ): Promise<EntryRead> {
-  const tagged = knownStampKeys.length > 0;
-  const values: Promise<string | null | (string | null)[]> = tagged
-    ? engine.mget([stored, ...knownStampKeys.map((key) => ks.key(key))])
-    : engine.get(stored);
+  let values: Promise<string | null | (string | null)[]>;
+  if (knownStampKeys.length === 0) values = engine.get(stored);
+  else {
+    const keys = new Array<string>(knownStampKeys.length + 1);
+    keys[0] = stored;
+    for (let i = 0; i < knownStampKeys.length; i++)
+      keys[i + 1] = storedStampKey(ks, knownStampKeys[i] as string);
+    values = engine.mget(keys);
+  }
   if (!withPttl) return values.then((read) => checkEntry(engine, ks, read, knownStampKeys, -1, typed));
   return Promise.all([values, engine.pttl(stored)]).then(([read, pttl]) =>
     checkEntry(engine, ks, read, knownStampKeys, pttl, typed),
@@ -131,15 +136,17 @@ function checkEntry(
   if (raw === null || !typed || !raw.startsWith(TAGGED_MARKER)) return { raw, pttl, verdict: 'fresh' };
   const meta = parseMeta(raw);
   if (meta === null) return { raw: null, pttl, verdict: 'removed' }; // corrupt: a miss, the fill overwrites it
-  const current: number[] = [];
+  const current = new Array<number>(meta.keys.length);
   let missing: string[] | undefined;
-  for (const key of meta.keys) {
-    const at = known.indexOf(key);
+  for (let i = 0; i < meta.keys.length; i++) {
+    const key = meta.keys[i] as string;
+    // Usually the call names the entry's tags in the same order.
+    const at = known[i] === key ? i : known.indexOf(key);
     if (at < 0) {
       missing ??= [];
       missing.push(key);
     }
-    current.push(at < 0 || raws === null ? Number.NaN : parseStamp(raws[at + 1] ?? null));
+    current[i] = at < 0 || raws === null ? Number.NaN : parseStamp(raws[at + 1] ?? null);
   }
   if (missing === undefined) return { raw: meta.body, pttl, verdict: compareStamps(meta.stamps, current) };
   return readStamps(engine, ks, missing).then((extra) => {

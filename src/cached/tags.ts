@@ -29,6 +29,7 @@
  * @module
  */
 import { CacheValidationError } from '../errors.js';
+import type { KeySpace } from '../keys.js';
 
 /** Segment between the namespace and the tag in a stamp key. */
 export const TAG_SEGMENT = '__peak_tag__:';
@@ -98,10 +99,48 @@ export function tagStampKeys(tags: unknown, what: string, typed: boolean): reado
   return unique.map(tagStampKey);
 }
 
-/** The stamp key (below the namespace) of a user tag. */
+/** Most tags whose stamp keys are kept built (emptied when full). */
+const MAX_BUILT_KEYS = 10_000;
+const builtTagKeys = new Map<string, string>();
+
+/**
+ * The stamp key (below the namespace) of a user tag. The same string object for the same tag while it
+ * is remembered: comparing and hashing it on the hit path is then free (a fresh concatenation would be
+ * flattened and hashed on every read).
+ */
 export function tagStampKey(tag: string): string {
-  return `${TAG_SEGMENT}t:${tag}`;
+  let key = builtTagKeys.get(tag);
+  if (key === undefined) {
+    if (builtTagKeys.size >= MAX_BUILT_KEYS) builtTagKeys.clear();
+    key = `${TAG_SEGMENT}t:${tag}`;
+    builtTagKeys.set(tag, key);
+  }
+  return key;
 }
+
+/**
+ * `ks.key(stampKey)`, the same string object for the same namespace and stamp key while remembered (see
+ * {@link tagStampKey}).
+ */
+export function storedStampKey(ks: KeySpace, stampKey: string): string {
+  let keys = storedKeys.get(ks.namespace);
+  if (keys === undefined) {
+    if (storedKeys.size >= MAX_NAMESPACES) storedKeys.clear();
+    keys = new Map();
+    storedKeys.set(ks.namespace, keys);
+  }
+  let stored = keys.get(stampKey);
+  if (stored === undefined) {
+    if (keys.size >= MAX_BUILT_KEYS) keys.clear();
+    stored = ks.key(stampKey);
+    keys.set(stampKey, stored);
+  }
+  return stored;
+}
+
+/** Most namespaces whose stored stamp keys are kept built. */
+const MAX_NAMESPACES = 64;
+const storedKeys = new Map<string, Map<string, string>>();
 
 /**
  * The implicit stamp key (below the namespace) of a key prefix of cached functions (raised by a broad
