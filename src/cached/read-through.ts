@@ -303,7 +303,6 @@ export class CachedFunctions {
       throw new CacheValidationError('The `keyPrefix` option must be a non-empty string');
     }
     for (const [optionName, value] of Object.entries({ entityId, key, cacheControl })) {
-      // (`tags` is checked below: a list or a function)
       if (value !== undefined && typeof value !== 'function') {
         throw new CacheValidationError(`The \`${optionName}\` option must be a function of the arguments`);
       }
