@@ -8,8 +8,10 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { withoutStamps, withStamps } from '../src/cached/entry-meta.js';
 import { implicitStampKeys } from '../src/cached/invalidation.js';
-import { compareStamps, REMOVE_STEP } from '../src/cached/tags.js';
+import { decodeResult, encodeResult } from '../src/cached/result-codec.js';
+import { compareStamps, REMOVE_STEP, tagStampKey } from '../src/cached/tags.js';
 import { keySlot } from '../src/engines/slot.js';
 import type { CacheClientOptions } from '../src/index.js';
 import { ClientPool } from './helpers/clients.js';
@@ -274,6 +276,12 @@ describe('tag stamps (units)', () => {
       expect(p).not.toBe(e);
       expect(keySlot(`tenant:${p}`)).toBe(keySlot(`tenant:${e}`));
     }
+  });
+
+  it('a tagged entry is corrupt for a reader without tags (a miss there), and decodes without its stamps', () => {
+    const tagged = withStamps(encodeResult({ at: new Date(0) }), [tagStampKey('t')], [7]);
+    expect(() => decodeResult(tagged, (raw) => raw)).toThrow(/corrupt/); // what an earlier version does
+    expect(decodeResult(withoutStamps(tagged), (raw) => raw)).toEqual({ at: new Date(0) });
   });
 
   it('stamps compare as fresh, expired (expirations only) or removed (a removal, or a reset)', () => {

@@ -3,9 +3,13 @@
  *
  * Stored form of a tagged result (the `'typed'` codec only):
  * ```
- * peak-cache:v2:<JSON [[stampKey, stamp], ...]>\n<devalue text>
+ * peak-cache:v1:~<JSON [[stampKey, stamp], ...]>\n<devalue text>
  * ```
- * Untagged results keep the `peak-cache:v1:` form of `result-codec.ts` byte for byte. Stamp keys are
+ * Untagged results keep the `peak-cache:v1:` form of `result-codec.ts` byte for byte. The `~` after the
+ * v1 marker (devalue text starts with `[` or `-`) makes a reader of an earlier version (no tags) fail to
+ * decode a tagged entry, which it treats as a miss (it refills the key without tags), instead of
+ * returning the stored text as a value, which a new marker would have made it do (an entry without the
+ * marker is decoded by the client's codec). Stamp keys are
  * stored below the namespace (see `tags.ts`), so the entry reads the same under any tenant name.
  *
  * Tags need the `'typed'` codec: an entry stored with the client's codec must stay what Python and a
@@ -19,8 +23,8 @@ import type { KeySpace } from '../keys.js';
 import { RESULT_MARKER } from './result-codec.js';
 import { compareStamps, parseStamp, type StampVerdict, storedStampKey } from './tags.js';
 
-/** First characters of a tagged result. */
-export const TAGGED_MARKER = 'peak-cache:v2:';
+/** First characters of a tagged result (see the module doc). */
+export const TAGGED_MARKER = `${RESULT_MARKER}~`;
 
 /** An entry as read, its tags checked. */
 export interface EntryRead {
@@ -84,6 +88,15 @@ function parseMetaText(raw: string): Meta | null {
     stamps.push(pair[1]);
   }
   return { keys, stamps, body: RESULT_MARKER + raw.slice(end + 1) };
+}
+
+/**
+ * `raw` without its tag metadata (the `peak-cache:v1:` form `decodeResult` reads); `raw` itself when it
+ * carries none; a tagged entry whose metadata is corrupt gives an empty body (corrupt for the decoder).
+ */
+export function withoutStamps(raw: string): string {
+  if (!raw.startsWith(TAGGED_MARKER)) return raw;
+  return parseMeta(raw)?.body ?? RESULT_MARKER;
 }
 
 /** The current stamps of `stampKeys` (below the namespace), in order. */

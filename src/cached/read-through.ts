@@ -31,7 +31,7 @@ import { checkOptionNames } from '../options.js';
 import { CircuitBreaker, DEFAULT_BREAKER_MS } from './breaker.js';
 import { cacheControlDecision } from './cache-control.js';
 // tags: tag stamps, entry metadata and invalidation live in their own modules
-import { type EntryRead, readEntry, readStamps, withStamps } from './entry-meta.js';
+import { type EntryRead, readEntry, readStamps, withoutStamps, withStamps } from './entry-meta.js';
 import { FillTickets } from './fill-tickets.js';
 import { type InvalidateCallOptions, Invalidation, implicitStampKeys } from './invalidation.js';
 import {
@@ -520,7 +520,10 @@ export class CachedFunctions {
   }
 
   #decode(raw: string, o: Resolved): unknown {
-    return o.typed ? decodeResult(raw, (text) => this.#host.decode(text)) : this.#host.decode(raw);
+    // tags: a tagged entry (e.g. kept by the fallback) decodes without its metadata
+    return o.typed
+      ? decodeResult(withoutStamps(raw), (text) => this.#host.decode(text))
+      : this.#host.decode(raw);
   }
 
   /** Fill a missing value: take the lock and run the factory, or wait for the lock's owner. */
