@@ -101,11 +101,6 @@ export class Invalidation {
     this.#raised = raised;
   }
 
-  /** Whether a physical deletion pass is running or queued. */
-  get scanning(): boolean {
-    return this.#running !== undefined;
-  }
-
   /** Resolves once no physical deletion is running or queued (never rejects). */
   async settled(): Promise<void> {
     while (this.#running !== undefined) await this.#running;
