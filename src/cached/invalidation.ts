@@ -19,14 +19,16 @@
  *
  * @module
  */
+
+import type { Engine } from '../engines/engine.js';
 import { escapeGlob, globMatcher } from '../engines/glob.js';
 import { CacheValidationError } from '../errors.js';
 import type { KeySpace } from '../keys.js';
 import { validatePattern } from '../keys.js';
+import type { CacheLogger } from '../logger.js';
 import { checkOptionNames } from '../options.js';
 import { entityText, type InvalidateOptions, invalidationPatterns } from './keys.js';
 import { INVALIDATE_OPTIONS } from './option-names.js';
-import type { CachedHost } from './read-through.js';
 import {
   IMPLICIT_STAMP_TTL,
   type InvalidateTagsOptions,
@@ -81,9 +83,19 @@ interface Job {
 
 const IS_GLOB = /[*?[\]\\]/;
 
-/** Invalidation of one client's cached functions (see the module doc). */
+/** What invalidation needs from its client (a part of the cached functions' host). @internal */
+export interface InvalidationHost {
+  /** Run engine I/O as the client operation `operation` (connection, namespace, error mapping). */
+  run<V>(operation: string, body: (engine: Engine, ks: KeySpace) => Promise<V>): Promise<V>;
+  /** Whether the client was closed. */
+  closed(): boolean;
+  readonly logger: CacheLogger;
+  readonly deploymentId: string | null;
+}
+
+/** Invalidation of one client's cached functions (see the module doc). @internal */
 export class Invalidation {
-  readonly #host: CachedHost;
+  readonly #host: InvalidationHost;
   readonly #counters: InvalidationCounters;
   readonly #raised: () => void;
   #queue: Job[] = [];
@@ -95,7 +107,7 @@ export class Invalidation {
    * @param raised - called once stamps are raised, so that calls in flight in this process are no longer
    *   joined by later callers.
    */
-  constructor(host: CachedHost, counters: InvalidationCounters, raised: () => void) {
+  constructor(host: InvalidationHost, counters: InvalidationCounters, raised: () => void) {
     this.#host = host;
     this.#counters = counters;
     this.#raised = raised;
