@@ -11,8 +11,7 @@
  *
  * @module
  */
-import { CircuitBreaker } from './cached/breaker.js';
-import type { SharedCachedState } from './cached/read-through.js';
+import { newCachedState, type SharedCachedState } from './cached/read-through.js';
 import { CacheClient } from './client.js';
 import type { Codec, CodecName } from './codec.js';
 import { resolveCodec } from './codec.js';
@@ -238,7 +237,7 @@ export class TenantCaches {
     this.#near =
       nearOptions === undefined ? undefined : new NearCache(nearOptions, (raw) => codec.decode(raw));
     this.#slot = new EngineSlot({ source, settings, near: this.#near, logger, closedMessage: POOL_CLOSED });
-    this.#shared = { inflight: new Map(), breaker: new CircuitBreaker() };
+    this.#shared = newCachedState();
   }
 
   /**
@@ -305,7 +304,7 @@ export class TenantCaches {
       state = {
         stats: new StatsRecorder(),
         // Pooled mode: each tenant its own connection, so its own breaker and single-flight table.
-        cachedState: this.#shared ?? { inflight: new Map(), breaker: new CircuitBreaker() },
+        cachedState: this.#shared ?? newCachedState(),
       };
       this.#tenants.set(name, state);
     }
