@@ -391,8 +391,9 @@ class BatchFill<T> {
       await Promise.all(marks); // written before the failure reaches anyone (see read-through.ts)
       throw err;
     }
-    for (const key of keys) this.#fill(key).lease?.stop();
-    const stamps = ctx.skipped ? null : await core.entryStamps(this.#fill(keys[0] as string), ctx, started);
+    const fills = keys.map((key) => this.#fill(key));
+    for (const fill of fills) fill.lease?.stop();
+    const stamps = ctx.skipped ? null : await core.entryStamps(fills, ctx, started);
     const entries: [string, string][] = [];
     for (const key of keys) {
       const value = pick(result, key);

@@ -198,6 +198,8 @@ export interface EntryAt {
 interface Outcome<T> {
   readonly value: T;
   readonly hit: boolean;
+  /** The fill that produced a miss's value (callers that joined it check {@link Fill.voided}). */
+  readonly fill?: Fill;
 }
 
 /** One fill of one key: the state its steps share (abandonment, the lock it holds). @internal */
@@ -521,10 +523,14 @@ export class CachedFunctions {
   /** Steps 2-5 of the module doc, with concurrent calls of this process on one key sharing a fill. */
   #call<T>(op: string, key: string, factory: Factory<T>, o: Resolved): Promise<Outcome<T>> {
     const id = this.id(key);
-    const pending = this.#inflight.get(id);
+    const pending = this.#inflight.get(id) as Promise<Outcome<T>> | undefined;
     if (pending !== undefined) {
       this.#counters.coalesced++;
-      return pending as Promise<Outcome<T>>;
+      // A fill that an invalidation overtook (here or, through its tags' stamps, in any process): this
+      // caller may have joined it after the invalidation, so it does not take the old value.
+      return pending.then((outcome) =>
+        outcome.fill?.voided === true ? this.#call(op, key, factory, o) : outcome,
+      );
     }
     const fill = this.newFill(op, key, o);
     const call = this.bounded(fill, this.#load(fill, factory));
@@ -604,7 +610,7 @@ export class CachedFunctions {
         }
         if (entry !== null) return this.#serveStale(fill, factory, entry.value as T);
         this.#counters.misses++;
-        return this.#fill(fill, factory).then(miss);
+        return this.#fill(fill, factory).then((value) => ({ value, hit: false, fill }));
       },
       (err: unknown) => this.cacheFailed(err, fill, factory).then(miss),
     );
@@ -836,7 +842,7 @@ export class CachedFunctions {
     fill.lease?.stop();
     // Closed meanwhile: close() released the lock; the result goes to the caller, nothing is stored.
     if (this.#closing) return result;
-    const stamps = ctx.skipped ? null : await this.entryStamps(fill, ctx, started);
+    const stamps = ctx.skipped ? null : await this.entryStamps([fill], ctx, started);
     const encoded = ctx.skipped ? undefined : this.encodeFor(fill.key, result, o, ctx, stamps ?? []);
     // Not stored: skipped, not encodable, its tags' stamps unknown, or deleted / invalidated here meanwhile.
     const store = stamps !== null && !fill.voided ? encoded : undefined;
@@ -888,30 +894,42 @@ export class CachedFunctions {
 
   /**
    * The stamps the entry a run produced records: those read when it started (`started`, for the call's
-   * tags), then those of the tags its factory added (`ctx.tags`), read now. `null` when the entry must
-   * not be stored (stamps unknown; factory tags with the `'client'` codec, which carries none). @internal
+   * tags), then those of the tags its factory added (`ctx.tags`). Both are read again now: when a stamp
+   * of the call's tags moved while the factory ran (an invalidation in any process), `fills` are voided
+   * (not stored; callers that joined them fill again). `null` when the entry must not be stored (stamps
+   * unknown; factory tags with the `'client'` codec, which carries none). @internal
    */
-  async entryStamps(fill: Fill, ctx: FillContext, started: number[] | null): Promise<EntryStamps | null> {
+  async entryStamps(
+    fills: readonly Fill[],
+    ctx: FillContext,
+    started: number[] | null,
+  ): Promise<EntryStamps | null> {
+    const first = fills[0] as Fill;
     if (started === null) return null;
-    const { tagKeys, typed } = fill.o;
-    const stamps: [string, number][] = tagKeys.map((key, i) => [key, started[i] as number]);
-    if (ctx.tags.length === 0) return stamps;
-    if (!typed) {
+    const { tagKeys, typed } = first.o;
+    if (ctx.tags.length > 0 && !typed) {
       this.#host.logger.warn(
-        `peak-cache: the result for ${JSON.stringify(fill.key)} is not cached: tags need the 'typed' codec`,
+        `peak-cache: the result for ${JSON.stringify(first.key)} is not cached: tags need the 'typed' codec`,
       );
       return null;
     }
     const added = ctx.tags.map(tagStampKey).filter((key) => !tagKeys.includes(key));
-    if (added.length === 0) return stamps;
+    if (tagKeys.length === 0 && added.length === 0) return [];
+    let current: number[];
     try {
-      const current = await this.#host.io(fill.op, (engine, ks) => readStamps(engine, ks, added));
-      for (let i = 0; i < added.length; i++) stamps.push([added[i] as string, current[i] as number]);
-      return stamps;
+      current = await this.#host.io(first.op, (engine, ks) => readStamps(engine, ks, [...tagKeys, ...added]));
     } catch (err) {
       if (isCacheFailure(err)) this.#counters.cacheErrors++;
       return null;
     }
+    const stamps: [string, number][] = [];
+    for (let i = 0; i < tagKeys.length; i++) {
+      if (current[i] !== started[i]) for (const fill of fills) fill.voided = true;
+      stamps.push([tagKeys[i] as string, started[i] as number]);
+    }
+    for (let i = 0; i < added.length; i++)
+      stamps.push([added[i] as string, current[tagKeys.length + i] as number]);
+    return stamps;
   }
 
   /**
