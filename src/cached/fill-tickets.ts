@@ -45,7 +45,7 @@ export class FillTickets {
     for (const id of ids) for (const ticket of this.#running.get(id) ?? []) ticket.voided = true;
   }
 
-  /** Void the running fills whose identity starts with `scope` (a tenant and prefix: every key there). */
+  /** Void the running fills whose identity starts with `scope` (`<tenant>\0`: the tenant's; `''`: all). */
   voidScope(scope: string): void {
     for (const [id, set] of this.#running) {
       if (id.startsWith(scope)) for (const ticket of set) ticket.voided = true;

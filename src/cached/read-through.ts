@@ -464,11 +464,13 @@ export class CachedFunctions {
   }
 
   /**
-   * `flush*` or an invalidation in this process: as {@link forget} for every key of this client's
-   * namespace (this tenant and prefix; other tenants' views sharing the state are not concerned).
+   * `flush*` or an invalidation in this process: as {@link forget} for every key of this client's tenant
+   * (every additional prefix: a flush of the tenant's namespace reaches them; other tenants' views
+   * sharing the state are not concerned).
    */
   forgetAll(): void {
-    const scope = this.id('');
+    const tenant = this.#host.tenant;
+    const scope = tenant === undefined ? '' : `${tenant}\u0000`;
     for (const id of this.#inflight.keys()) if (id.startsWith(scope)) this.#inflight.delete(id);
     this.#fills.voidScope(scope);
   }
