@@ -52,7 +52,10 @@ export class CacheConnectionError extends CacheError {
   override readonly name: string = 'CacheConnectionError';
 }
 
-/** The server did not answer within the configured `timeout`. */
+/**
+ * The server did not answer within the configured `timeout`; or a cached function's caller got no
+ * factory result within its `hardTimeoutMs` (`getOrSet`, `getOrSetMany`, `cacheResult`).
+ */
 export class CacheTimeoutError extends CacheConnectionError {
   override readonly code: string = 'ERR_CACHE_TIMEOUT';
   override readonly name: string = 'CacheTimeoutError';
