@@ -175,7 +175,6 @@ export class CacheClient<C extends CodecOption = 'peak'> {
       {
         io: (operation, body) => this.#send(operation, (conn, ks) => body(conn.engine, ks), undefined),
         call: (operation, keys, body) => this.#cachedCall(operation, keys, body),
-        flushByPattern: (pattern) => this.flushByPattern(pattern),
         encode: (value) => this.#encode(value),
         decode: (raw) => this.#codec.decode(raw),
         checkSize: (encoded) => this.#checkSize(encoded),

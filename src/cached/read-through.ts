@@ -135,8 +135,6 @@ export interface CachedHost {
    * `body` records), one span on the tracing channel naming `keys` keys.
    */
   call<R>(operation: string, keys: number, body: (reads: ReadRecorder) => Promise<R>): Promise<R>;
-  /** The client's `flushByPattern`. */
-  flushByPattern(pattern: string): Promise<number>;
   /** The client's codec (for `codec: 'client'` and for entries not written by cached functions). */
   encode(value: unknown): string;
   /** See {@link CachedHost.encode}. */
