@@ -18,7 +18,7 @@ export interface FillTicket {
 
 /**
  * The fills running in one client (or, issue 18, in every view of a `TenantCaches`), by in-process key
- * identity (`[<tenant>\0]<prefix>\0<key>`). @internal
+ * identity (`[<tenant>\0]<prefix>\0<key>`).
  */
 export class FillTickets {
   readonly #running = new Map<string, Set<FillTicket>>();
