@@ -16,6 +16,8 @@
  * - `BENCH_CLUSTER=1`: then the Redis Cluster rows (`bench/cluster.ts`), in `bench/results/cluster.*`.
  * - The many-tenants rows (`bench/tenants.ts`) run after the others (`BENCH_ONLY` must name `tenants`),
  *   in `bench/results/tenants.*`.
+ * - `BENCH_ONLY=invalidation` (or a full run): the invalidation rows (`bench/invalidation.ts`), in
+ *   `bench/results/invalidation.md`; `BENCH_INVALIDATION_KEYS` sets the database sizes.
  *
  * @module
  */
@@ -429,6 +431,11 @@ async function main(): Promise<void> {
   if (!config.only || config.only.includes('tenants')) {
     const { runTenantsBench } = await import('./tenants.ts');
     await runTenantsBench(name === 'latest' ? 'tenants' : `${name}-tenants`);
+  }
+  // Issue 19: invalidation latency against the database's size and the tagged hit path (its own server).
+  if (!config.only || config.only.includes('invalidation')) {
+    const { runInvalidationBench } = await import('./invalidation.ts');
+    process.stdout.write(await runInvalidationBench(config.quick));
   }
   // Issue 13: the cluster rows (their own 3+3 cluster, about 2 minutes), see bench/cluster.ts.
   if (process.env.BENCH_CLUSTER === '1') {

@@ -8,6 +8,7 @@
  */
 import { inspect } from 'node:util';
 import { type DeploymentIdHook, deploymentIdHook } from './cached/deployment.js';
+import type { InvalidateCallOptions } from './cached/invalidation.js';
 import type { InvalidateOptions } from './cached/keys.js';
 import {
   CachedFunctions,
@@ -17,6 +18,7 @@ import {
   type ManyFactory,
   type ReadRecorder,
 } from './cached/read-through.js';
+import type { InvalidateTagsOptions } from './cached/tags.js';
 import { type Codec, resolveCodec } from './codec.js';
 import { chooseSource } from './connection.js';
 import { decodeAll } from './decode-slices.js';
@@ -173,7 +175,6 @@ export class CacheClient<C extends CodecOption = 'peak'> {
       {
         io: (operation, body) => this.#send(operation, (conn, ks) => body(conn.engine, ks), undefined),
         call: (operation, keys, body) => this.#cachedCall(operation, keys, body),
-        flushByPattern: (pattern) => this.flushByPattern(pattern),
         encode: (value) => this.#encode(value),
         decode: (raw) => this.#codec.decode(raw),
         checkSize: (encoded) => this.#checkSize(encoded),
@@ -306,6 +307,7 @@ export class CacheClient<C extends CodecOption = 'peak'> {
   async delete(...keys: string[]): Promise<number> {
     for (const key of keys) validateKey(key);
     if (keys.length === 0) return 0;
+    this.#cached.forget(keys); // fills of these keys running here do not store their results
     return this.#run('delete', ({ engine }, ks) => {
       const stored = ks.keys(keys);
       this.#debug('delete', stored);
@@ -417,6 +419,7 @@ export class CacheClient<C extends CodecOption = 'peak'> {
    */
   async flushByPattern(pattern: string, options: FlushOptions = {}): Promise<number> {
     validatePattern(pattern);
+    this.#cached.forgetAll(); // fills running here do not store their results
     return this.#run('flushByPattern', (conn, ks) => this.#flush(conn, ks.pattern(pattern), options));
   }
 
@@ -427,6 +430,7 @@ export class CacheClient<C extends CodecOption = 'peak'> {
    *   flight are awaited first; a later flush deletes what this one did not reach.
    */
   async flushTenant(options: FlushOptions = {}): Promise<number> {
+    this.#cached.forgetAll(); // fills running here do not store their results
     return this.#run('flushTenant', (conn, ks) => this.#flush(conn, ks.tenantPattern(), options));
   }
 
@@ -543,15 +547,46 @@ export class CacheClient<C extends CodecOption = 'peak'> {
   }
 
   /**
-   * Delete cached results (Python: `invalidate_cache`): for each of `targetedPatterns` the entity's
+   * Invalidate cached results (Python: `invalidate_cache`): for each of `targetedPatterns` the entity's
    * entries `<deploymentId>:<pattern>:<entityId>:*` (entity `42` keeps `420`'s), for each of
-   * `broadPatterns` every entry `<deploymentId>:<pattern>*`. Clears Python-written entries too.
-   * @returns the number of keys deleted.
-   * @throws {CacheValidationError} for `targetedPatterns` without an `entityId`.
+   * `broadPatterns` every entry `<deploymentId>:<pattern>*`.
+   *
+   * In two steps (see docs/cached-functions.md): before it resolves, entries that `cacheResult` wrote
+   * under exactly those key prefixes (typed codec) become misses in every process, in O(number of
+   * patterns), with no SCAN; after it resolves, a background SCAN + UNLINK of the patterns (coalesced:
+   * one pass at a time per client, each pass serving every pattern queued by then) deletes every
+   * matching key, including Python-written entries and those the first step does not cover (a broad
+   * pattern that is a strict prefix of a key prefix, glob patterns, custom `key`s, the `'client'` codec).
+   * @param call - `{ wait: true }` waits for the deletion too.
+   * @returns with `wait: true`, the number of keys the deletion matched and unlinked for this call;
+   *   otherwise `0` (nothing is deleted before it resolves; see `stats().cachedFunctions.scanDeleted`).
+   * @throws {CacheValidationError} for `targetedPatterns` without an `entityId`; with `wait: true`, the
+   *   deletion's {@link CacheError} when it fails.
    * @throws {CacheConnectionError} when the deployment id cannot be resolved through Press (platform mode).
    */
-  invalidate(options: InvalidateOptions): Promise<number> {
-    return this.#cached.invalidate(options);
+  invalidate(options: InvalidateOptions, call?: InvalidateCallOptions): Promise<number> {
+    return this.#cached.invalidate(options, call);
+  }
+
+  /**
+   * Invalidate every cached value tagged with any of `tags` (`getOrSet`/`cacheResult` option `tags`), in
+   * every process, in O(number of tags): one counter per tag is raised on the server; nothing is scanned
+   * or deleted. `behavior: 'expire'` (default): the entries are stale (served within their grace while
+   * one refresh runs; misses without grace); `'remove'`: misses. A value whose fill started before this
+   * call is never fresh afterwards; a value produced afterwards is.
+   * @throws {CacheValidationError} for tags that are not non-empty strings (at most 64) or a bad
+   *   `behavior`.
+   */
+  invalidateTags(tags: readonly string[], options?: InvalidateTagsOptions): Promise<void> {
+    return this.#cached.invalidateTags(tags, options);
+  }
+
+  /**
+   * Resolves once no background deletion of {@link CacheClient.invalidate} is running or queued in this
+   * client. Never rejects (failures are logged and counted in `stats().cachedFunctions.scanErrors`).
+   */
+  invalidationSettled(): Promise<void> {
+    return this.#cached.invalidationSettled();
   }
 
   /**

@@ -187,8 +187,9 @@ export function cacheResult<This, A extends unknown[] = unknown[]>(
 
 /**
  * Invalidate cached results after an async method succeeds (Python: `invalidate_cache`): once the method
- * resolves, `client.invalidate({ entityId, targetedPatterns, broadPatterns })` runs and is awaited, then
- * the method's result is returned. A failing method invalidates nothing. A failing invalidation is
+ * resolves, `client.invalidate({ entityId, targetedPatterns, broadPatterns })` runs and is awaited (its
+ * logical step: our entries are misses in every process; the SCAN that deletes Python's entries runs in
+ * the background, see `CacheClient#invalidate`), then the method's result is returned. A failing method invalidates nothing. A failing invalidation is
  * reported through `onError` and does not fail the call.
  * @throws {CacheValidationError} when the class is defined, for an unknown option (named in the message).
  */

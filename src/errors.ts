@@ -80,7 +80,8 @@ export class CacheConnectionError extends CacheError {
 /**
  * The server did not answer within `connectionConfig.timeoutMs` (a reply), or a connection did not come
  * up within `connectionConfig.connectTimeoutMs`; also what calls fail fast with afterwards, until a new
- * connection answers.
+ * connection answers; or a cached function's caller got no factory result within its `hardTimeoutMs`
+ * (`getOrSet`, `getOrSetMany`, `cacheResult`).
  */
 export class CacheTimeoutError extends CacheConnectionError {
   override readonly code: 'ERR_CACHE_TIMEOUT' = 'ERR_CACHE_TIMEOUT';

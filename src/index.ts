@@ -3,6 +3,8 @@
  *
  * @packageDocumentation
  */
+
+export type { InvalidateCallOptions } from './cached/invalidation.js';
 export type { InvalidateOptions } from './cached/keys.js';
 export type {
   CacheResultOptions,
@@ -13,6 +15,7 @@ export type {
   ManyResult,
 } from './cached/read-through.js';
 export type { CachedFunctionStats } from './cached/stats.js';
+export type { InvalidateBehavior, InvalidateTagsOptions } from './cached/tags.js';
 export { CacheClient, type FlushOptions, getClient } from './client.js';
 export { type Codec, type CodecName, jsonCodec, peakCodec } from './codec.js';
 export {

@@ -11,8 +11,8 @@
  *
  * @module
  */
-import { CircuitBreaker } from './cached/breaker.js';
-import type { SharedCachedState } from './cached/read-through.js';
+import type { CircuitBreaker } from './cached/breaker.js';
+import { newCachedState, type SharedCachedState } from './cached/read-through.js';
 import { CachedFunctionCounters, type CachedFunctionStats } from './cached/stats.js';
 import { CacheClient } from './client.js';
 import { resolveCodec } from './codec.js';
@@ -269,7 +269,7 @@ export class TenantCaches<C extends CodecOption = 'peak'> {
     this.#near =
       nearOptions === undefined ? undefined : new NearCache(nearOptions, (raw) => codec.decode(raw));
     this.#slot = new EngineSlot({ source, settings, near: this.#near, logger, closedMessage: POOL_CLOSED });
-    this.#shared = { inflight: new Map(), breaker: new CircuitBreaker() };
+    this.#shared = newCachedState();
   }
 
   /**
@@ -350,7 +350,7 @@ export class TenantCaches<C extends CodecOption = 'peak'> {
         stats: new StatsRecorder(),
         cachedState: {
           // Pooled mode: each tenant its own connection, so its own breaker and single-flight table.
-          ...(this.#shared ?? { inflight: new Map(), breaker: new CircuitBreaker() }),
+          ...(this.#shared ?? newCachedState()),
           counters: new CachedFunctionCounters(),
         },
       };

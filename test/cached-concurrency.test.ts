@@ -209,9 +209,9 @@ describe('cached functions under random concurrency (4 processes, redis-server)'
     expect(enforced).toEqual([]);
   }, 60_000);
 
-  // Issue 19 (tags): an invalidation that completes while a fill runs must win. Today the fill stores
-  // its older value afterwards and later callers get it. Flip to `it` when issue 19 lands.
-  it.fails('an invalidation completed during a fill wins: a call after it never gets the older value (issue 19)', async () => {
+  // Issue 19 (tags): an invalidation that completes while a fill runs wins: the fill recorded its tag's
+  // stamp before its factory ran, so the value it stores afterwards reads as removed in every process.
+  it('an invalidation completed during a fill wins: a call after it never gets the older value (issue 19)', async () => {
     const schedule: Step[] = [
       { gapMs: 0, command: { op: 'getOrSet', worker: 0, key: 0, factory: { kind: 'ok', ms: 1000 } } },
       { gapMs: 0, command: { op: 'waitFor', event: 'fstart', count: 1 } },

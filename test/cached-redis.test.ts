@@ -248,7 +248,7 @@ describe('cached functions across processes (redis-server)', () => {
     const pyKey = `py:dep-9:orders:42:${Buffer.from('{"args": [42], "kwargs": {}}').toString('base64')}`;
     await redis.cli('SET', pyKey, '{"total": 3}', 'EX', '600');
     await redis.cli('SET', `py:dep-9:orders:420:abc`, '{"total": 4}', 'EX', '600');
-    expect(await cache.invalidate({ entityId: 42, targetedPatterns: ['orders'] })).toBe(1);
+    expect(await cache.invalidate({ entityId: 42, targetedPatterns: ['orders'] }, { wait: true })).toBe(1);
     expect(await redis.scanKeys('py:dep-9:orders:*')).toEqual(['py:dep-9:orders:420:abc']);
     // Ours, deleted the way Python's invalidate_cache does it (SCAN MATCH <dep>:<pattern>:<entity>*).
     let runs = 0;
@@ -296,10 +296,10 @@ describe('cached functions and Python (redis-py, the decorators key logic)', () 
     expect(k42).toBe(
       `pyt:dep-py:orders:42:${Buffer.from('{"args": [42], "kwargs": {}}').toString('base64')}`,
     );
-    expect(await cache.invalidate({ entityId: 42, targetedPatterns: ['orders'] })).toBe(1);
-    expect(await redis.scanKeys('pyt:*')).toEqual([k420]);
+    expect(await cache.invalidate({ entityId: 42, targetedPatterns: ['orders'] }, { wait: true })).toBe(1);
+    expect(await redis.scanKeys('pyt:dep-py:*')).toEqual([k420]);
     python(redis.port, 'pyt', 'dep-py', 'write', 'lists', '-', '[]', '[1, 2]');
-    expect(await cache.invalidate({ broadPatterns: ['lists'] })).toBe(1);
+    expect(await cache.invalidate({ broadPatterns: ['lists'] }, { wait: true })).toBe(1);
   });
 
   it("Python's invalidate_cache clears our entries (its targeted pattern also takes 50 with 5: Python's bug)", async () => {

@@ -441,7 +441,9 @@ describe("cacheResult keyStyle 'python' with Peak's Python cache_result", () => 
       expect(cleared).toEqual({ patterns: ['parent-1:users:u-7'], deleted: 1 });
       // ... and ours clears Python's.
       await runPython(redis.port, 'plat', deployment, [pyCall(shape, 'users', 'py-again')]);
-      expect(await cache.invalidate({ entityId: 'u-7', targetedPatterns: ['users'] })).toBe(1);
+      expect(await cache.invalidate({ entityId: 'u-7', targetedPatterns: ['users'] }, { wait: true })).toBe(
+        1,
+      );
       expect(await redis.scanKeys('plat:parent-1:*')).toEqual([]);
       expect(requestsFor('child-1').every((r) => r.authorization === TOKEN)).toBe(true);
     });

@@ -103,13 +103,52 @@ describe('TenantCaches shared mode', () => {
     expect(runs).toBe(2);
     expect(await a.getOrSet('g', () => 'ga')).toBe('ga');
     expect(await b.getOrSet('g', () => 'gb')).toBe('gb');
-    expect(await a.invalidate({ entityId: 1, targetedPatterns: ['user'] })).toBe(1);
+    expect(await a.invalidate({ entityId: 1, targetedPatterns: ['user'] }, { wait: true })).toBe(1);
     expect(await fb(1)).toBe('b:1');
     expect(runs).toBe(2);
     expect(await fa(1)).toBe('a:1');
     expect(runs).toBe(3);
-    expect(await b.invalidate({ broadPatterns: ['user'] })).toBe(1);
+    expect(await b.invalidate({ broadPatterns: ['user'] }, { wait: true })).toBe(1);
     expect(await server.scanKeys('cf-a:dep:user*')).toHaveLength(1);
+  });
+
+  it("tags through views: a tenant's invalidateTags reaches its views and never another tenant's entries or running fills", async () => {
+    const shared = caches({ deploymentId: 'dep' });
+    const a = shared.tenant('tg-a');
+    const a2 = shared.tenant('tg-a');
+    const b = shared.tenant('tg-b');
+    let runs = 0;
+    const load = (view: typeof a, value: string) =>
+      view.getOrSet('k', () => `${value}${++runs}`, { tags: ['t'] });
+    expect([await load(a, 'a'), await load(b, 'b')]).toEqual(['a1', 'b2']);
+    expect(await load(a2, 'x')).toBe('a1'); // another view of the tenant: a hit
+    // A fill of b is running while a invalidates the same tag: b's fill still stores its result.
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    const slow = b.getOrSet(
+      'slow',
+      async () => {
+        started();
+        await gate;
+        return 'b-slow';
+      },
+      { tags: ['t'] },
+    );
+    await running;
+    await a.invalidateTags(['t'], { behavior: 'remove' });
+    release();
+    expect(await slow).toBe('b-slow');
+    expect(await b.getOrSet('slow', () => 'again', { tags: ['t'] })).toBe('b-slow'); // stored
+    expect(await load(b, 'b')).toBe('b2'); // b's entry is untouched
+    expect(await load(a2, 'a')).toBe('a3'); // a's entry is removed for every view of a
+    expect(await load(a, 'a')).toBe('a3');
+    await shared.close();
   });
 
   it('one near cache for every view, one connection, invalidated by a foreign write', async () => {

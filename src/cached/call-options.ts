@@ -11,6 +11,7 @@ import { DEFAULT_BREAKER_MS } from './breaker.js';
 import { MAX_TTL } from './factory-context.js';
 import { FAILURE_MARK_MS } from './lock.js';
 import { FALLBACK_OPTIONS, GET_OR_SET_OPTIONS } from './option-names.js';
+import { tagStampKeys } from './tags.js';
 
 /** Default TTL of cached values, in seconds (Python's default). */
 export const DEFAULT_TTL = 3600;
@@ -119,6 +120,13 @@ export interface GetOrSetOptions {
    * @default 'typed'
    */
   codec?: 'typed' | 'client';
+  /**
+   * Tags of the value (`'typed'` codec only): `invalidateTags` of any of them makes it stale or removed
+   * in every process, whatever was stored when (see `tags.ts`). At most 64 non-empty strings; a factory
+   * may add more through its context (`ctx.tags`).
+   * @default none
+   */
+  tags?: readonly string[];
 }
 
 /** Options resolved and validated once. @internal */
@@ -135,6 +143,8 @@ export interface Resolved {
   fallback: LRUCache<string, string> | undefined;
   fallbackTtlMs: number;
   typed: boolean;
+  /** Stamp keys (below the namespace) of the entry's tags, implicit ones included (see `tags.ts`). */
+  tagKeys: readonly string[];
 }
 
 function integer(value: unknown, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -202,5 +212,6 @@ export function resolveOptions(
     fallback,
     fallbackTtlMs: (fallbackTtl ?? ttl) * 1000,
     typed: codec === 'typed',
+    tagKeys: tagStampKeys(options.tags, what ?? 'getOrSet', codec === 'typed'),
   };
 }

@@ -8,6 +8,7 @@
  * @module
  */
 import { CacheValidationError } from '../errors.js';
+import { validateTags } from './tags.js';
 
 /** Largest TTL (plus grace) accepted, in seconds (as for `set`). */
 export const MAX_TTL = 2 ** 32;
@@ -27,9 +28,12 @@ export interface FactoryContext {
    */
   grace: number;
   /**
-   * Tags of the entry (non-empty strings), carried to the write: stored with the entry (typed codec) for
-   * tag invalidation. Starts empty.
-   * @throws {CacheValidationError} when set to anything but an array of non-empty strings.
+   * More tags of the entry (besides the call's `tags` option), real tags: `invalidateTags` of any of them
+   * makes the entry stale or removed (typed codec; with the `'client'` codec an entry with tags is not
+   * stored). Their stamps are read when the factory returns, so an invalidation of such a tag in another
+   * process while the factory runs may be missed (name the tag in the call's `tags` option to cover
+   * that). Starts empty; repeats are dropped.
+   * @throws {CacheValidationError} when set to anything but an array of at most 64 non-empty strings.
    */
   tags: readonly string[];
   /** Return the value to the caller(s) but store nothing (a partial or error-shaped result). */
@@ -91,10 +95,7 @@ export class FillContext implements FactoryContext {
   }
 
   set tags(value: readonly string[]) {
-    if (!Array.isArray(value) || value.some((tag) => typeof tag !== 'string' || tag === '')) {
-      throw new CacheValidationError("The factory context's `tags` must be an array of non-empty strings");
-    }
-    this.#tags = Object.freeze([...new Set(value)]);
+    this.#tags = Object.freeze([...validateTags(value, "The factory context's `tags`")]);
     this.changed = true;
   }
 

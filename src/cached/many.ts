@@ -27,6 +27,7 @@ import {
 import { validateKey } from '../keys.js';
 import { cacheControlDecision } from './cache-control.js';
 import type { GetOrSetOptions, Resolved } from './call-options.js';
+import { readWithStamps } from './entry-meta.js';
 import { type FactoryContext, FillContext, MAX_TTL } from './factory-context.js';
 import { FAILURE_MARK_MS } from './lock.js';
 import type { CachedFunctions, Entry, Factory, Fill, ReadRecorder } from './read-through.js';
@@ -241,18 +242,29 @@ class BatchFill<T> {
     return async (ctx) => pick(checked<T>(await this.#factory([key], ctx)), key);
   }
 
-  /** One read of `keys` (and their `PTTL`s in the same round trip when freshness needs them). */
+  /**
+   * One read of `keys` with the stamps of the call's tags (one `MGET`), and their `PTTL`s in the same
+   * round trip when freshness needs them.
+   */
   #read(keys: string[]): Promise<(Entry | null)[]> {
     const o = this.#o;
     return this.#core.host.io(OP, async (engine, ks) => {
       const stored = keys.map((key) => ks.key(key));
       const needsPttl = o.grace > 0 || o.eagerRefresh > 0;
       const [raws, pttls] = await Promise.all([
-        engine.mget(stored),
+        readWithStamps(engine, ks, stored, o.tagKeys),
         needsPttl ? Promise.all(stored.map((key) => engine.pttl(key))) : undefined,
       ]);
       return Promise.all(
-        raws.map((raw, i) => this.#core.entry(raw, pttls?.[i], o, () => engine.pttl(stored[i] as string))),
+        stored.map((key, i) =>
+          this.#core.entry(raws[i] ?? null, pttls?.[i], o, {
+            engine,
+            ks,
+            stored: key,
+            stamps: raws,
+            from: stored.length,
+          }),
+        ),
       );
     });
   }
@@ -345,6 +357,24 @@ class BatchFill<T> {
     const o = this.#o;
     core.counters.factoryRuns++;
     const ctx = new FillContext('', o.ttl, o.grace);
+    const fills = keys.map((key) => this.#fill(key));
+    const started = await core.startRun(fills, o);
+    try {
+      await this.#run(keys, tokens, ctx, started);
+    } finally {
+      core.endRun(fills);
+    }
+  }
+
+  /** {@link #produce} once the run started (`started`: the stamps of the call's tags, see `startRun`). */
+  async #run(
+    keys: string[],
+    tokens: Map<string, string> | null,
+    ctx: FillContext,
+    started: number[] | null,
+  ): Promise<void> {
+    const core = this.#core;
+    const o = this.#o;
     let result: ManyResult<T>;
     try {
       result = checked<T>(await this.#factory([...keys], ctx));
@@ -361,12 +391,16 @@ class BatchFill<T> {
       await Promise.all(marks); // written before the failure reaches anyone (see read-through.ts)
       throw err;
     }
+    const fills = keys.map((key) => this.#fill(key));
+    for (const fill of fills) fill.lease?.stop();
+    const stamps = ctx.skipped ? null : await core.entryStamps(fills, ctx, started);
     const entries: [string, string][] = [];
     for (const key of keys) {
-      this.#fill(key).lease?.stop();
       const value = pick(result, key);
-      const encoded = value === undefined || ctx.skipped ? undefined : core.encodeFor(key, value, o, ctx);
-      if (encoded !== undefined) entries.push([key, encoded]);
+      const encoded =
+        value === undefined || ctx.skipped ? undefined : core.encodeFor(key, value, o, ctx, stamps ?? []);
+      // Not stored: its tags' stamps unknown, or deleted / invalidated in this process meanwhile.
+      if (encoded !== undefined && stamps !== null && !this.#fill(key).voided) entries.push([key, encoded]);
       this.#values.set(key, core.asRead(value, encoded, o));
     }
     // Closed meanwhile (close() released the locks) or abandoned: nothing is stored.
@@ -397,7 +431,7 @@ class BatchFill<T> {
     for (const key of keys) {
       const value = pick(result, key);
       const encoded =
-        value === undefined || this.#o.typed ? undefined : core.encodeFor(key, value, this.#o, ctx);
+        value === undefined || this.#o.typed ? undefined : core.encodeFor(key, value, this.#o, ctx, []);
       this.#values.set(key, core.asRead(value, encoded, this.#o));
     }
   }

@@ -19,6 +19,7 @@ export const GET_OR_SET_OPTIONS: ReadonlySet<string> = new Set([
   'breakerMs',
   'fallback',
   'codec',
+  'tags',
 ]);
 
 /** Options of `cacheResult`. */

@@ -42,23 +42,32 @@ import { checkOptionNames } from '../options.js';
 import { CircuitBreaker, opensBreaker } from './breaker.js';
 import { cacheControlDecision } from './cache-control.js';
 import { type GetOrSetOptions, type Resolved, resolveOptions } from './call-options.js';
+import { readStamps, readWithStamps, stampVerdict } from './entry-meta.js';
 import { type FactoryContext, FillContext, MAX_TTL } from './factory-context.js';
+import { type FillTicket, FillTickets } from './fill-tickets.js';
 import { type Freshness, freshness } from './freshness.js';
+import { type InvalidateCallOptions, Invalidation, implicitStampKeys } from './invalidation.js';
 import {
   DEFAULT_KEY_PREFIX,
   entityText,
   functionIdentity,
   type InvalidateOptions,
-  invalidationPatterns,
   resultKey,
 } from './keys.js';
 import { Lease } from './lease.js';
 import { FAILURE_MARK_MS, FIRST_POLL_MS, failureMark, lockKey, lockState, nextPoll } from './lock.js';
 import { getOrSetMany, type ManyFactory } from './many.js';
-import { CACHE_RESULT_OPTIONS, INVALIDATE_OPTIONS } from './option-names.js';
+import { CACHE_RESULT_OPTIONS } from './option-names.js';
 import { type PythonKeyOptions, pythonCallStyle, pythonResultKey } from './python-key.js';
-import { decodeEntry, type EntryMeta, encodeResult } from './result-codec.js';
+import {
+  type DecodedEntry,
+  decodeEntry,
+  type EntryMeta,
+  type EntryStamps,
+  encodeResult,
+} from './result-codec.js';
 import { CachedFunctionCounters, type CachedFunctionStats } from './stats.js';
+import { type InvalidateTagsOptions, type StampVerdict, tagStampKey, tagStampKeys } from './tags.js';
 
 export {
   DEFAULT_FALLBACK_ENTRIES,
@@ -72,8 +81,15 @@ export type { ManyFactory, ManyResult } from './many.js';
 
 /** Options of {@link CacheClient.cacheResult}: those of {@link GetOrSetOptions} plus the key's parts. */
 export interface CacheResultOptions<A extends unknown[]>
-  extends Omit<GetOrSetOptions, 'cacheControl'>,
+  extends Omit<GetOrSetOptions, 'cacheControl' | 'tags'>,
     PythonKeyOptions {
+  /**
+   * Tags of a call's result: a list, or a function of the arguments (see {@link GetOrSetOptions.tags}).
+   * Besides them, a result of the typed codec under the default key layout carries two implicit tags,
+   * its key prefix and its entity, which `invalidate` raises (see docs/cached-functions.md).
+   * @default none
+   */
+  tags?: readonly string[] | ((...args: A) => readonly string[]);
   /**
    * Second segment of the key (after the deployment id), the unit of broad invalidation.
    * @default 'cached'
@@ -119,8 +135,6 @@ export interface CachedHost {
    * `body` records), one span on the tracing channel naming `keys` keys.
    */
   call<R>(operation: string, keys: number, body: (reads: ReadRecorder) => Promise<R>): Promise<R>;
-  /** The client's `flushByPattern`. */
-  flushByPattern(pattern: string): Promise<number>;
   /** The client's codec (for `codec: 'client'` and for entries not written by cached functions). */
   encode(value: unknown): string;
   /** See {@link CachedHost.encode}. */
@@ -148,8 +162,15 @@ export interface CachedHost {
 export interface SharedCachedState {
   readonly inflight: Map<string, Promise<unknown>>;
   readonly breaker: CircuitBreaker;
+  /** Fills running (a delete, flush or invalidation in this process voids them, see fill-tickets.ts). */
+  readonly fills: FillTickets;
   /** Counters shared by the views of one tenant (`stats().cachedFunctions`); default: the client's own. @internal */
   readonly counters?: CachedFunctionCounters;
+}
+
+/** A new {@link SharedCachedState} (one per client, or one for every view of a `TenantCaches`). @internal */
+export function newCachedState(): SharedCachedState {
+  return { inflight: new Map(), breaker: new CircuitBreaker(), fills: new FillTickets() };
 }
 
 /** A factory: its result is cached; it may decide about its entry through its context. */
@@ -161,14 +182,28 @@ export interface Entry {
   readonly state: Freshness;
 }
 
+/**
+ * Where an entry was read (see {@link CachedFunctions.entry}): its full key, and the raw current stamps
+ * of the call's tags when the read included them (`stamps[from + i]` for `tagKeys[i]`). @internal
+ */
+export interface EntryAt {
+  readonly engine: Engine;
+  readonly ks: KeySpace;
+  readonly stored: string;
+  readonly stamps?: readonly (string | null)[];
+  readonly from?: number;
+}
+
 /** What a call returns, and whether the cache answered it. */
 interface Outcome<T> {
   readonly value: T;
   readonly hit: boolean;
+  /** The fill that produced a miss's value (callers that joined it check {@link Fill.voided}). */
+  readonly fill?: Fill;
 }
 
 /** One fill of one key: the state its steps share (abandonment, the lock it holds). @internal */
-export interface Fill {
+export interface Fill extends FillTicket {
   /** The public operation (error messages). */
   readonly op: string;
   /** In-process identity of the key (prefix and key). */
@@ -176,8 +211,11 @@ export interface Fill {
   /** The key below the namespace. */
   readonly key: string;
   readonly o: Resolved;
-  /** {@link CachedFunctions.epoch} when the fill started (a late result is stored only if unchanged). */
-  readonly epoch: number;
+  /**
+   * Set when this process deleted, flushed or invalidated the key after the fill started (see
+   * fill-tickets.ts): its result (an abandoned fill's late result too) is not stored.
+   */
+  voided: boolean;
   /** Set when `hardTimeoutMs` passed: nobody waits for this fill any more. */
   abandoned: boolean;
   /** The lock token this fill holds, if any. */
@@ -217,24 +255,29 @@ export class CachedFunctions {
   /** Keys whose refresh failed: no refresh until their entry expires (`graceBackoffMs`). */
   readonly #backoff = new LRUCache<string, true>({ max: MAX_BACKOFFS, ttlAutopurge: false });
   readonly #breaker: CircuitBreaker;
+  readonly #fills: FillTickets;
   readonly #counters: CachedFunctionCounters;
+  readonly #invalidation: Invalidation;
   /** Fill locks this client may hold: owner token -> stored lock key (released by {@link close}). */
   readonly #held = new Map<string, string>();
   /** Lock writes in flight (take, extend, release, failure mark): {@link close} lets them finish. */
   readonly #lockIo = new Set<Promise<unknown>>();
   #closing = false;
-  /** Bumped by {@link invalidate}: a late result of an abandoned fill is stored only if unchanged. */
-  #epoch = 0;
 
   /**
    * @param host - the client's side (see {@link CachedHost}).
    * @param shared - issue 18: the state shared with other views of the store (default: this client's own).
    */
-  constructor(host: CachedHost, shared?: SharedCachedState) {
+  constructor(host: CachedHost, shared: SharedCachedState = newCachedState()) {
     this.#host = host;
-    this.#inflight = (shared?.inflight as Map<string, Promise<Outcome<unknown>>> | undefined) ?? new Map();
-    this.#breaker = shared?.breaker ?? new CircuitBreaker();
-    this.#counters = shared?.counters ?? new CachedFunctionCounters();
+    this.#inflight = shared.inflight as Map<string, Promise<Outcome<unknown>>>;
+    this.#breaker = shared.breaker;
+    this.#fills = shared.fills;
+    this.#counters = shared.counters ?? new CachedFunctionCounters();
+    // After an invalidation here, the fills running in this client's namespace (this tenant's only, when
+    // views share the state) neither store their results nor are joined: which tags or entity an entry
+    // has is only known once it is read, so every key of the namespace is concerned.
+    this.#invalidation = new Invalidation(host, this.#counters, () => this.forgetAll());
   }
 
   /** The client's side. @internal */
@@ -311,7 +354,16 @@ export class CachedFunctions {
       throw new CacheValidationError('The options must be an object');
     }
     checkOptionNames(options, CACHE_RESULT_OPTIONS, 'cacheResult');
-    const { keyPrefix = DEFAULT_KEY_PREFIX, entityId, key, cacheControl, name, context, ...rest } = options;
+    const {
+      keyPrefix = DEFAULT_KEY_PREFIX,
+      entityId,
+      key,
+      cacheControl,
+      name,
+      context,
+      tags,
+      ...rest
+    } = options;
     // keyStyle 'python' (python-key.ts): Python's key, values in the client's codec.
     const { keyStyle: _style, kwargs: _kwargs, entityParam: _entityParam, ...getOrSetOptions } = rest;
     const python = pythonCallStyle(options);
@@ -326,19 +378,30 @@ export class CachedFunctions {
         throw new CacheValidationError(`The \`${optionName}\` option must be a function of the arguments`);
       }
     }
-    // validated once, at wrap time
-    const base = this.resolve(python ? { ...getOrSetOptions, codec: 'client' } : getOrSetOptions, null);
+    // validated once, at wrap time (a list of tags too; a function of the arguments: at each call)
+    const fixed: GetOrSetOptions = typeof tags === 'function' || tags === undefined ? {} : { tags };
+    const base = this.resolve(
+      python ? { ...getOrSetOptions, ...fixed, codec: 'client' } : { ...getOrSetOptions, ...fixed },
+      null,
+    );
     const identity = functionIdentity(fn as (...args: never[]) => unknown, name);
     const self = this;
     function keyed(thisArg: This, args: A, deployment: string | null): Promise<Awaited<R>> {
       let stored: string;
       let ttl: number | undefined;
+      let tagKeys = base.tagKeys;
       try {
+        if (typeof tags === 'function') tagKeys = tagStampKeys(tags(...args), 'cacheResult', base.typed);
         if (python !== undefined) {
           stored = pythonResultKey(deployment, keyPrefix, args, python);
         } else if (key === undefined) {
           const entity = entityId === undefined ? null : entityText(entityId(...args));
           stored = resultKey(deployment, keyPrefix, entity, identity, args);
+          // The implicit tags `invalidate` raises (key prefix, entity), before the call's own.
+          if (base.typed) {
+            const implicit = implicitStampKeys(deployment, keyPrefix, entity);
+            tagKeys = tagKeys.length === 0 ? implicit : [...implicit, ...tagKeys];
+          }
         } else {
           const custom = validateKey(key(...args));
           stored = deployment === null ? custom : `${deployment}:${custom}`;
@@ -348,7 +411,12 @@ export class CachedFunctions {
       } catch (err) {
         return Promise.reject(err);
       }
-      const o = ttl === undefined ? undefined : ttl === base.ttl ? base : { ...base, ttl };
+      const o =
+        ttl === undefined
+          ? undefined
+          : ttl === base.ttl && tagKeys === base.tagKeys
+            ? base
+            : { ...base, ttl, tagKeys };
       return self.#public('cacheResult', stored, factoryOf(thisArg, args), o);
     }
     function factoryOf(thisArg: This, args: A): Factory<R> {
@@ -371,24 +439,41 @@ export class CachedFunctions {
     };
   }
 
+  /** See {@link CacheClient.invalidate} (logical first, then a coalesced physical SCAN; invalidation.ts). */
+  invalidate(options: InvalidateOptions, call?: InvalidateCallOptions): Promise<number> {
+    return this.#invalidation.invalidate(options, call);
+  }
+
+  /** See {@link CacheClient.invalidateTags}. */
+  invalidateTags(tags: readonly string[], options?: InvalidateTagsOptions): Promise<void> {
+    return this.#invalidation.invalidateTags(tags, options);
+  }
+
+  /** Resolves once no physical deletion of `invalidate` is running or queued (never rejects). */
+  invalidationSettled(): Promise<void> {
+    return this.#invalidation.settled();
+  }
+
   /**
-   * See {@link CacheClient.invalidate}.
-   * @returns the number of keys deleted.
+   * `delete` of `keys` (below the namespace) in this process: later calls on them do not join a call in
+   * flight, and running fills of them do not store their results (see fill-tickets.ts).
    */
-  async invalidate(options: InvalidateOptions): Promise<number> {
-    if (options === null || typeof options !== 'object') {
-      throw new CacheValidationError('invalidate needs an options object');
-    }
-    checkOptionNames(options, INVALIDATE_OPTIONS, 'invalidate');
-    // Checked before the deployment id is awaited, so a bad input fails before any I/O and the
-    // validation error names the operation (src/operation.ts).
-    const known = this.#host.deploymentId();
-    if (known instanceof Promise) invalidationPatterns(null, options);
-    const patterns = invalidationPatterns(known instanceof Promise ? await known : known, options);
-    this.#epoch++;
-    let deleted = 0;
-    for (const pattern of patterns) deleted += await this.#host.flushByPattern(pattern);
-    return deleted;
+  forget(keys: readonly string[]): void {
+    const ids = keys.map((key) => this.id(key));
+    for (const id of ids) this.#inflight.delete(id);
+    this.#fills.void(ids);
+  }
+
+  /**
+   * `flush*` or an invalidation in this process: as {@link forget} for every key of this client's tenant
+   * (every additional prefix: a flush of the tenant's namespace reaches them; other tenants' views
+   * sharing the state are not concerned).
+   */
+  forgetAll(): void {
+    const tenant = this.#host.tenant;
+    const scope = tenant === undefined ? '' : `${tenant}\u0000`;
+    for (const id of this.#inflight.keys()) if (id.startsWith(scope)) this.#inflight.delete(id);
+    this.#fills.voidScope(scope);
   }
 
   /** One public call on `key` (`o` undefined: a `Cache-Control` bypass). */
@@ -430,7 +515,7 @@ export class CachedFunctions {
       id: this.id(key),
       key,
       o,
-      epoch: this.#epoch,
+      voided: false,
       abandoned: false,
       shared: undefined,
       token: null,
@@ -441,10 +526,14 @@ export class CachedFunctions {
   /** Steps 2-5 of the module doc, with concurrent calls of this process on one key sharing a fill. */
   #call<T>(op: string, key: string, factory: Factory<T>, o: Resolved): Promise<Outcome<T>> {
     const id = this.id(key);
-    const pending = this.#inflight.get(id);
+    const pending = this.#inflight.get(id) as Promise<Outcome<T>> | undefined;
     if (pending !== undefined) {
       this.#counters.coalesced++;
-      return pending as Promise<Outcome<T>>;
+      // A fill that an invalidation overtook (here or, through its tags' stamps, in any process): this
+      // caller may have joined it after the invalidation, so it does not take the old value.
+      return pending.then((outcome) =>
+        outcome.fill?.voided === true ? this.#call(op, key, factory, o) : outcome,
+      );
     }
     const fill = this.newFill(op, key, o);
     const call = this.bounded(fill, this.#load(fill, factory));
@@ -524,7 +613,7 @@ export class CachedFunctions {
         }
         if (entry !== null) return this.#serveStale(fill, factory, entry.value as T);
         this.#counters.misses++;
-        return this.#fill(fill, factory).then(miss);
+        return this.#fill(fill, factory).then((value) => ({ value, hit: false, fill }));
       },
       (err: unknown) => this.cacheFailed(err, fill, factory).then(miss),
     );
@@ -545,47 +634,83 @@ export class CachedFunctions {
 
   /** The entry at `key`: `null` when missing (or unreadable), else its value and freshness. @internal */
   read(op: string, key: string, o: Resolved): Promise<Entry | null> {
-    return this.#host.io(op, (engine, ks) => {
-      const stored = ks.key(key);
-      if (o.grace === 0 && o.eagerRefresh === 0) {
-        return engine.get(stored).then((raw) => this.entry(raw, undefined, o, () => engine.pttl(stored)));
-      }
-      return Promise.all([engine.get(stored), engine.pttl(stored)]).then(([raw, pttl]) =>
-        this.entry(raw, pttl, o, () => engine.pttl(stored)),
-      );
-    });
+    return this.#host.io(op, (engine, ks) =>
+      this.#readAt(engine, ks, key, o, o.grace > 0 || o.eagerRefresh > 0),
+    );
   }
 
   /**
-   * Decode a raw entry and judge its freshness (`pttl`: its remaining lifetime, `undefined` when not
-   * read; `readPttl` reads it when the entry's own grace needs it). @internal
+   * {@link read} on an engine: the value and the stamps of the call's tags in one read (`GET`, or `MGET`
+   * with stamps, see entry-meta.ts), with its `PTTL` alongside when `withPttl`. One `.then` after the read
+   * on the hit path (no async frames).
+   */
+  #readAt(engine: Engine, ks: KeySpace, key: string, o: Resolved, withPttl: boolean): Promise<Entry | null> {
+    const stored = ks.key(key);
+    if (o.tagKeys.length === 0) {
+      if (!withPttl)
+        return engine.get(stored).then((raw) => this.entry(raw, undefined, o, { engine, ks, stored }));
+      return Promise.all([engine.get(stored), engine.pttl(stored)]).then(([raw, pttl]) =>
+        this.entry(raw, pttl, o, { engine, ks, stored }),
+      );
+    }
+    const read = readWithStamps(engine, ks, [stored], o.tagKeys);
+    const at = (values: (string | null)[]): EntryAt => ({ engine, ks, stored, stamps: values, from: 1 });
+    if (!withPttl) return read.then((values) => this.entry(values[0] ?? null, undefined, o, at(values)));
+    return Promise.all([read, engine.pttl(stored)]).then(([values, pttl]) =>
+      this.entry(values[0] ?? null, pttl, o, at(values)),
+    );
+  }
+
+  /**
+   * Decode a raw entry, check its tags' stamps and judge its freshness (`pttl`: its remaining lifetime,
+   * `undefined` when not read; `at` reads it, and the stamps the read did not include, when needed). A
+   * tag `'remove'`d since the fill started makes it a miss; a tag `'expire'`d makes it stale (a miss
+   * without grace). @internal
    */
   entry(
     raw: string | null,
     pttl: number | undefined,
     o: Resolved,
-    readPttl: () => Promise<number>,
+    at: EntryAt,
   ): Entry | null | Promise<Entry | null> {
     if (raw === null) return null;
-    let decoded: { value: unknown; meta?: EntryMeta };
+    let decoded: DecodedEntry;
     try {
       decoded = this.#decode(raw, o);
     } catch {
       return null; // a corrupt entry is a miss; the fill overwrites it
     }
-    const ttl = decoded.meta?.ttl ?? o.ttl;
-    const grace = decoded.meta?.grace ?? o.grace;
-    if (pttl === undefined && grace > 0) {
-      // The factory gave this entry a grace the call's options do not have: one more read.
-      return readPttl().then((ms) => ({
-        value: decoded.value,
-        state: freshness(ms, ttl, grace, o.eagerRefresh),
-      }));
-    }
-    return { value: decoded.value, state: freshness(pttl, ttl, grace, o.eagerRefresh) };
+    const recorded = decoded.meta?.stamps;
+    if (recorded === undefined) return this.#judged(decoded, 'fresh', pttl, o, at);
+    const verdict = stampVerdict(recorded, o.tagKeys, at.stamps ?? [], at.from ?? 0, (keys) =>
+      readStamps(at.engine, at.ks, keys),
+    );
+    if (typeof verdict === 'string') return this.#judged(decoded, verdict, pttl, o, at);
+    return verdict.then((v) => this.#judged(decoded, v, pttl, o, at));
   }
 
-  #decode(raw: string, o: Resolved): { value: unknown; meta?: EntryMeta } {
+  #judged(
+    decoded: DecodedEntry,
+    verdict: StampVerdict,
+    pttl: number | undefined,
+    o: Resolved,
+    at: EntryAt,
+  ): Entry | null | Promise<Entry | null> {
+    if (verdict === 'removed') return null;
+    const { value, meta } = decoded;
+    const ttl = meta?.ttl ?? o.ttl;
+    const grace = meta?.grace ?? o.grace;
+    if (verdict === 'expired') return grace > 0 ? { value, state: 'stale' } : null;
+    if (pttl === undefined && grace > 0) {
+      // The factory gave this entry a grace the call's options do not have: one more read.
+      return at.engine
+        .pttl(at.stored)
+        .then((ms) => ({ value, state: freshness(ms, ttl, grace, o.eagerRefresh) }));
+    }
+    return { value, state: freshness(pttl, ttl, grace, o.eagerRefresh) };
+  }
+
+  #decode(raw: string, o: Resolved): DecodedEntry {
     const decode = (text: string) => this.#host.decode(text);
     return o.typed ? decodeEntry(raw, decode) : { value: decode(raw) };
   }
@@ -639,17 +764,12 @@ export class CachedFunctions {
         delay = nextPoll(delay);
       }
       const polled = await this.#host.io(fill.op, async (engine, ks) => {
-        const [raw, owner] = await Promise.all([
-          engine.get(ks.key(fill.key)),
+        const [entry, owner] = await Promise.all([
+          // A corrupt, stale or invalidated value is not found: keep waiting for the owner's.
+          this.#readAt(engine, ks, fill.key, fill.o, false),
           engine.get(ks.key(lockKey(fill.key))),
         ]);
-        if (raw !== null) {
-          try {
-            return { found: true, value: this.#decode(raw, fill.o).value, owner };
-          } catch {
-            // corrupt: keep waiting for the owner's value
-          }
-        }
+        if (entry !== null && entry.state !== 'stale') return { found: true, value: entry.value, owner };
         return { found: false, value: undefined, owner };
       });
       if (polled.found) return { value: polled.value };
@@ -689,6 +809,24 @@ export class CachedFunctions {
     const o = fill.o;
     const ctx = new FillContext(fill.key, o.ttl, o.grace);
     if (token !== null) this.hold(fill, token);
+    const started = await this.startRun([fill], o);
+    try {
+      return await this.#run(fill, factory, ctx, token, refresh, started);
+    } finally {
+      this.endRun([fill]);
+    }
+  }
+
+  /** {@link produce} once the run started (`started`: the stamps of its tags, see {@link startRun}). */
+  async #run<T>(
+    fill: Fill,
+    factory: Factory<T>,
+    ctx: FillContext,
+    token: string | null,
+    refresh: boolean,
+    started: number[] | null,
+  ): Promise<T> {
+    const o = fill.o;
     let result: T;
     try {
       result = await factory(ctx);
@@ -707,29 +845,94 @@ export class CachedFunctions {
     fill.lease?.stop();
     // Closed meanwhile: close() released the lock; the result goes to the caller, nothing is stored.
     if (this.#closing) return result;
-    const encoded = ctx.skipped ? undefined : this.encodeFor(fill.key, result, o, ctx);
+    const stamps = ctx.skipped ? null : await this.entryStamps([fill], ctx, started);
+    const encoded = ctx.skipped ? undefined : this.encodeFor(fill.key, result, o, ctx, stamps ?? []);
+    // Not stored: skipped, not encodable, its tags' stamps unknown, or deleted / invalidated here meanwhile.
+    const store = stamps !== null && !fill.voided ? encoded : undefined;
     const ttl = Math.min(ctx.ttl + ctx.grace, MAX_TTL);
     if (fill.abandoned) {
-      // Nobody waits for it; stored unless the key was written or this client invalidated meanwhile.
-      if (encoded !== undefined && fill.epoch === this.#epoch) {
+      // Nobody waits for it; stored unless the key was written meanwhile.
+      if (store !== undefined) {
         this.#settle(
-          this.#host.io(fill.op, (engine, ks) => engine.setIfAbsent(ks.key(fill.key), encoded, ttl * 1000)),
+          this.#host.io(fill.op, (engine, ks) => engine.setIfAbsent(ks.key(fill.key), store, ttl * 1000)),
           'storing a late result',
         );
       }
       return result;
     }
-    if (encoded !== undefined) {
+    if (store !== undefined) {
       try {
-        await this.#host.io(fill.op, (engine, ks) => engine.set(ks.key(fill.key), encoded, ttl));
+        await this.#host.io(fill.op, (engine, ks) => engine.set(ks.key(fill.key), store, ttl));
       } catch (err) {
         if (!isCacheFailure(err) || this.#host.closed()) throw err;
         this.noteCacheError(err, fill);
-        o.fallback?.set(fill.id, encoded, { ttl: o.fallbackTtlMs });
+        o.fallback?.set(fill.id, store, { ttl: o.fallbackTtlMs });
       }
     }
     if (token !== null) this.release(fill, token);
     return this.asRead(result, encoded, o);
+  }
+
+  /**
+   * `fills` start running: a delete, flush or invalidation in this process voids them from now on (see
+   * fill-tickets.ts). Resolves with the current stamps of their tags (`o.tagKeys`), read before their
+   * factory starts, so that an invalidation from then on wins in every process (see tags.ts); `null`
+   * when they could not be read (the result is then not stored). End with {@link endRun}. @internal
+   */
+  async startRun(fills: readonly Fill[], o: Resolved): Promise<number[] | null> {
+    for (const fill of fills) this.#fills.begin(fill.id, fill);
+    if (o.tagKeys.length === 0) return [];
+    try {
+      return await this.#host.io((fills[0] as Fill).op, (engine, ks) => readStamps(engine, ks, o.tagKeys));
+    } catch (err) {
+      if (isCacheFailure(err)) this.#counters.cacheErrors++;
+      return null;
+    }
+  }
+
+  /** The runs of `fills` are over (see {@link startRun}). @internal */
+  endRun(fills: readonly Fill[]): void {
+    for (const fill of fills) this.#fills.end(fill.id, fill);
+  }
+
+  /**
+   * The stamps the entry a run produced records: those read when it started (`started`, for the call's
+   * tags), then those of the tags its factory added (`ctx.tags`). Both are read again now: when a stamp
+   * of the call's tags moved while the factory ran (an invalidation in any process), `fills` are voided
+   * (not stored; callers that joined them fill again). `null` when the entry must not be stored (stamps
+   * unknown; factory tags with the `'client'` codec, which carries none). @internal
+   */
+  async entryStamps(
+    fills: readonly Fill[],
+    ctx: FillContext,
+    started: number[] | null,
+  ): Promise<EntryStamps | null> {
+    const first = fills[0] as Fill;
+    if (started === null) return null;
+    const { tagKeys, typed } = first.o;
+    if (ctx.tags.length > 0 && !typed) {
+      this.#host.logger.warn(
+        `peak-cache: the result for ${JSON.stringify(first.key)} is not cached: tags need the 'typed' codec`,
+      );
+      return null;
+    }
+    const added = ctx.tags.map(tagStampKey).filter((key) => !tagKeys.includes(key));
+    if (tagKeys.length === 0 && added.length === 0) return [];
+    let current: number[];
+    try {
+      current = await this.#host.io(first.op, (engine, ks) => readStamps(engine, ks, [...tagKeys, ...added]));
+    } catch (err) {
+      if (isCacheFailure(err)) this.#counters.cacheErrors++;
+      return null;
+    }
+    const stamps: [string, number][] = [];
+    for (let i = 0; i < tagKeys.length; i++) {
+      if (current[i] !== started[i]) for (const fill of fills) fill.voided = true;
+      stamps.push([tagKeys[i] as string, started[i] as number]);
+    }
+    for (let i = 0; i < added.length; i++)
+      stamps.push([added[i] as string, current[tagKeys.length + i] as number]);
+    return stamps;
   }
 
   /**
@@ -742,13 +945,25 @@ export class CachedFunctions {
   }
 
   /**
-   * `result` encoded for storage (with the context's metadata when the factory changed it), or
-   * `undefined` (with a warning) when it cannot be stored. @internal
+   * `result` encoded for storage (with the entry's metadata when the factory changed it or the entry has
+   * tags: `stamps`, see {@link entryStamps}), or `undefined` (with a warning) when it cannot be stored.
+   * @internal
    */
-  encodeFor(key: string, result: unknown, o: Resolved, ctx: FillContext): string | undefined {
+  encodeFor(
+    key: string,
+    result: unknown,
+    o: Resolved,
+    ctx: FillContext,
+    stamps: EntryStamps,
+  ): string | undefined {
     try {
       if (!o.typed) return this.#host.encode(result);
-      const meta = ctx.changed ? { ttl: ctx.ttl, grace: ctx.grace, tags: ctx.tags } : undefined;
+      // The entry's own TTL and grace only when its factory set them (else the reading call's apply).
+      const meta: EntryMeta | undefined = ctx.changed
+        ? { ttl: ctx.ttl, grace: ctx.grace, tags: ctx.tags, stamps }
+        : stamps.length > 0
+          ? { tags: ctx.tags, stamps }
+          : undefined;
       return this.#host.checkSize(encodeResult(result, meta));
     } catch (err) {
       this.#host.logger.warn(

@@ -5,10 +5,14 @@
  * - {@link RESULT_MARKER} followed by `devalue`'s text of the value (numbers, strings, booleans, `null`,
  *   `undefined`, `NaN`, `±Infinity`, `-0`, `bigint`, `Date`, `RegExp`, `Map`, `Set`, nested objects and
  *   arrays, repeated references);
- * - {@link ENTRY_MARKER} followed by `devalue`'s text of `[value, ttl, grace, tags]`, written only when
- *   the factory set its entry's `ttl`, `grace` or `tags` through its context: a hit then judges
- *   freshness (grace, eager refresh) by the entry's own TTL and grace, and tag invalidation finds its
- *   tags. Entries without a context change keep the first form, readable by earlier versions.
+ * - {@link ENTRY_MARKER} followed by `devalue`'s text of `[value, ttl, grace, tags]`, or
+ *   `[value, ttl, grace, tags, stamps]` for an entry with tags (`ttl` and `grace` `undefined` unless
+ *   its factory set them: the reading call's options apply then), written only when the factory set its
+ *   entry's `ttl`, `grace` or `tags` through its context or the entry has tags (the call's `tags`, or the
+ *   implicit entity / key-prefix tags of `cacheResult`): a hit then judges freshness (grace, eager
+ *   refresh) by the entry's own TTL and grace, and checks the stamps its fill recorded against the
+ *   current ones (see `tags.ts`, `entry-meta.ts`). Other entries keep the first form, readable by
+ *   earlier versions.
  *
  * The markers tell our entries from values written by a plain `set` or by Python: those are decoded by
  * the client's own codec instead (see {@link decodeEntry}).
@@ -25,14 +29,22 @@ export const RESULT_MARKER = 'peak-cache:v1:';
 /** First characters of a stored result with its entry's metadata: `peak-cache:v2:`. */
 export const ENTRY_MARKER = 'peak-cache:v2:';
 
-/** What the factory's context decided for its entry (seconds; tags). */
+/**
+ * The stamps a fill recorded before its factory ran: `[stampKey, stamp]` pairs, stamp keys below the
+ * namespace (see `tags.ts`), so the entry reads the same under any tenant name.
+ */
+export type EntryStamps = readonly (readonly [string, number])[];
+
+/** An entry's own metadata: what its factory's context decided (seconds; tags), its tags' stamps. */
 export interface EntryMeta {
-  /** Seconds the entry is fresh. */
-  readonly ttl: number;
-  /** Seconds it may be served stale after that. */
-  readonly grace: number;
-  /** Its tags. */
+  /** Seconds the entry is fresh (absent: the reading call's `ttl`; set when its factory changed it). */
+  readonly ttl?: number;
+  /** Seconds it may be served stale after that (absent: the reading call's `grace`). */
+  readonly grace?: number;
+  /** The tags its factory set (`ctx.tags`); every tag's stamp key, the call's and implicit ones, is in `stamps`. */
   readonly tags: readonly string[];
+  /** The stamps of its tags (implicit ones included) when its fill started; absent: none. */
+  readonly stamps?: EntryStamps;
 }
 
 /** A decoded entry: its value, and its metadata when it carries some. */
@@ -59,7 +71,12 @@ function encoded(text: () => string): string {
  */
 export function encodeResult(value: unknown, meta?: EntryMeta): string {
   if (meta === undefined) return encoded(() => RESULT_MARKER + stringify(value));
-  return encoded(() => ENTRY_MARKER + stringify([value, meta.ttl, meta.grace, meta.tags]));
+  const { ttl, grace, tags, stamps } = meta;
+  const fields =
+    stamps === undefined || stamps.length === 0
+      ? [value, ttl, grace, tags]
+      : [value, ttl, grace, tags, stamps];
+  return encoded(() => ENTRY_MARKER + stringify(fields));
 }
 
 /**
@@ -77,11 +94,37 @@ export function decodeEntry(raw: string, fallback: (raw: string) => unknown): De
     throw new CacheValidationError('A cached result is corrupt and cannot be decoded', { cause: err });
   }
   if (v1) return { value: parsed };
-  const [value, ttl, grace, tags] = Array.isArray(parsed) ? parsed : [];
-  if (typeof ttl !== 'number' || typeof grace !== 'number' || !Array.isArray(tags)) {
+  const [value, ttl, grace, tags, stamps] = Array.isArray(parsed) ? parsed : [];
+  if (
+    (ttl !== undefined && typeof ttl !== 'number') ||
+    (grace !== undefined && typeof grace !== 'number') ||
+    !Array.isArray(tags) ||
+    (stamps !== undefined && !isStamps(stamps))
+  ) {
     throw new CacheValidationError('A cached result is corrupt and cannot be decoded');
   }
-  return { value, meta: { ttl, grace, tags } };
+  return {
+    value,
+    meta: {
+      ...(ttl === undefined ? {} : { ttl }),
+      ...(grace === undefined ? {} : { grace }),
+      tags,
+      ...(stamps === undefined ? {} : { stamps }),
+    },
+  };
+}
+
+function isStamps(stamps: unknown): stamps is EntryStamps {
+  return (
+    Array.isArray(stamps) &&
+    stamps.every(
+      (pair) =>
+        Array.isArray(pair) &&
+        pair.length === 2 &&
+        typeof pair[0] === 'string' &&
+        typeof pair[1] === 'number',
+    )
+  );
 }
 
 /**

@@ -44,6 +44,18 @@ export interface CachedFunctionStats {
   readonly fallbackHits: number;
   /** Calls that bypassed the cache because of their `Cache-Control`. */
   readonly bypasses: number;
+  /** Tag stamps raised by `invalidateTags` (one per tag per call). */
+  readonly tagInvalidations: number;
+  /** Implicit entity / key-prefix stamps raised by `invalidate` (one per pattern without glob characters). */
+  readonly implicitInvalidations: number;
+  /** Patterns handed to `invalidate`'s physical deletion (SCAN + UNLINK after the call returns). */
+  readonly scanPatterns: number;
+  /** Physical deletion passes started: each walks the namespace once for every pattern queued by then. */
+  readonly scanPasses: number;
+  /** Keys unlinked by physical deletion passes. */
+  readonly scanDeleted: number;
+  /** Physical deletion passes that failed (their keys stay until invalidated again or expired). */
+  readonly scanErrors: number;
 }
 
 /** Mutable counters behind {@link CachedFunctionStats}. @internal */
@@ -65,6 +77,12 @@ export class CachedFunctionCounters {
   breakerSkips = 0;
   fallbackHits = 0;
   bypasses = 0;
+  tagInvalidations = 0;
+  implicitInvalidations = 0;
+  scanPatterns = 0;
+  scanPasses = 0;
+  scanDeleted = 0;
+  scanErrors = 0;
 
   /** A frozen copy. */
   snapshot(): CachedFunctionStats {

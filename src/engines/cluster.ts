@@ -55,6 +55,7 @@ import {
   type SendOne,
   setIfAbsent,
 } from './conditional.js';
+import { incrementBy } from './counter.js';
 import type { Engine } from './engine.js';
 import { msetWithTtl } from './mset-ttl.js';
 import { reconnectDelay } from './redis.js';
@@ -955,6 +956,11 @@ export class ClusterEngine implements Engine {
   /** {@inheritDoc Engine.pexpireIfEquals} */
   pexpireIfEquals(key: string, value: string, ttlMs: number): Promise<boolean> {
     return pexpireIfEquals(this.#sendOne, this.#conditional, key, value, ttlMs);
+  }
+
+  /** {@inheritDoc Engine.incrBy} */
+  incrBy(key: string, by: number, ttlSeconds?: number): Promise<number> {
+    return incrementBy(this.#sendOne, key, by, ttlSeconds);
   }
 
   /**

@@ -59,6 +59,12 @@ export interface Engine {
    * before the first command.
    */
   track?(listener: TrackingListener): void;
+  /**
+   * Add `by` (an integer) to the integer at `key` (a missing key counts as `0`), atomically on the server
+   * (`INCRBY`); with `ttlSeconds`, (re)set the key's expiry too. Resolves with the new value. Used for
+   * the tag stamps of cached functions.
+   */
+  incrBy(key: string, by: number, ttlSeconds?: number): Promise<number>;
   /** Round trip to the server. */
   ping(): Promise<void>;
   /** Release the connection after pending commands finish. Idempotent. */

@@ -147,6 +147,23 @@ export class MemoryEngine implements Engine {
     return true;
   }
 
+  /**
+   * Add `by` to the integer at `key` (missing: `0`), as `INCRBY`; with `ttlSeconds`, set its expiry as
+   * `EXPIRE` does, else keep the key's expiry. Rejects (as Redis) when the value is not an integer.
+   */
+  async incrBy(key: string, by: number, ttlSeconds?: number): Promise<number> {
+    const now = this.#now();
+    const entry = this.#lookup(key, now);
+    const current = entry === undefined ? 0 : Number(entry.value);
+    if (!Number.isSafeInteger(current) || !Number.isSafeInteger(by) || !Number.isSafeInteger(current + by)) {
+      throw new Error('value is not an integer or out of range');
+    }
+    const value = current + by;
+    const expiresAt = ttlSeconds === undefined ? entry?.expiresAt : expiryAt(now, ttlSeconds, 'expire');
+    this.#store.data.set(key, { value: String(value), expiresAt });
+    return value;
+  }
+
   /** Delete `key` only while its value is `value`; `true` when deleted. */
   async deleteIfEquals(key: string, value: string): Promise<boolean> {
     if (this.#lookup(key, this.#now())?.value !== value) return false;

@@ -26,6 +26,7 @@ import {
   type SendOne,
   setIfAbsent,
 } from './conditional.js';
+import { incrementBy } from './counter.js';
 import type { Engine } from './engine.js';
 import { msetWithTtl, type SendArgs } from './mset-ttl.js';
 import { type ErrorContext, isAuthFailure, toCacheError } from './redis-errors.js';
@@ -391,6 +392,11 @@ export class RedisEngine implements Engine {
   /** {@inheritDoc Engine.pexpireIfEquals} */
   pexpireIfEquals(key: string, value: string, ttlMs: number): Promise<boolean> {
     return pexpireIfEquals(this.#sendOne, this.#conditional, key, value, ttlMs);
+  }
+
+  /** {@inheritDoc Engine.incrBy} */
+  incrBy(key: string, by: number, ttlSeconds?: number): Promise<number> {
+    return incrementBy(this.#sendOne, key, by, ttlSeconds);
   }
 
   /** {@inheritDoc Engine.scan} */

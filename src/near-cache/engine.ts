@@ -62,6 +62,11 @@ export class NearCacheEngine implements Engine {
     return this.#near.written([key], this.#inner.setIfAbsent(key, value, ttlMs));
   }
 
+  /** {@inheritDoc Engine.incrBy} */
+  incrBy(key: string, by: number, ttlSeconds?: number): Promise<number> {
+    return this.#near.written([key], this.#inner.incrBy(key, by, ttlSeconds));
+  }
+
   /** {@inheritDoc Engine.deleteIfEquals} */
   deleteIfEquals(key: string, value: string): Promise<boolean> {
     return this.#near.written([key], this.#inner.deleteIfEquals(key, value));

@@ -8,7 +8,6 @@ import type { ViolationKind } from './cached-worker-check.js';
 
 /** Violation kind -> the open issue that fixes it. */
 export const KNOWN_OPEN: ReadonlyMap<ViolationKind, string> = new Map<ViolationKind, string>([
-  ['invalidation-race', 'issue 19: an invalidation during a fill must win'],
   // Not a fault of the lock: a process starved of CPU for longer than the lease's margin cannot extend it.
   ['double-fill-after-stall', 'the owner was starved for half of lockTtlMs: its lease may lapse'],
 ]);

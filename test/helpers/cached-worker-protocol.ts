@@ -57,9 +57,18 @@ export interface WorkerConfig {
   readonly slackMs: number;
 }
 
-/** The cached key of key number `n`: `item:<n>:v`, cleared by `invalidate({ entityId: n, targetedPatterns: ['item'] })`. */
+/**
+ * The cached key of key number `n`: `item:<n>:v`, tagged {@link itemTag}, invalidated by
+ * `invalidateTags([itemTag(n)], { behavior: 'remove' })` with `invalidate({ entityId: n, targetedPatterns:
+ * ['item'] }, { wait: true })`.
+ */
 export function cachedKey(n: number): string {
   return `item:${n}:v`;
+}
+
+/** The tag of key number `n` (see {@link cachedKey}). */
+export function itemTag(n: number): string {
+  return `item:${n}`;
 }
 
 /** The value every factory returns: its `fstart` sequence number, its call and its key. */

@@ -17,6 +17,7 @@ import {
   type EventBody,
   type FactorySpec,
   type FactoryValue,
+  itemTag,
   LOG_SCRIPT,
   type WorkerCommand,
   type WorkerConfig,
@@ -104,11 +105,10 @@ async function getOrSet(c: string, k: number, spec: FactorySpec): Promise<void> 
   };
   const t0 = performance.now();
   try {
-    const value = (await cache.getOrSet(
-      cachedKey(k),
-      factoryOf(c, k, spec, onFactoryStart),
-      getOrSetOptions,
-    )) as FactoryValue;
+    const value = (await cache.getOrSet(cachedKey(k), factoryOf(c, k, spec, onFactoryStart), {
+      ...getOrSetOptions,
+      tags: [itemTag(k)],
+    })) as FactoryValue;
     if (!closing) await log({ e: 'cend', c, k, ms: performance.now() - t0, value });
   } catch (err) {
     const e = err as Error;
@@ -129,8 +129,14 @@ async function clear(command: { op: 'invalidate' | 'delete'; c: string; key: num
   try {
     await log({ e: 'istart', c, k, kind: command.op });
     try {
-      if (command.op === 'invalidate') await cache.invalidate({ entityId: k, targetedPatterns: ['item'] });
-      else await cache.delete(cachedKey(k));
+      // Issue 19: the key's tag ('remove': the entry's value is never served again, in any process, even
+      // when its fill is still running) and the entity's Python-layout keys (deleted before it resolves).
+      if (command.op === 'invalidate') {
+        await Promise.all([
+          cache.invalidateTags([itemTag(k)], { behavior: 'remove' }),
+          cache.invalidate({ entityId: k, targetedPatterns: ['item'] }, { wait: true }),
+        ]);
+      } else await cache.delete(cachedKey(k));
       await log({ e: 'idone', c, k, ok: true });
     } catch (err) {
       await log({ e: 'idone', c, k, ok: false, err: String(err) });
