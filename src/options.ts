@@ -24,7 +24,8 @@ export interface ConnectionConfig {
   tenant?: string;
   /**
    * Longest wait for a reply while commands are outstanding, in milliseconds; then the call rejects with
-   * `CacheTimeoutError` and the connection is replaced.
+   * `CacheTimeoutError` and the connection is replaced. This, `connectTimeoutMs` and `keepAliveMs` are
+   * at most 2^31-1 (about 24.8 days, Node's longest timer); `CacheValidationError` otherwise.
    * @default 5000
    */
   timeoutMs?: number;
@@ -186,12 +187,22 @@ const CLIENT_FIELDS = new Set<string>([
   'nearCache',
 ]);
 
-/** Throw unless `value` is a positive safe integer. */
+/**
+ * Longest millisecond option that feeds a timer: 2^31-1 ms (about 24.8 days), Node's limit (a longer
+ * `setTimeout` fires after 1 ms with a `TimeoutOverflowWarning`). @internal
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/** ` up to max` for an error message (with why, for {@link MAX_TIMER_MS}); empty when unbounded. @internal */
+export function upTo(max: number): string {
+  if (max >= Number.MAX_SAFE_INTEGER) return '';
+  return max === MAX_TIMER_MS ? ` up to ${max} (about 24.8 days, Node's longest timer)` : ` up to ${max}`;
+}
+
+/** Throw unless `value` is a positive safe integer (at most `max`). */
 export function positiveInteger(value: unknown, name: string, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0 || value > max) {
-    throw new CacheValidationError(
-      `The \`${name}\` option must be a positive integer${max < Number.MAX_SAFE_INTEGER ? ` up to ${max}` : ''}`,
-    );
+    throw new CacheValidationError(`The \`${name}\` option must be a positive integer${upTo(max)}`);
   }
   return value;
 }
@@ -226,6 +237,7 @@ export function resolveSettings(config: ConnectionConfig): ConnectionSettings {
   const timeoutMs = positiveInteger(
     config.timeoutMs ?? DEFAULT_SETTINGS.timeoutMs,
     'connectionConfig.timeoutMs',
+    MAX_TIMER_MS,
   );
   return {
     timeoutMs,
@@ -233,9 +245,11 @@ export function resolveSettings(config: ConnectionConfig): ConnectionSettings {
     connectTimeoutMs: positiveInteger(
       config.connectTimeoutMs ?? Math.min(timeoutMs, DEFAULT_SETTINGS.connectTimeoutMs),
       'connectionConfig.connectTimeoutMs',
+      MAX_TIMER_MS,
     ),
     credentialsTimeoutMs: config.connectTimeoutMs ?? DEFAULT_SETTINGS.credentialsTimeoutMs,
-    keepAliveMs: keepAlive === false ? false : positiveInteger(keepAlive, 'connectionConfig.keepAliveMs'),
+    keepAliveMs:
+      keepAlive === false ? false : positiveInteger(keepAlive, 'connectionConfig.keepAliveMs', MAX_TIMER_MS),
     maxQueueLength: positiveInteger(
       config.maxQueueLength ?? DEFAULT_SETTINGS.maxQueueLength,
       'connectionConfig.maxQueueLength',

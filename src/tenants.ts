@@ -26,6 +26,7 @@ import {
   type CacheClientOptions,
   type ConnectionConfig,
   checkOptionNames,
+  MAX_TIMER_MS,
   positiveInteger,
   resolveSettings,
 } from './options.js';
@@ -84,7 +85,8 @@ export interface TenantCachesOptions<C extends CodecOption = CodecOption> {
   maxConnections?: number;
   /**
    * Pooled mode: a tenant connection without calls for this many milliseconds is closed (checked every
-   * half of it by one unref'd timer; reopened on the next call).
+   * half of it by one unref'd timer; reopened on the next call). At most 2^31-1 (about 24.8 days, Node's
+   * longest timer); {@link CacheValidationError} otherwise.
    * @default 60000
    */
   idleTimeoutMs?: number;
@@ -247,7 +249,11 @@ export class TenantCaches<C extends CodecOption = 'peak'> {
       this.#pool = new TenantPool({
         connectionFor: options.connectionFor,
         maxConnections: positiveInteger(options.maxConnections ?? DEFAULT_MAX_CONNECTIONS, 'maxConnections'),
-        idleTimeoutMs: positiveInteger(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, 'idleTimeoutMs'),
+        idleTimeoutMs: positiveInteger(
+          options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+          'idleTimeoutMs',
+          MAX_TIMER_MS,
+        ),
         tuning: config,
         settings: resolveSettings(config),
         logger,

@@ -1,8 +1,15 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { CacheClient, CacheConnectionError, type CacheLogger, CacheValidationError } from '../src/index.js';
-import { resolveSettings } from '../src/options.js';
+import { resolveOptions } from '../src/cached/call-options.js';
+import {
+  CacheClient,
+  CacheConnectionError,
+  type CacheLogger,
+  CacheValidationError,
+  TenantCaches,
+} from '../src/index.js';
+import { MAX_TIMER_MS, resolveSettings } from '../src/options.js';
 
 const memory = { url: 'memory://options-test', tenant: 'acme' };
 
@@ -99,6 +106,52 @@ describe('timeout defaults', () => {
       connectTimeoutMs: 3000,
       credentialsTimeoutMs: 3000,
     });
+  });
+});
+
+describe('millisecond options that feed a timer (at most 2^31-1, Node timers overflow past it)', () => {
+  const over = MAX_TIMER_MS + 1;
+
+  it('rejects cached-function options above 2^31-1 ms, naming the option', async () => {
+    for (const name of [
+      'timeoutMs',
+      'hardTimeoutMs',
+      'graceBackoffMs',
+      'lockTimeoutMs',
+      'lockTtlMs',
+      'breakerMs',
+    ]) {
+      expect(() => resolveOptions({ [name]: MAX_TIMER_MS }, 'getOrSet', new Map())).not.toThrow();
+      for (const value of [over, 2 ** 40]) {
+        expect(() => resolveOptions({ [name]: value }, 'getOrSet', new Map())).toThrow(CacheValidationError);
+        expect(() => resolveOptions({ [name]: value }, 'getOrSet', new Map())).toThrow(
+          new RegExp(`\`${name}\`.*up to 2147483647 \\(about 24.8 days`),
+        );
+      }
+    }
+    // Through the public call: rejected before the factory runs (it used to time out at once).
+    const cache = new CacheClient({ connectionConfig: memory });
+    let runs = 0;
+    const call = cache.getOrSet('k', async () => ++runs, { hardTimeoutMs: 2 ** 40 });
+    await expect(call).rejects.toThrow(/`hardTimeoutMs`/);
+    expect(runs).toBe(0);
+    await cache.close();
+  });
+
+  it('rejects connection timeouts and idleTimeoutMs above 2^31-1 ms', () => {
+    for (const name of ['timeoutMs', 'connectTimeoutMs', 'keepAliveMs']) {
+      expect(() => resolveSettings({ [name]: MAX_TIMER_MS })).not.toThrow();
+      expect(() => resolveSettings({ [name]: over })).toThrow(
+        new RegExp(`\`connectionConfig.${name}\`.*up to 2147483647`),
+      );
+    }
+    const pooled = (idleTimeoutMs: number) =>
+      new TenantCaches({ connectionFor: () => ({ url: 'memory://idle' }), idleTimeoutMs });
+    void pooled(MAX_TIMER_MS).close();
+    for (const value of [over, 2 ** 32]) {
+      expect(() => pooled(value)).toThrow(CacheValidationError);
+      expect(() => pooled(value)).toThrow(/`idleTimeoutMs`.*up to 2147483647/);
+    }
   });
 });
 

@@ -6,7 +6,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import { CacheValidationError } from '../errors.js';
-import { checkOptionNames } from '../options.js';
+import { checkOptionNames, MAX_TIMER_MS, upTo } from '../options.js';
 import { DEFAULT_BREAKER_MS } from './breaker.js';
 import { MAX_TTL } from './factory-context.js';
 import { FAILURE_MARK_MS } from './lock.js';
@@ -54,6 +54,8 @@ export interface GetOrSetOptions {
   /**
    * Soft timeout: with a stale value (grace), wait at most this many milliseconds for the refresh before
    * returning the stale value; the refresh goes on in the background.
+   * Every millisecond option is at most 2^31-1 (about 24.8 days, Node's longest timer): a larger one is
+   * a {@link CacheValidationError} naming it.
    * @default 0 (serve the stale value at once)
    */
   timeoutMs?: number;
@@ -63,6 +65,8 @@ export interface GetOrSetOptions {
    * fill is abandoned (its lock released; a late result is still stored unless the key was written or
    * this client invalidated cached results meanwhile) and the next call starts a fresh fill. Calls of
    * this process that join a fill share its deadline. A background refresh is abandoned after it too.
+   * Every millisecond option is at most 2^31-1 (about 24.8 days, Node's longest timer): a larger one is
+   * a {@link CacheValidationError} naming it.
    * @default 0 (none: a caller waits as long as its factory runs)
    */
   hardTimeoutMs?: number;
@@ -78,18 +82,24 @@ export interface GetOrSetOptions {
   /**
    * Milliseconds a stale value is served without retrying its factory after a failed background
    * refresh (in this process; across processes through the failure mark, rounded up to whole seconds).
+   * Every millisecond option is at most 2^31-1 (about 24.8 days, Node's longest timer): a larger one is
+   * a {@link CacheValidationError} naming it.
    * @default 2000
    */
   graceBackoffMs?: number;
   /**
    * Longest wait, in milliseconds, for a factory run by another caller (another process holds the lock);
    * then this caller runs the factory itself. Never waits longer.
+   * Every millisecond option is at most 2^31-1 (about 24.8 days, Node's longest timer): a larger one is
+   * a {@link CacheValidationError} naming it.
    * @default 10000
    */
   lockTimeoutMs?: number;
   /**
    * Lifetime of the fill lock's lease in milliseconds. The owner extends it (every third of it) while
    * its factory runs, so a slow factory keeps its lock; a dead owner blocks the key at most this long.
+   * Every millisecond option is at most 2^31-1 (about 24.8 days, Node's longest timer): a larger one is
+   * a {@link CacheValidationError} naming it.
    * @default `lockTimeoutMs`
    */
   lockTtlMs?: number;
@@ -104,6 +114,8 @@ export interface GetOrSetOptions {
    * Milliseconds the cache is skipped after it failed as a whole (the circuit breaker; shared by the
    * client's cached functions). Only connection-level failures (refused, reset, timed out, closed) open
    * it; a server error reply (`WRONGTYPE` on one key, `OOM`) affects that call alone.
+   * Every millisecond option is at most 2^31-1 (about 24.8 days, Node's longest timer): a larger one is
+   * a {@link CacheValidationError} naming it.
    * @default 5000
    */
   breakerMs?: number;
@@ -149,9 +161,7 @@ export interface Resolved {
 
 function integer(value: unknown, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new CacheValidationError(
-      `The \`${name}\` option must be an integer from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ''}`,
-    );
+    throw new CacheValidationError(`The \`${name}\` option must be an integer from ${min}${upTo(max)}`);
   }
   return value;
 }
@@ -172,7 +182,12 @@ export function resolveOptions(
   if (what !== null) checkOptionNames(options, GET_OR_SET_OPTIONS, what);
   const ttl = integer(options.ttl ?? DEFAULT_TTL, 'ttl', 1, MAX_TTL);
   const grace = integer(options.grace ?? 0, 'grace', 0, MAX_TTL);
-  const lockTimeoutMs = integer(options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS, 'lockTimeoutMs', 1);
+  const lockTimeoutMs = integer(
+    options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS,
+    'lockTimeoutMs',
+    1,
+    MAX_TIMER_MS,
+  );
   const codec = options.codec ?? 'typed';
   if (codec !== 'typed' && codec !== 'client') {
     throw new CacheValidationError("The `codec` option must be 'typed' or 'client'");
@@ -202,13 +217,18 @@ export function resolveOptions(
   return {
     ttl,
     grace,
-    timeoutMs: integer(options.timeoutMs ?? 0, 'timeoutMs', 0),
-    hardTimeoutMs: integer(options.hardTimeoutMs ?? 0, 'hardTimeoutMs', 0),
+    timeoutMs: integer(options.timeoutMs ?? 0, 'timeoutMs', 0, MAX_TIMER_MS),
+    hardTimeoutMs: integer(options.hardTimeoutMs ?? 0, 'hardTimeoutMs', 0, MAX_TIMER_MS),
     eagerRefresh,
-    graceBackoffMs: integer(options.graceBackoffMs ?? DEFAULT_GRACE_BACKOFF_MS, 'graceBackoffMs', 0),
+    graceBackoffMs: integer(
+      options.graceBackoffMs ?? DEFAULT_GRACE_BACKOFF_MS,
+      'graceBackoffMs',
+      0,
+      MAX_TIMER_MS,
+    ),
     lockTimeoutMs,
-    lockTtlMs: integer(options.lockTtlMs ?? lockTimeoutMs, 'lockTtlMs', 1),
-    breakerMs: integer(options.breakerMs ?? DEFAULT_BREAKER_MS, 'breakerMs', 0),
+    lockTtlMs: integer(options.lockTtlMs ?? lockTimeoutMs, 'lockTtlMs', 1, MAX_TIMER_MS),
+    breakerMs: integer(options.breakerMs ?? DEFAULT_BREAKER_MS, 'breakerMs', 0, MAX_TIMER_MS),
     fallback,
     fallbackTtlMs: (fallbackTtl ?? ttl) * 1000,
     typed: codec === 'typed',
