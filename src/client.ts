@@ -123,6 +123,8 @@ export class CacheClient<C extends CodecOption = 'peak'> {
   readonly #near: NearCache | undefined;
   /** Cached functions, created on first use (a view that never uses them stays small). */
   #cachedFunctions: CachedFunctions | undefined;
+  /** A closed shared-mode view: the shared engine its kept fills finish on (see {@link CacheClient.#cachedIo}). */
+  #sharedEngine: Engine | undefined;
   readonly #deploymentId: DeploymentIdHook;
 
   /**
@@ -173,7 +175,7 @@ export class CacheClient<C extends CodecOption = 'peak'> {
     const tenant = this.#store.cachedState === undefined ? undefined : this.#store.tenant;
     this.#cachedFunctions = new CachedFunctions(
       {
-        io: (operation, body) => this.#send(operation, (conn, ks) => body(conn.engine, ks), undefined),
+        io: (operation, body) => this.#cachedIo(operation, body),
         call: (operation, keys, body) => this.#cachedCall(operation, keys, body),
         encode: (value) => this.#encode(value),
         decode: (raw) => this.#codec.decode(raw),
@@ -620,7 +622,9 @@ export class CacheClient<C extends CodecOption = 'peak'> {
    * Close the connection once pending commands have finished. Idempotent; later calls reject with
    * {@link CacheConnectionError}. Never waits for a cached function's factory: fills and grace refreshes
    * still running are abandoned quietly (their locks released now, their results not stored; a waiting
-   * caller still gets its result).
+   * caller still gets its result). A view of a shared-mode `TenantCaches` disturbs nothing shared: its
+   * fills in the in-flight map its tenant's views share (other views may have joined them) finish
+   * normally on the shared connection (result stored, lock released).
    */
   close(): Promise<void> {
     this.#closing ??= this.#close();
@@ -628,10 +632,28 @@ export class CacheClient<C extends CodecOption = 'peak'> {
   }
 
   #close(): Promise<void> {
-    // Cached functions release the fill locks of factories still running (never waiting for them).
+    // Cached functions release the fill locks of factories still running (never waiting for them); a
+    // shared-mode view keeps the fills other views may have joined (they finish on the shared engine).
+    const keepShared = this.#store.kind === 'shared';
     return this.#store.close(async (engine) => {
-      await this.#cachedFunctions?.close((body) => body(engine));
+      if (keepShared) this.#sharedEngine = engine;
+      await this.#cachedFunctions?.close((body) => body(engine), keepShared);
     });
+  }
+
+  /**
+   * I/O of cached functions: through the store; once a shared-mode view is closed, on the shared engine
+   * (the fills its close kept, see `CachedFunctions.close`; the engine rejects once `TenantCaches` closed).
+   */
+  #cachedIo<R>(operation: string, body: (engine: Engine, ks: KeySpace) => Promise<R>): Promise<R> {
+    const engine = this.#sharedEngine;
+    const tenant = this.#store.tenant;
+    if (engine === undefined || tenant === undefined) {
+      return this.#send(operation, (conn, ks) => body(conn.engine, ks), undefined);
+    }
+    return new Promise<R>((resolve) => resolve(body(engine, this.#keys(tenant)))).catch((err: unknown) =>
+      Promise.reject(withOperation(operation, err)),
+    );
   }
 
   /** @internal A redacted view for `console.log` / `util.inspect`: no URL, no credentials. */

@@ -342,7 +342,8 @@ export class TenantCaches<C extends CodecOption = 'peak'> {
   /**
    * Close every connection once pending commands finished. Idempotent; later calls of every view reject
    * with {@link CacheConnectionError}, and {@link TenantCaches.tenant} throws. Fill locks of cached
-   * functions still running expire by themselves (close a view first to release its locks at once).
+   * functions still running expire by themselves (a view's close releases those of its background
+   * refreshes at once; its fills, which other views may have joined, finish while the caches are open).
    */
   close(): Promise<void> {
     this.#closing ??= this.#slot !== undefined ? this.#slot.close() : (this.#pool as TenantPool).close();

@@ -196,6 +196,37 @@ describe('TenantCaches shared mode', () => {
     await plain.close();
   });
 
+  it('closing the view that owns a fill another view joined: the fill finishes (one factory run across clients, result stored)', async () => {
+    const shared = caches({ deploymentId: null });
+    const other = new CacheClient({
+      connectionConfig: { url: server.url, tenant: 'fill-close' },
+      deploymentId: null,
+    });
+    const owner = shared.tenant('fill-close');
+    const joiner = shared.tenant('fill-close');
+    let runs = 0;
+    const slow = (tag: string) => async () => {
+      runs++;
+      await sleep(300);
+      return tag;
+    };
+    const owned = owner.getOrSet('k', slow('owner'));
+    while ((await server.cli('KEYS', 'fill-close:__peak_lock__*')) === '') await sleep(5);
+    const joined = joiner.getOrSet('k', slow('joiner'));
+    await owner.close();
+    // The lock is still held: another client waits for the fill instead of running its factory.
+    expect(await server.cli('KEYS', 'fill-close:__peak_lock__*')).not.toBe('');
+    const elsewhere = other.getOrSet('k', slow('other'));
+    expect(await joined).toBe('owner');
+    expect(await owned).toBe('owner');
+    expect(await elsewhere).toBe('owner');
+    expect(runs).toBe(1);
+    expect(await joiner.getOrSet('k', slow('again'))).toBe('owner'); // stored
+    expect(runs).toBe(1);
+    expect(await server.cli('KEYS', 'fill-close:__peak_lock__*')).toBe(''); // released
+    await other.close();
+  });
+
   it("cached-function counters are the tenant's, like operation counters, with totals in caches.stats()", async () => {
     const shared = caches({ deploymentId: null });
     const v1 = shared.tenant('cf-a');

@@ -223,6 +223,11 @@ export interface Fill extends FillTicket {
   /** The promise this process's calls of the key share (`undefined`: a background refresh). */
   shared: Promise<unknown> | undefined;
   lease: Lease | undefined;
+  /**
+   * Set when this client's view was closed while the fill was registered in the in-flight map it shares
+   * with other views (see {@link CachedFunctions.close}): it finishes normally (stores, releases).
+   */
+  outlivesClose?: boolean;
 }
 
 /** Most keys whose refresh backoff (`graceBackoffMs`) this process remembers (least recent dropped). */
@@ -258,8 +263,8 @@ export class CachedFunctions {
   readonly #fills: FillTickets;
   readonly #counters: CachedFunctionCounters;
   readonly #invalidation: Invalidation;
-  /** Fill locks this client may hold: owner token -> stored lock key (released by {@link close}). */
-  readonly #held = new Map<string, string>();
+  /** Fill locks this client may hold: owner token -> stored lock key and fill (released by {@link close}). */
+  readonly #held = new Map<string, { readonly lock: string; readonly fill: Fill }>();
   /** Lock writes in flight (take, extend, release, failure mark): {@link close} lets them finish. */
   readonly #lockIo = new Set<Promise<unknown>>();
   #closing = false;
@@ -297,15 +302,31 @@ export class CachedFunctions {
    * which runs a body on the open connection), so other processes need not wait for it to expire. When
    * those factories finish, the result goes to the caller waiting for it (a background refresh has none)
    * and nothing is stored or logged. Never waits for a factory.
+   *
+   * `keepShared` (a view of a shared-mode `TenantCaches`, whose connection stays open): fills registered
+   * in the in-flight map the views share are not abandoned (other views may have joined them; a view's
+   * close disturbs nothing shared): they finish normally, store their results and release their locks.
    */
-  async close(run: (body: (engine: Engine) => Promise<unknown>) => Promise<unknown>): Promise<void> {
+  async close(
+    run: (body: (engine: Engine) => Promise<unknown>) => Promise<unknown>,
+    keepShared = false,
+  ): Promise<void> {
     this.#closing = true;
     while (this.#lockIo.size > 0) await Promise.allSettled([...this.#lockIo]);
-    const held = [...this.#held];
-    this.#held.clear();
+    const held = [...this.#held].filter(([, { fill }]) => {
+      const keep = keepShared && fill.shared !== undefined && this.#inflight.get(fill.id) === fill.shared;
+      if (keep) fill.outlivesClose = true;
+      return !keep;
+    });
+    for (const [token] of held) this.#held.delete(token);
     await Promise.allSettled(
-      held.map(([token, lock]) => run((engine) => engine.deleteIfEquals(lock, token))),
+      held.map(([token, { lock }]) => run((engine) => engine.deleteIfEquals(lock, token))),
     );
+  }
+
+  /** Whether `close()` gave up on `fill` (its lock released, its result not stored). */
+  #closedFor(fill: Fill): boolean {
+    return this.#closing && fill.outlivesClose !== true;
   }
 
   /** A snapshot of the counters. */
@@ -588,7 +609,7 @@ export class CachedFunctions {
     if (fill.shared !== undefined && this.#inflight.get(fill.id) === fill.shared)
       this.#inflight.delete(fill.id);
     fill.lease?.stop();
-    if (fill.token !== null && !this.#closing) this.release(fill, fill.token);
+    if (fill.token !== null && !this.#closedFor(fill)) this.release(fill, fill.token);
   }
 
   /** Steps 2-5 for one key; the hit path is one `.then` after the read (no async frames). */
@@ -832,7 +853,7 @@ export class CachedFunctions {
       result = await factory(ctx);
     } catch (err) {
       fill.lease?.stop();
-      if (token !== null && !this.#closing && !fill.abandoned) {
+      if (token !== null && !this.#closedFor(fill) && !fill.abandoned) {
         // A failed refresh: its mark holds other processes' refreshes off for graceBackoffMs (none: release).
         const markMs = refresh ? o.graceBackoffMs : FAILURE_MARK_MS;
         // The mark is written before the failure reaches this process's callers: a call made after
@@ -844,7 +865,7 @@ export class CachedFunctions {
     }
     fill.lease?.stop();
     // Closed meanwhile: close() released the lock; the result goes to the caller, nothing is stored.
-    if (this.#closing) return result;
+    if (this.#closedFor(fill)) return result;
     const stamps = ctx.skipped ? null : await this.entryStamps([fill], ctx, started);
     const encoded = ctx.skipped ? undefined : this.encodeFor(fill.key, result, o, ctx, stamps ?? []);
     // Not stored: skipped, not encodable, its tags' stamps unknown, or deleted / invalidated here meanwhile.
@@ -1110,7 +1131,7 @@ export class CachedFunctions {
   acquire(fill: Fill, token: string): Promise<boolean> {
     const taken = this.#host.io(fill.op, (engine, ks) => {
       const lock = ks.key(lockKey(fill.key));
-      this.#held.set(token, lock);
+      this.#held.set(token, { lock, fill });
       return engine.setIfAbsent(lock, token, fill.o.lockTtlMs);
     });
     return this.#track(taken).then(
@@ -1133,7 +1154,7 @@ export class CachedFunctions {
 
   /** Extend the lease of `token` (compare-and-extend); `false` once it is not ours or not needed. */
   #extend(fill: Fill, token: string): Promise<boolean> {
-    if (this.#closing || fill.abandoned || fill.token !== token) return Promise.resolve(false);
+    if (this.#closedFor(fill) || fill.abandoned || fill.token !== token) return Promise.resolve(false);
     return this.#track(
       this.#host.io(fill.op, (engine, ks) =>
         engine.pexpireIfEquals(ks.key(lockKey(fill.key)), token, fill.o.lockTtlMs),
