@@ -92,9 +92,9 @@ describe('TenantCaches pooled mode (per-tenant ACL users)', () => {
     expect(most).toBeLessThanOrEqual(2);
     expect(most).toBeGreaterThan(0);
     expect([...users].filter((u) => !TENANTS.includes(u))).toEqual([]);
-    // Every tenant had its own connection in turn (the watcher may miss short-lived ones).
+    // Every tenant had its own connection in turn. The watcher may miss all of them (calls are served in
+    // batches per tenant, so connections can live less than its 50 ms poll); what it did see were tenants'.
     expect([...openedFor].sort()).toEqual(TENANTS);
-    expect(users.size).toBeGreaterThan(0);
     // Nothing was refused: a call on another tenant's connection would have been (keys ~<tenant>:*).
     expect(await server.cli('ACL', 'LOG')).toBe('');
     expect(await server.scanKeys('p1:*')).toHaveLength(4);
