@@ -623,8 +623,8 @@ export class CacheClient<C extends CodecOption = 'peak'> {
    * {@link CacheConnectionError}. Never waits for a cached function's factory: fills and grace refreshes
    * still running are abandoned quietly (their locks released now, their results not stored; a waiting
    * caller still gets its result). A view of a shared-mode `TenantCaches` disturbs nothing shared: its
-   * fills in the in-flight map its tenant's views share (other views may have joined them) finish
-   * normally on the shared connection (result stored, lock released).
+   * fills that another call joined (possibly another view's) finish normally on the shared connection
+   * (result stored, lock released); fills no one joined are abandoned as above.
    */
   close(): Promise<void> {
     this.#closing ??= this.#close();

@@ -230,6 +230,12 @@ export interface Fill extends FillTicket {
   outlivesClose?: boolean;
 }
 
+/**
+ * The in-flight promises another call joined (single flight). A view's `close()` keeps such a fill of a
+ * shared in-flight map running (the joined callers may belong to other views); others it abandons.
+ */
+const joinedFills = new WeakSet<Promise<unknown>>();
+
 /** Most keys whose refresh backoff (`graceBackoffMs`) this process remembers (least recent dropped). */
 const MAX_BACKOFFS = 10_000;
 
@@ -304,8 +310,9 @@ export class CachedFunctions {
    * and nothing is stored or logged. Never waits for a factory.
    *
    * `keepShared` (a view of a shared-mode `TenantCaches`, whose connection stays open): fills registered
-   * in the in-flight map the views share are not abandoned (other views may have joined them; a view's
-   * close disturbs nothing shared): they finish normally, store their results and release their locks.
+   * in the in-flight map the views share that another call has joined are not abandoned (the joined
+   * callers may be other views'; a view's close disturbs nothing shared): they finish normally, store
+   * their results and release their locks. Fills no one joined are abandoned as for a client.
    */
   async close(
     run: (body: (engine: Engine) => Promise<unknown>) => Promise<unknown>,
@@ -314,7 +321,11 @@ export class CachedFunctions {
     this.#closing = true;
     while (this.#lockIo.size > 0) await Promise.allSettled([...this.#lockIo]);
     const held = [...this.#held].filter(([, { fill }]) => {
-      const keep = keepShared && fill.shared !== undefined && this.#inflight.get(fill.id) === fill.shared;
+      const keep =
+        keepShared &&
+        fill.shared !== undefined &&
+        this.#inflight.get(fill.id) === fill.shared &&
+        joinedFills.has(fill.shared);
       if (keep) fill.outlivesClose = true;
       return !keep;
     });
@@ -550,6 +561,7 @@ export class CachedFunctions {
     const pending = this.#inflight.get(id) as Promise<Outcome<T>> | undefined;
     if (pending !== undefined) {
       this.#counters.coalesced++;
+      joinedFills.add(pending);
       // A fill that an invalidation overtook (here or, through its tags' stamps, in any process): this
       // caller may have joined it after the invalidation, so it does not take the old value.
       return pending.then((outcome) =>
