@@ -20,47 +20,12 @@ import {
 } from '../src/index.js';
 import { deploymentIdFromReply } from '../src/press.js';
 import { ClientPool } from './helpers/clients.js';
+import { type Tagged, tagWithInts as tag, untag } from './helpers/python-values.js';
 import { freePort, type RedisServer, startRedis } from './helpers/redis-server.js';
 
 const SCRIPT = fileURLToPath(new URL('./fixtures/python_cache_result.py', import.meta.url));
 const PYTHON = '/usr/bin/python3';
 const TOKEN = 'tok-press-SECRET-5f1';
-
-/** A Python value in the fixtures' tagged form: integers -> int, other numbers -> float. */
-type Tagged =
-  | null
-  | boolean
-  | string
-  | Tagged[]
-  | { int: string }
-  | { float: string }
-  | { dict: [string, Tagged][] };
-
-function tag(value: unknown): Tagged {
-  if (value === null || typeof value === 'boolean' || typeof value === 'string') return value;
-  if (typeof value === 'bigint') return { int: value.toString() };
-  if (typeof value === 'number') {
-    if (Number.isSafeInteger(value) && !Object.is(value, -0)) return { int: String(value) };
-    const buffer = Buffer.alloc(8);
-    buffer.writeDoubleBE(value);
-    return { float: buffer.toString('hex') };
-  }
-  if (Array.isArray(value)) return value.map(tag);
-  return { dict: Object.entries(value as object).map(([k, v]) => [k, tag(v)]) };
-}
-
-function untag(tagged: Tagged): unknown {
-  if (tagged === null || typeof tagged !== 'object') return tagged;
-  if (Array.isArray(tagged)) return tagged.map(untag);
-  if ('int' in tagged) {
-    const big = BigInt(tagged.int);
-    return big >= -BigInt(Number.MAX_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER)
-      ? Number(big)
-      : big;
-  }
-  if ('float' in tagged) return Buffer.from(tagged.float, 'hex').readDoubleBE();
-  return Object.fromEntries(tagged.dict.map(([k, v]) => [k, untag(v)]));
-}
 
 interface PyCall {
   op: 'call';

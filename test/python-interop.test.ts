@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { peakCodec } from '../src/codec.js';
 import { CacheValidationError } from '../src/errors.js';
 import { ClientPool } from './helpers/clients.js';
+import { floatBits, type Tagged, tag, untag } from './helpers/python-values.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 
 const SCRIPT = fileURLToPath(new URL('./fixtures/python_peak_cache.py', import.meta.url));
@@ -29,51 +30,6 @@ function runPython(port: number, tenant: string, prefix: string | null, mode: Mo
     );
     child.stdin?.end(stdin);
   });
-}
-
-/**
- * A value with Python's types spelled out in standard JSON (the fixture's tagged form): `bigint` is a
- * Python int, `number` a Python float, objects are dicts.
- */
-type Tagged =
-  | null
-  | boolean
-  | string
-  | Tagged[]
-  | { int: string }
-  | { float: string }
-  | { dict: [string, Tagged][] };
-
-function floatBits(n: number): string {
-  const buffer = Buffer.alloc(8);
-  buffer.writeDoubleBE(n);
-  return buffer.toString('hex');
-}
-
-/** The Python value to write: `bigint` -> int, `number` -> float. */
-function tag(value: unknown): Tagged {
-  if (value === null || typeof value === 'boolean' || typeof value === 'string') return value;
-  if (typeof value === 'bigint') return { int: value.toString() };
-  if (typeof value === 'number') return { float: floatBits(value) };
-  if (Array.isArray(value)) return value.map(tag);
-  return { dict: Object.entries(value as object).map(([k, v]) => [k, tag(v)]) };
-}
-
-/**
- * What a Python value is in JavaScript by the spec's mapping (independent of the codec under test):
- * an int is a `number` when safe, else a `bigint`; a float is the same double.
- */
-function untag(tagged: Tagged): unknown {
-  if (tagged === null || typeof tagged !== 'object') return tagged;
-  if (Array.isArray(tagged)) return tagged.map(untag);
-  if ('int' in tagged) {
-    const big = BigInt(tagged.int);
-    return big >= -BigInt(Number.MAX_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER)
-      ? Number(big)
-      : big;
-  }
-  if ('float' in tagged) return Buffer.from(tagged.float, 'hex').readDoubleBE();
-  return Object.fromEntries(tagged.dict.map(([k, v]) => [k, untag(v)]));
 }
 
 /** Values covering Python's json.dumps formatting: separators, ensure_ascii, nesting, unicode, escapes. */
