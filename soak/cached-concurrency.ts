@@ -26,7 +26,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import fc from 'fast-check';
-import { byKind, type HistoryStats, type Violation } from '../test/helpers/cached-worker-check.js';
+import {
+  byKind,
+  emptyStats,
+  type HistoryStats,
+  type Violation,
+} from '../test/helpers/cached-worker-check.js';
 import {
   DEFAULT_SHAPE,
   DEFAULT_TIMING,
@@ -100,16 +105,7 @@ async function main(): Promise<number> {
   shape = { ...shape, maxFactoryMs: base.maxFactoryMs };
 
   const server = await startRedis();
-  const totals: HistoryStats = {
-    calls: 0,
-    factoryRuns: 0,
-    failedFactories: 0,
-    hungFactories: 0,
-    sharedValues: 0,
-    errors: {},
-    clearings: 0,
-    kills: 0,
-  };
+  const totals = emptyStats();
   const seen: Violation[] = [];
   let runs = 0;
   try {

@@ -112,6 +112,20 @@ function processOf(c: string): string {
   return c.slice(c.indexOf('@') + 1);
 }
 
+/** Counters of no history (the soak's totals start here). */
+export function emptyStats(): HistoryStats {
+  return {
+    calls: 0,
+    factoryRuns: 0,
+    failedFactories: 0,
+    hungFactories: 0,
+    sharedValues: 0,
+    errors: {},
+    clearings: 0,
+    kills: 0,
+  };
+}
+
 /** Counts of what a history holds (for reports and to see that a run exercised something). */
 export interface HistoryStats {
   calls: number;
@@ -182,16 +196,7 @@ export function checkHistory(
         break;
     }
   }
-  const stats: HistoryStats = {
-    calls: 0,
-    factoryRuns: 0,
-    failedFactories: 0,
-    hungFactories: 0,
-    sharedValues: 0,
-    errors: {},
-    clearings: clearingById.size,
-    kills: killed.size,
-  };
+  const stats: HistoryStats = { ...emptyStats(), clearings: clearingById.size, kills: killed.size };
 
   for (const e of exits) {
     add(
