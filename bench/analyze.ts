@@ -8,7 +8,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { jsonCodec, peakCodec, toJson } from '../src/codec.ts';
-import type { CacheClient } from '../src/index.ts';
+import type { CacheClient, CodecOption } from '../src/index.ts';
 import { type Batch, connectRawNodeRedis, type RawClient, send, VALUE } from './contenders.ts';
 import { writeText } from './report.ts';
 import { startBenchServer } from './server.ts';
@@ -161,7 +161,7 @@ async function main(): Promise<void> {
   );
 
   const server = await startBenchServer();
-  const clients: CacheClient[] = [];
+  const clients: CacheClient<CodecOption>[] = [];
   const engines: { close(): Promise<void> }[] = [];
   let raw: RawClient | undefined;
   try {

@@ -43,7 +43,13 @@ import { type CacheStats, type OperationCounters, StatsRecorder } from './stats.
 import { type Connected, VIEW_STORE, type ViewStore } from './store/binding.js';
 import { OwnStore } from './store/own-store.js';
 import { requireWellFormed } from './unicode.js';
-import type { CodecOption, DecodedValue, ReadableType } from './value-types.js';
+import type {
+  ClientCodecChoice,
+  CodecOption,
+  DecodedValue,
+  ReadableType,
+  TypedCodecChoice,
+} from './value-types.js';
 
 /** Largest TTL accepted, in seconds (about 136 years). */
 export const MAX_TTL_SECONDS = 2 ** 32;
@@ -497,8 +503,23 @@ export class CacheClient<C extends CodecOption = 'peak'> {
   getOrSet<T>(
     key: string,
     factory: (ctx: FactoryContext) => T | Promise<T>,
+    options?: GetOrSetOptions & TypedCodecChoice,
+  ): Promise<Awaited<T>>;
+  getOrSet<T>(
+    key: string,
+    factory: (ctx: FactoryContext) => T | Promise<T>,
+    options: GetOrSetOptions & ClientCodecChoice,
+  ): Promise<DecodedValue<C>>;
+  getOrSet<T>(
+    key: string,
+    factory: (ctx: FactoryContext) => T | Promise<T>,
     options?: GetOrSetOptions,
-  ): Promise<Awaited<T>> {
+  ): Promise<Awaited<T> | DecodedValue<C>>;
+  getOrSet<T>(
+    key: string,
+    factory: (ctx: FactoryContext) => T | Promise<T>,
+    options?: GetOrSetOptions,
+  ): Promise<unknown> {
     return this.#cached.getOrSet(key, factory, options);
   }
 
@@ -518,8 +539,23 @@ export class CacheClient<C extends CodecOption = 'peak'> {
   getOrSetMany<T>(
     keys: readonly string[],
     factory: ManyFactory<T>,
+    options?: GetOrSetOptions & TypedCodecChoice,
+  ): Promise<(Awaited<T> | undefined)[]>;
+  getOrSetMany<T>(
+    keys: readonly string[],
+    factory: ManyFactory<T>,
+    options: GetOrSetOptions & ClientCodecChoice,
+  ): Promise<(DecodedValue<C> | undefined)[]>;
+  getOrSetMany<T>(
+    keys: readonly string[],
+    factory: ManyFactory<T>,
     options?: GetOrSetOptions,
-  ): Promise<(Awaited<T> | undefined)[]> {
+  ): Promise<(Awaited<T> | DecodedValue<C> | undefined)[]>;
+  getOrSetMany<T>(
+    keys: readonly string[],
+    factory: ManyFactory<T>,
+    options?: GetOrSetOptions,
+  ): Promise<unknown[]> {
     return this.#cached.getOrSetMany(keys, factory, options);
   }
 
@@ -535,16 +571,32 @@ export class CacheClient<C extends CodecOption = 'peak'> {
    */
   cacheResult<This, A extends unknown[], R>(
     fn: (this: This, ...args: [...A, FactoryContext]) => R,
+    options: CacheResultOptions<A> & TypedCodecChoice & { context: true },
+  ): (this: This, ...args: A) => Promise<Awaited<R>>;
+  cacheResult<This, A extends unknown[], R>(
+    fn: (this: This, ...args: [...A, FactoryContext]) => R,
+    options: CacheResultOptions<A> & ClientCodecChoice & { context: true },
+  ): (this: This, ...args: A) => Promise<DecodedValue<C>>;
+  cacheResult<This, A extends unknown[], R>(
+    fn: (this: This, ...args: [...A, FactoryContext]) => R,
     options: CacheResultOptions<A> & { context: true },
+  ): (this: This, ...args: A) => Promise<Awaited<R> | DecodedValue<C>>;
+  cacheResult<This, A extends unknown[], R>(
+    fn: (this: This, ...args: A) => R,
+    options?: CacheResultOptions<A> & TypedCodecChoice,
   ): (this: This, ...args: A) => Promise<Awaited<R>>;
   cacheResult<This, A extends unknown[], R>(
     fn: (this: This, ...args: A) => R,
-    options?: CacheResultOptions<A>,
-  ): (this: This, ...args: A) => Promise<Awaited<R>>;
+    options: CacheResultOptions<A> & ClientCodecChoice,
+  ): (this: This, ...args: A) => Promise<DecodedValue<C>>;
   cacheResult<This, A extends unknown[], R>(
     fn: (this: This, ...args: A) => R,
     options?: CacheResultOptions<A>,
-  ): (this: This, ...args: A) => Promise<Awaited<R>> {
+  ): (this: This, ...args: A) => Promise<Awaited<R> | DecodedValue<C>>;
+  cacheResult<This, A extends unknown[], R>(
+    fn: (this: This, ...args: A) => R,
+    options?: CacheResultOptions<A>,
+  ): (this: This, ...args: A) => Promise<unknown> {
     return this.#cached.cacheResult(fn, options);
   }
 

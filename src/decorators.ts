@@ -140,6 +140,8 @@ function methodName(instance: unknown, isStatic: boolean, name: string | symbol)
  * Cache an async method's results (Python: `cache_result`): the decorated method behaves as
  * `client.cacheResult(method, options)`. The function's identity is `Class.method` plus its source;
  * the instance (`this`) is not part of the key (use `key` or `entityId` to include what matters).
+ * The method keeps its declared type: with `codec: 'client'` or `keyStyle: 'python'` its results are the
+ * client codec's round trip (see `CacheClient.cacheResult`), so declare that type on the method.
  * @throws {CacheValidationError} (rejected by the call) when `client` is not a CacheClient.
  * @throws {CacheValidationError} when the class is defined, for an unknown option (named in the message).
  */

@@ -54,6 +54,7 @@ export {
   type TenantViewOptions,
 } from './tenants.js';
 export type {
+  ClientCodecChoice,
   CodecOption,
   DecodedValue,
   JsonObject,
@@ -62,4 +63,5 @@ export type {
   PeakJsonValue,
   PeakValue,
   ReadableType,
+  TypedCodecChoice,
 } from './value-types.js';

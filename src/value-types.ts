@@ -49,3 +49,22 @@ export type DecodedValue<C extends CodecOption> = [C] extends ['peak']
   : [C] extends ['json']
     ? JsonValue
     : unknown;
+
+/**
+ * Options of a cached function (`getOrSet`, `getOrSetMany`, `cacheResult`) that store its results in the
+ * client's codec, so they resolve to that codec's round trip ({@link DecodedValue}: under `'peak'`, `42`
+ * comes back as `'42'`, on a miss as on a hit) rather than to the factory's type: `codec: 'client'`, and
+ * for `cacheResult` also `keyStyle: 'python'` (Python's key and codec).
+ */
+export type ClientCodecChoice = { readonly codec: 'client' } | { readonly keyStyle: 'python' };
+
+/**
+ * Options of a cached function that keep the factory's result type: the default `codec: 'typed'` (it
+ * round-trips every JavaScript value) under the default key style.
+ */
+export interface TypedCodecChoice {
+  /** See `GetOrSetOptions.codec`. */
+  readonly codec?: 'typed';
+  /** See `CacheResultOptions.keyStyle`. */
+  readonly keyStyle?: 'digest';
+}

@@ -1,5 +1,13 @@
 import { describe, expectTypeOf, it } from 'vitest';
-import { CacheClient, type CachedFunctionStats, cacheResult, type FactoryContext } from '../src/index.js';
+import {
+  CacheClient,
+  type CachedFunctionStats,
+  cacheResult,
+  type FactoryContext,
+  type GetOrSetOptions,
+  type JsonValue,
+  type PeakValue,
+} from '../src/index.js';
 
 const cache = new CacheClient({ connectionConfig: { url: 'memory://', tenant: 't' } });
 
@@ -36,6 +44,29 @@ describe('cached function types', () => {
     });
     expectTypeOf(f).parameters.toEqualTypeOf<[id: number]>();
     expectTypeOf(f).returns.toEqualTypeOf<Promise<number | null>>();
+  });
+
+  it("codec 'client' and keyStyle 'python' results are typed as the client codec's value, not the factory's", () => {
+    // Under 'peak', 42 stored in the client codec reads back as '42': the type must not say number.
+    expectTypeOf(
+      cache.getOrSet('n', async () => 42, { codec: 'client' }),
+    ).resolves.toEqualTypeOf<PeakValue>();
+    expectTypeOf(cache.getOrSet('n', async () => 42, { codec: 'typed' })).resolves.toEqualTypeOf<number>();
+    expectTypeOf(cache.getOrSet('n', async () => 42, { ttl: 5 })).resolves.toEqualTypeOf<number>();
+    const json = new CacheClient({ connectionConfig: { url: 'memory://', tenant: 't' }, codec: 'json' });
+    expectTypeOf(json.getOrSet('n', () => 42, { codec: 'client' })).resolves.toEqualTypeOf<JsonValue>();
+    expectTypeOf(json.getOrSetMany(['a'], () => ({ a: 1 }), { codec: 'client' })).resolves.toEqualTypeOf<
+      (JsonValue | undefined)[]
+    >();
+    expectTypeOf(cache.cacheResult(async (id: number) => id, { codec: 'client' })).returns.toEqualTypeOf<
+      Promise<PeakValue>
+    >();
+    expectTypeOf(cache.cacheResult(async (id: number) => id, { keyStyle: 'python' })).returns.toEqualTypeOf<
+      Promise<PeakValue>
+    >();
+    // Options whose codec is not known statically: either.
+    const options: GetOrSetOptions = {};
+    expectTypeOf(cache.getOrSet('n', async () => 42, options)).resolves.toEqualTypeOf<number | PeakValue>();
   });
 
   it('getOrSetMany returns the values in key order, undefined for keys the factory left out', () => {

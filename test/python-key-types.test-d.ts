@@ -1,5 +1,5 @@
 import { describe, expectTypeOf, it } from 'vitest';
-import { CacheClient, type CacheResultOptions, cacheResult } from '../src/index.js';
+import { CacheClient, type CacheResultOptions, cacheResult, type PeakValue } from '../src/index.js';
 
 const cache = new CacheClient({ connectionConfig: { url: 'memory://', tenant: 't' } });
 
@@ -11,7 +11,8 @@ describe("keyStyle 'python' option types", () => {
       entityParam: 'q',
     });
     expectTypeOf(f).parameters.toEqualTypeOf<[q: string, _opts?: { page?: number }]>();
-    expectTypeOf(f).returns.toEqualTypeOf<Promise<string[]>>();
+    // Python's key style stores in the client's codec: results are its round trip, not the function's type.
+    expectTypeOf(f).returns.toEqualTypeOf<Promise<PeakValue>>();
     expectTypeOf<CacheResultOptions<[string]>['keyStyle']>().toEqualTypeOf<'digest' | 'python' | undefined>();
     // @ts-expect-error keyStyle is 'digest' or 'python'
     cache.cacheResult(async (q: string) => q, { keyStyle: 'sha' });

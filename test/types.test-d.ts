@@ -90,7 +90,8 @@ describe('public types', () => {
     expectTypeOf(cache.ping()).resolves.toEqualTypeOf<boolean>();
     expectTypeOf(cache.close()).resolves.toEqualTypeOf<void>();
     expectTypeOf(cache.getAdditionalPrefix()).toEqualTypeOf<string | null>();
-    expectTypeOf(getClient).returns.toEqualTypeOf<CacheClient>();
+    expectTypeOf(getClient()).toEqualTypeOf<CacheClient>();
+    expectTypeOf(getClient({ codec: 'json' })).toEqualTypeOf<CacheClient<'json'>>();
   });
 
   it('rejects wrong argument types at compile time', () => {
