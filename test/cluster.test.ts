@@ -441,6 +441,31 @@ describe('credentials', () => {
     await aclAll('DELUSER', user);
   });
 
+  it('clients of several users on one cluster each run as their own user (one shared connection class)', async () => {
+    // The node-redis classes are built once (src/engines/client-factory.ts), the credentials travel in a
+    // per-client provider: a mix-up would show as NOPERM (each user may touch only its tenant's keys).
+    const users = ['ten1', 'ten2', 'ten3'];
+    for (const u of users)
+      await aclAll('SETUSER', u, 'reset', 'on', `>pw-${u}`, `~${u}:*`, '+@all', '-@dangerous');
+    try {
+      const clients = users.map((u) =>
+        client(u, { url: c.url.replace('redis://', `redis://${u}:pw-${u}@`) }),
+      );
+      const keys = Array.from({ length: 20 }, (_, i) => `k${i}`);
+      await Promise.all(
+        clients.map((cl, n) => cl.mset(Object.fromEntries(keys.map((k) => [k, `${users[n]}-${k}`])))),
+      );
+      const read = await Promise.all(clients.map((cl) => cl.mget(...keys)));
+      read.forEach((values, n) => {
+        expect(values).toEqual(keys.map((k) => `${users[n]}-${k}`));
+      });
+      const whoami = (await Promise.all(c.ports.map((port) => c.cli(port, 'CLIENT', 'LIST')))).join('\n');
+      for (const u of users) expect(whoami).toContain(`user=${u} `);
+    } finally {
+      for (const u of users) await aclAll('DELUSER', u);
+    }
+  });
+
   it('mset with a ttl: the SET EX script per slot, and MULTI per slot under an ACL that refuses scripting', async () => {
     // Keys sharing a hash tag share a slot (several keys in one slot take the script / MULTI path).
     const mapping = Object.fromEntries(

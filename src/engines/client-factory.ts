@@ -10,9 +10,24 @@
  * passes), so this module builds it once per RESP version with `RedisClient.factory({ RESP })` and
  * creates every client from it: opening a tenant's connection costs only its socket and handshake.
  *
+ * `createCluster(options)` has the same single-entry cache twice: for its own class, and (in its slots
+ * table) for the class of its node connections, both keyed by the JSON of the cluster options, whose
+ * `defaults` carry the credentials. Measured: 20 cluster clients of 20 tenants with their own passwords
+ * took 3.9-5.7 s of synchronous CPU to create, 20 with the same options 63 ms. So the cluster class is
+ * built once per RESP version here too, and credentials go into a `credentialsProvider` (a function,
+ * which JSON leaves out) instead of `defaults.username`/`password`: tenants of one cluster then share
+ * one node connection class.
+ *
  * @module
  */
-import { RedisClient, type RedisClientOptions, type RedisClientType } from '@redis/client';
+import {
+  RedisClient,
+  type RedisClientOptions,
+  type RedisClientType,
+  RedisCluster,
+  type RedisClusterOptions,
+  type RedisClusterType,
+} from '@redis/client';
 
 type CreateClient = (options: RedisClientOptions) => RedisClientType;
 
@@ -31,4 +46,44 @@ export function createRedisClient(options: RedisClientOptions & { RESP?: 2 | 3 }
     factories.set(resp, create);
   }
   return create(options);
+}
+
+type CreateCluster = (options: RedisClusterOptions) => RedisClusterType;
+
+/** One cluster client factory per RESP version. */
+const clusterFactories = new Map<2 | 3, CreateCluster>();
+
+/**
+ * A node-redis cluster client for `options` (as `createCluster(options)`), created from the command class
+ * of its RESP version, built on first use only. Pass credentials with {@link credentialsOf}, not as
+ * `defaults.username`/`password`, so the node connection class is shared too.
+ */
+export function createRedisCluster(options: RedisClusterOptions & { RESP?: 2 | 3 }): RedisClusterType {
+  const resp = options.RESP ?? 2;
+  let create = clusterFactories.get(resp);
+  if (create === undefined) {
+    create = RedisCluster.factory({ RESP: resp }) as unknown as CreateCluster;
+    clusterFactories.set(resp, create);
+  }
+  return create(options);
+}
+
+/**
+ * Connection options carrying `username`/`password` as a node-redis `credentialsProvider` (sent with
+ * `HELLO`/`AUTH` on every connect, as `username`/`password` are), or nothing when neither is set.
+ */
+export function credentialsOf(
+  username: string | undefined,
+  password: string | undefined,
+): Pick<RedisClientOptions, 'credentialsProvider'> {
+  if (username === undefined && password === undefined) return {};
+  return {
+    credentialsProvider: {
+      type: 'async-credentials-provider',
+      credentials: async () => ({
+        ...(username === undefined ? {} : { username }),
+        ...(password === undefined ? {} : { password }),
+      }),
+    },
+  };
 }

@@ -40,7 +40,6 @@
 import {
   ClientClosedError,
   ClientOfflineError,
-  createCluster,
   ErrorReply,
   RedisClient,
   type RedisClusterType,
@@ -48,6 +47,7 @@ import {
 } from '@redis/client';
 import { CacheConnectionError, CacheError, CacheTimeoutError, CacheValidationError } from '../errors.js';
 import { type TrackingListener, TrackingProvider } from '../near-cache/tracking.js';
+import { createRedisCluster, credentialsOf } from './client-factory.js';
 import {
   deleteIfEquals,
   pexpireIfEquals,
@@ -249,12 +249,11 @@ export class ClusterEngine implements Engine {
   #createCluster(rootNodes: readonly { host: string; port: number }[]): Cluster {
     const { connectTimeoutMs, keepAliveMs, maxQueueLength } = this.#options;
     const first = this.#seeds[0] as Seed;
-    const cluster = createCluster({
+    const cluster = createRedisCluster({
       rootNodes: rootNodes.map(({ host, port }) => ({ socket: { host, port } })),
       // Applied to every node connection, discovered nodes included.
       defaults: {
-        ...(first.username === undefined ? {} : { username: first.username }),
-        ...(first.password === undefined ? {} : { password: first.password }),
+        ...credentialsOf(first.username, first.password),
         disableOfflineQueue: true,
         commandsQueueMaxLength: maxQueueLength,
         ...(this.#tracking && { maintNotifications: 'disabled' as const }),
