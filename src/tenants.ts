@@ -163,7 +163,7 @@ export interface TenantCachesStats {
   readonly waiting: number;
   /**
    * Counters per tenant: every tenant with an open view (never reset while one is open), plus at most
-   * {@link MAX_IDLE_TENANTS} idle ones, most recently used first kept (a tenant is idle once each of its
+   * 1,000 (`MAX_IDLE_TENANTS`) idle ones, most recently used first kept (a tenant is idle once each of its
    * views was closed or garbage-collected and, pooled mode, its connection is closed; an idle tenant
    * dropped here starts from zero with its next view). The totals include dropped tenants' counts.
    */
@@ -196,6 +196,8 @@ interface TenantState {
   readonly cachedState: SharedCachedState & { readonly counters: CachedFunctionCounters };
   /** Views of the tenant not closed nor garbage-collected (an idle tenant has none). */
   views: number;
+  /** When a view of the tenant was last made (`#uses` then): the least recently used idle go first. */
+  used: number;
 }
 
 /**
@@ -218,8 +220,10 @@ export class TenantCaches<C extends CodecOption = 'peak'> {
   readonly #near: NearCache | undefined;
   /** Shared mode: the one single-flight table and breaker of every view. */
   readonly #shared: SharedCachedState | undefined;
-  /** Each tenant's state, least recently used first (see {@link MAX_IDLE_TENANTS}). */
+  /** Each tenant's state (see {@link MAX_IDLE_TENANTS}). */
   readonly #tenants = new Map<string, TenantState>();
+  /** Views made so far: the clock of {@link TenantState.used}. */
+  #uses = 0;
   /** Size of `#tenants` from which a new tenant first drops idle tenants' states (amortised O(1)). */
   #pruneAt = 2 * MAX_IDLE_TENANTS;
   /** Counts of the tenants whose states were dropped (kept in the totals). */
@@ -227,10 +231,8 @@ export class TenantCaches<C extends CodecOption = 'peak'> {
     totals: { calls: 0, errors: 0, hits: 0, misses: 0 },
     cached: new CachedFunctionCounters(),
   };
-  /** Views that were neither closed nor collected yet: a collected view's tenant may become idle. */
-  readonly #collected = new FinalizationRegistry<TenantState>((state) => {
-    state.views--;
-  });
+  /** Views not closed nor collected yet: one collected unclosed counts as closed (see {@link viewCloser}). */
+  readonly #collected = new FinalizationRegistry<() => void>((closed) => closed());
   #closing: Promise<void> | undefined;
 
   /**
@@ -321,10 +323,7 @@ export class TenantCaches<C extends CodecOption = 'peak'> {
     if (this.#closing !== undefined) throw new CacheConnectionError(`tenant failed: ${POOL_CLOSED}`);
     const state = this.#state(name);
     // A view counts as open until its close() (or, never closed, until it is garbage-collected).
-    const closed = () => {
-      this.#collected.unregister(store);
-      state.views--;
-    };
+    const closed = viewCloser(state);
     const store: ViewStore =
       this.#slot !== undefined
         ? new SharedView(this.#slot, name, this.#near, state.cachedState, state.stats, closed)
@@ -335,7 +334,7 @@ export class TenantCaches<C extends CodecOption = 'peak'> {
       [VIEW_STORE]: store,
     } as CacheClientOptions<C>);
     state.views++;
-    this.#collected.register(view, state, store);
+    this.#collected.register(view, closed);
     return view;
   }
 
@@ -410,9 +409,8 @@ export class TenantCaches<C extends CodecOption = 'peak'> {
   /** `name`'s state (created on first use), now the most recently used. */
   #state(name: string): TenantState {
     let state = this.#tenants.get(name);
-    if (state !== undefined) {
-      this.#tenants.delete(name);
-    } else {
+    if (state === undefined) {
+      if (this.#tenants.size >= this.#pruneAt) this.#dropIdle();
       state = {
         stats: new StatsRecorder(),
         cachedState: {
@@ -421,10 +419,11 @@ export class TenantCaches<C extends CodecOption = 'peak'> {
           counters: new CachedFunctionCounters(),
         },
         views: 0,
+        used: 0,
       };
-      if (this.#tenants.size >= this.#pruneAt) this.#dropIdle();
+      this.#tenants.set(name, state);
     }
-    this.#tenants.set(name, state);
+    state.used = ++this.#uses;
     return state;
   }
 
@@ -439,13 +438,16 @@ export class TenantCaches<C extends CodecOption = 'peak'> {
     };
     if (this.#shared !== undefined) holders(this.#shared);
     else for (const state of this.#tenants.values()) holders(state.cachedState);
-    const idle: string[] = [];
+    const idle: [string, TenantState][] = [];
     for (const [name, state] of this.#tenants) {
-      if (state.views <= 0 && !busy.has(name) && this.#pool?.isOpen(name) !== true) idle.push(name);
+      if (state.views <= 0 && !busy.has(name) && this.#pool?.isOpen(name) !== true) idle.push([name, state]);
     }
-    for (const name of idle.slice(0, Math.max(0, idle.length - MAX_IDLE_TENANTS))) {
-      this.#retire(this.#tenants.get(name) as TenantState);
-      this.#tenants.delete(name);
+    if (idle.length > MAX_IDLE_TENANTS) {
+      idle.sort(([, a], [, b]) => a.used - b.used);
+      for (const [name, state] of idle.slice(0, idle.length - MAX_IDLE_TENANTS)) {
+        this.#retire(state);
+        this.#tenants.delete(name);
+      }
     }
     this.#pruneAt = Math.max(2 * MAX_IDLE_TENANTS, 2 * this.#tenants.size);
   }
@@ -466,6 +468,21 @@ export class TenantCaches<C extends CodecOption = 'peak'> {
     if (state.cachedState.breaker !== this.#shared?.breaker)
       cached.breakerTrips += state.cachedState.breaker.trips;
   }
+}
+
+/**
+ * What a view of `state`'s tenant calls when it closes, and the finalization registry when it was
+ * collected without closing: the tenant has one open view fewer (once). Its closure holds the state
+ * only, never the view (a registry holds it strongly). No unregister token: those cost a few µs a view.
+ */
+function viewCloser(state: TenantState): () => void {
+  let open = true;
+  return () => {
+    if (open) {
+      open = false;
+      state.views--;
+    }
+  };
 }
 
 /**
