@@ -369,8 +369,8 @@ describe('TenantCaches shared mode', () => {
     expect(() => new TenantCaches({ env: { PEAK_CACHE_URL: server.url } }).tenant('from-env')).not.toThrow();
   });
 
-  it('tracing names the tenant of every view', async () => {
-    const shared = caches();
+  it('tracing names the tenant of every view; invalidate and invalidateTags are counted and traced like any operation', async () => {
+    const shared = caches({ deploymentId: 'dep' });
     const seen: string[] = [];
     const handlers = {
       start() {},
@@ -386,10 +386,25 @@ describe('TenantCaches shared mode', () => {
     try {
       await shared.tenant('trace-a').set('k', 1);
       await shared.tenant('trace-b').get('k');
+      const view = shared.tenant('trace-c');
+      expect(await view.invalidate({ broadPatterns: ['users'] }, { wait: true })).toBe(0);
+      await view.invalidate({ entityId: 1, targetedPatterns: ['users'] });
+      await view.invalidateTags(['t1', 't2']);
+      await expect(view.invalidateTags([''])).rejects.toThrow(CacheValidationError); // bad input: no call
     } finally {
       channel.unsubscribe(handlers as never);
     }
-    expect(seen).toEqual(['set:trace-a', 'get:trace-b']);
+    expect(seen).toEqual([
+      'set:trace-a',
+      'get:trace-b',
+      'invalidate:trace-c',
+      'invalidate:trace-c',
+      'invalidateTags:trace-c',
+    ]);
+    const operations = shared.stats().tenants['trace-c']?.operations;
+    expect(operations?.invalidate).toMatchObject({ calls: 2, errors: 0 });
+    expect(operations?.invalidateTags).toMatchObject({ calls: 1, errors: 0 });
+    expect(shared.stats().totals.calls).toBe(5);
   });
 
   it('a server killed and restarted under load with 100 tenants: every call a right value or a typed error', async () => {
