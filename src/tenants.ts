@@ -12,8 +12,7 @@
  * @module
  */
 import type { CircuitBreaker } from './cached/breaker.js';
-import type { CachedFunctions } from './cached/read-through.js';
-import { newCachedState, type SharedCachedState } from './cached/read-through.js';
+import { type CachedFunctions, newCachedState, type SharedCachedState } from './cached/read-through.js';
 import { CachedFunctionCounters, type CachedFunctionStats } from './cached/stats.js';
 import { CacheClient } from './client.js';
 import { resolveCodec } from './codec.js';
@@ -384,8 +383,10 @@ export class TenantCaches<C extends CodecOption = 'peak'> {
    * close kept because another call joined them included) are abandoned as by `CacheClient.close()`:
    * their locks released at once (compare-and-delete), their results not stored, nothing logged; a
    * waiting caller still gets its factory's result, and a caller waiting for a lock's owner rejects with
-   * {@link CacheConnectionError}. Pooled mode: the locks of a tenant whose connection was closed (idle,
-   * or to make room) while its factory ran are not released here; they expire within `lockTtlMs`.
+   * {@link CacheConnectionError}. Pooled mode: a tenant whose connection was closed (idle, or to make
+   * room) while its factory ran gets a short connection for the release (`connectionFor` again, at most
+   * `maxConnections` at a time, after the others closed); if it cannot open within `connectTimeoutMs`,
+   * its locks expire within `lockTtlMs`.
    */
   close(): Promise<void> {
     this.#closing ??= this.#close();
@@ -399,10 +400,17 @@ export class TenantCaches<C extends CodecOption = 'peak'> {
       await abandonFills(shared, undefined); // never connected: nothing to release
       return;
     }
-    await (this.#pool as TenantPool).close((tenant, engine) =>
-      abandonFills(this.#tenants.get(tenant)?.cachedState, engine),
+    const pool = this.#pool as TenantPool;
+    // Tenants holding locks whose connection was closed (idle, or to make room): reopened for the release.
+    const reopen: string[] = [];
+    for (const [name, state] of this.#tenants) {
+      if (state.cachedState.holding.size > 0 && !pool.isOpen(name)) reopen.push(name);
+    }
+    await pool.close(
+      (tenant, engine) => abandonFills(this.#tenants.get(tenant)?.cachedState, engine),
+      reopen,
     );
-    // Tenants without an open connection: their leases stop; their locks expire by themselves.
+    // Tenants whose connection could not open: their leases stop; their locks expire by themselves.
     await Promise.all([...this.#tenants.values()].map((state) => abandonFills(state.cachedState, undefined)));
   }
 
@@ -473,7 +481,7 @@ export class TenantCaches<C extends CodecOption = 'peak'> {
 /**
  * What a view of `state`'s tenant calls when it closes, and the finalization registry when it was
  * collected without closing: the tenant has one open view fewer (once). Its closure holds the state
- * only, never the view (a registry holds it strongly). No unregister token: those cost a few µs a view.
+ * only, never the view (a registry holds it strongly); no unregister token (cheaper per view).
  */
 function viewCloser(state: TenantState): () => void {
   let open = true;

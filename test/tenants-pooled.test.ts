@@ -321,6 +321,43 @@ describe('TenantCaches pooled mode (per-tenant ACL users)', () => {
     await other.close();
   });
 
+  it("the caches' close releases the lock of a tenant whose connection was closed to make room while its factory ran", async () => {
+    const opened: string[] = [];
+    const caches = pooled({
+      deploymentId: null,
+      maxConnections: 1,
+      connectionFor: (tenant) => {
+        opened.push(tenant);
+        return { url: urlFor(tenant) };
+      },
+    });
+    let open: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    let started = false;
+    const fill = caches.tenant('p2').getOrSet(
+      'k',
+      async () => {
+        started = true;
+        await gate;
+        return 'p2';
+      },
+      { lockTimeoutMs: 30_000 },
+    );
+    while (!started) await sleep(5);
+    await caches.tenant('p3').set('k', 1); // p2's connection (idle while its factory runs) closes for p3's
+    expect(await server.scanKeys('p2:*')).toEqual(['p2:__peak_lock__:k']);
+    expect(caches.stats().connections).toBe(1);
+    await caches.close();
+    expect(await server.scanKeys('p2:*')).toEqual([]); // released on a short connection of p2's own
+    expect(opened).toEqual(['p2', 'p3', 'p2']);
+    open();
+    expect(await fill).toBe('p2'); // the caller gets its result; nothing stored
+    expect(await server.scanKeys('p2:*')).toEqual([]);
+    expect(await connectedUsers()).toEqual([]);
+  });
+
   it('a tenant without open views keeps its counters while its connection is open (idle ones beyond MAX_IDLE_TENANTS dropped)', async () => {
     const caches = pooled();
     const p0 = caches.tenant('p0');

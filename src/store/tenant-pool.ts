@@ -221,9 +221,15 @@ export class TenantPool {
   /**
    * Close every connection; waiting and later calls reject with {@link CacheConnectionError}.
    * `beforeClose` runs first on each open connection, with its tenant (cached functions release their
-   * fill locks); the connection closes once it settled and pending commands finished.
+   * fill locks); the connection closes once it settled and pending commands finished. Then, for each of
+   * `reopen` (tenants whose connection was closed while they hold locks: idle, or to make room), a short
+   * connection is opened for `beforeClose` alone (`connectionFor` again, within `connectTimeoutMs`), at
+   * most `maxConnections` at a time, once the others are closed.
    */
-  async close(beforeClose?: (tenant: string, engine: Engine) => Promise<void>): Promise<void> {
+  async close(
+    beforeClose?: (tenant: string, engine: Engine) => Promise<void>,
+    reopen: readonly string[] = [],
+  ): Promise<void> {
     this.#closed = true;
     clearInterval(this.#sweeper);
     this.#sweeper = undefined;
@@ -235,6 +241,17 @@ export class TenantPool {
     const entries = [...this.#entries.values()];
     this.#entries.clear();
     await Promise.allSettled(entries.map((entry) => closeEntry(entry, beforeClose)));
+    if (beforeClose === undefined) return;
+    const max = this.#options.maxConnections;
+    for (let at = 0; at < reopen.length; at += max) {
+      await Promise.allSettled(
+        reopen.slice(at, at + max).map(async (tenant) => {
+          const slot = await this.#open(tenant);
+          await slot.connect().catch(() => undefined); // cannot connect: the locks expire by themselves
+          await slot.close((engine) => beforeClose(tenant, engine));
+        }),
+      );
+    }
   }
 
   /** The source and engine slot of `tenant`, from `connectionFor`. */
