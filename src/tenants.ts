@@ -12,11 +12,12 @@
  * @module
  */
 import type { CircuitBreaker } from './cached/breaker.js';
-import { newCachedState, type SharedCachedState } from './cached/read-through.js';
+import { type CachedFunctions, newCachedState, type SharedCachedState } from './cached/read-through.js';
 import { CachedFunctionCounters, type CachedFunctionStats } from './cached/stats.js';
 import { CacheClient } from './client.js';
 import { resolveCodec } from './codec.js';
 import { chooseSource } from './connection.js';
+import type { Engine } from './engines/engine.js';
 import { CacheConnectionError, CacheValidationError } from './errors.js';
 import { validateTenant } from './keys.js';
 import { type CacheLogger, defaultLogger } from './logger.js';
@@ -52,6 +53,13 @@ const TENANT_CACHES_NOT_CONFIGURED =
 export const DEFAULT_MAX_CONNECTIONS = 100;
 /** Default of {@link TenantCachesOptions.idleTimeoutMs}. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+/**
+ * Most idle tenants whose counters a `TenantCaches` keeps (see {@link TenantCachesStats.tenants}): a
+ * tenant is idle once none of its views is open (each was closed or garbage-collected) and, in pooled
+ * mode, its connection is closed; none of its fills holds a lock. Beyond this many, the least recently
+ * used idle tenants' counters are dropped (their counts stay in the totals).
+ */
+export const MAX_IDLE_TENANTS = 1000;
 
 /**
  * Options of {@link TenantCaches}: one of `connectionConfig` (shared mode) or `connectionFor` (pooled).
@@ -152,7 +160,12 @@ export interface TenantCachesStats {
   readonly connections: number;
   /** Pooled mode: calls waiting for a connection now. */
   readonly waiting: number;
-  /** Counters per tenant that has a view. */
+  /**
+   * Counters per tenant: every tenant with an open view (never reset while one is open), plus at most
+   * 1,000 (`MAX_IDLE_TENANTS`) idle ones, most recently used first kept (a tenant is idle once each of its
+   * views was closed or garbage-collected and, pooled mode, its connection is closed; an idle tenant
+   * dropped here starts from zero with its next view). The totals include dropped tenants' counts.
+   */
   readonly tenants: Readonly<Record<string, TenantStats>>;
   /** The shared near cache (shared mode with `nearCache`). */
   readonly nearCache?: NearCacheStats;
@@ -180,6 +193,10 @@ const VIEW_OPTION_NAMES = new Set(['additionalPrefix']);
 interface TenantState {
   readonly stats: StatsRecorder;
   readonly cachedState: SharedCachedState & { readonly counters: CachedFunctionCounters };
+  /** Views of the tenant not closed nor garbage-collected (an idle tenant has none). */
+  views: number;
+  /** When a view of the tenant was last made (`#uses` then): the least recently used idle go first. */
+  used: number;
 }
 
 /**
@@ -202,7 +219,19 @@ export class TenantCaches<C extends CodecOption = 'peak'> {
   readonly #near: NearCache | undefined;
   /** Shared mode: the one single-flight table and breaker of every view. */
   readonly #shared: SharedCachedState | undefined;
+  /** Each tenant's state (see {@link MAX_IDLE_TENANTS}). */
   readonly #tenants = new Map<string, TenantState>();
+  /** Views made so far: the clock of {@link TenantState.used}. */
+  #uses = 0;
+  /** Size of `#tenants` from which a new tenant first drops idle tenants' states (amortised O(1)). */
+  #pruneAt = 2 * MAX_IDLE_TENANTS;
+  /** Counts of the tenants whose states were dropped (kept in the totals). */
+  readonly #dropped = {
+    totals: { calls: 0, errors: 0, hits: 0, misses: 0 },
+    cached: new CachedFunctionCounters(),
+  };
+  /** Views not closed nor collected yet: one collected unclosed counts as closed (see {@link viewCloser}). */
+  readonly #collected = new FinalizationRegistry<() => void>((closed) => closed());
   #closing: Promise<void> | undefined;
 
   /**
@@ -292,22 +321,30 @@ export class TenantCaches<C extends CodecOption = 'peak'> {
     checkOptionNames(options, VIEW_OPTION_NAMES, 'tenant()');
     if (this.#closing !== undefined) throw new CacheConnectionError(`tenant failed: ${POOL_CLOSED}`);
     const state = this.#state(name);
+    // A view counts as open until its close() (or, never closed, until it is garbage-collected).
+    const closed = viewCloser(state);
     const store: ViewStore =
       this.#slot !== undefined
-        ? new SharedView(this.#slot, name, this.#near, state.cachedState, state.stats)
-        : new PooledView(this.#pool as TenantPool, name, state.cachedState, state.stats);
-    return new CacheClient<C>({
+        ? new SharedView(this.#slot, name, this.#near, state.cachedState, state.stats, closed)
+        : new PooledView(this.#pool as TenantPool, name, state.cachedState, state.stats, closed);
+    const view = new CacheClient<C>({
       ...this.#viewOptions,
       ...(options.additionalPrefix === undefined ? {} : { additionalPrefix: options.additionalPrefix }),
       [VIEW_STORE]: store,
     } as CacheClientOptions<C>);
+    state.views++;
+    this.#collected.register(view, closed);
+    return view;
   }
 
   /** Totals, open connections and a per-tenant breakdown. Cheap: copies counters, no I/O. */
   stats(): TenantCachesStats {
+    this.#dropIdle();
     const tenants: Record<string, TenantStats> = {};
-    const totals = { calls: 0, errors: 0, hits: 0, misses: 0 };
+    const dropped = this.#dropped;
+    const totals = { ...dropped.totals };
     const cached = new CachedFunctionCounters();
+    Object.assign(cached, dropped.cached);
     const breakers = new Set<CircuitBreaker>();
     for (const [name, state] of this.#tenants) {
       const { breaker, counters } = state.cachedState;
@@ -341,18 +378,47 @@ export class TenantCaches<C extends CodecOption = 'peak'> {
 
   /**
    * Close every connection once pending commands finished. Idempotent; later calls of every view reject
-   * with {@link CacheConnectionError}, and {@link TenantCaches.tenant} throws. Fill locks of cached
-   * functions still running expire by themselves (a view's close releases those of its background
-   * refreshes at once; its fills, which other views may have joined, finish while the caches are open).
+   * with {@link CacheConnectionError}, and {@link TenantCaches.tenant} throws. Never waits for a cached
+   * function's factory: the fills and background refreshes still running on any view (those a view's
+   * close kept because another call joined them included) are abandoned as by `CacheClient.close()`:
+   * their locks released at once (compare-and-delete), their results not stored, nothing logged; a
+   * waiting caller still gets its factory's result, and a caller waiting for a lock's owner rejects with
+   * {@link CacheConnectionError}. Pooled mode: a tenant whose connection was closed (idle, or to make
+   * room) while its factory ran gets a short connection for the release (`connectionFor` again, at most
+   * `maxConnections` at a time, after the others closed); if it cannot open within `connectTimeoutMs`,
+   * its locks expire within `lockTtlMs`.
    */
   close(): Promise<void> {
-    this.#closing ??= this.#slot !== undefined ? this.#slot.close() : (this.#pool as TenantPool).close();
+    this.#closing ??= this.#close();
     return this.#closing;
   }
 
+  async #close(): Promise<void> {
+    if (this.#slot !== undefined) {
+      const shared = this.#shared as SharedCachedState;
+      await this.#slot.close((engine) => abandonFills(shared, engine));
+      await abandonFills(shared, undefined); // never connected: nothing to release
+      return;
+    }
+    const pool = this.#pool as TenantPool;
+    // Tenants holding locks whose connection was closed (idle, or to make room): reopened for the release.
+    const reopen: string[] = [];
+    for (const [name, state] of this.#tenants) {
+      if (state.cachedState.holding.size > 0 && !pool.isOpen(name)) reopen.push(name);
+    }
+    await pool.close(
+      (tenant, engine) => abandonFills(this.#tenants.get(tenant)?.cachedState, engine),
+      reopen,
+    );
+    // Tenants whose connection could not open: their leases stop; their locks expire by themselves.
+    await Promise.all([...this.#tenants.values()].map((state) => abandonFills(state.cachedState, undefined)));
+  }
+
+  /** `name`'s state (created on first use), now the most recently used. */
   #state(name: string): TenantState {
     let state = this.#tenants.get(name);
     if (state === undefined) {
+      if (this.#tenants.size >= this.#pruneAt) this.#dropIdle();
       state = {
         stats: new StatsRecorder(),
         cachedState: {
@@ -360,9 +426,81 @@ export class TenantCaches<C extends CodecOption = 'peak'> {
           ...(this.#shared ?? newCachedState()),
           counters: new CachedFunctionCounters(),
         },
+        views: 0,
+        used: 0,
       };
       this.#tenants.set(name, state);
     }
+    state.used = ++this.#uses;
     return state;
   }
+
+  /**
+   * Drop the states of the least recently used idle tenants beyond {@link MAX_IDLE_TENANTS}, their counts
+   * kept in the totals. The next drop waits until as many tenants were added as remain (amortised O(1)).
+   */
+  #dropIdle(): void {
+    const busy = new Set<string | undefined>();
+    const holders = (state: SharedCachedState) => {
+      for (const cached of state.holding) busy.add(cached.host.tenant);
+    };
+    if (this.#shared !== undefined) holders(this.#shared);
+    else for (const state of this.#tenants.values()) holders(state.cachedState);
+    const idle: [string, TenantState][] = [];
+    for (const [name, state] of this.#tenants) {
+      if (state.views <= 0 && !busy.has(name) && this.#pool?.isOpen(name) !== true) idle.push([name, state]);
+    }
+    if (idle.length > MAX_IDLE_TENANTS) {
+      idle.sort(([, a], [, b]) => a.used - b.used);
+      for (const [name, state] of idle.slice(0, idle.length - MAX_IDLE_TENANTS)) {
+        this.#retire(state);
+        this.#tenants.delete(name);
+      }
+    }
+    this.#pruneAt = Math.max(2 * MAX_IDLE_TENANTS, 2 * this.#tenants.size);
+  }
+
+  /** Add a dropped tenant's counts to the totals. */
+  #retire(state: TenantState): void {
+    const { totals, cached } = this.#dropped;
+    const snapshot = state.stats.snapshot().totals;
+    totals.calls += snapshot.calls;
+    totals.errors += snapshot.errors;
+    totals.hits += snapshot.hits;
+    totals.misses += snapshot.misses;
+    const counts = state.cachedState.counters.snapshot();
+    for (const field of Object.keys(cached) as (keyof CachedFunctionStats)[]) {
+      if (field !== 'breakerTrips') cached[field] += counts[field];
+    }
+    // Pooled mode: the tenant's own breaker (shared mode: the one breaker, counted in stats()).
+    if (state.cachedState.breaker !== this.#shared?.breaker)
+      cached.breakerTrips += state.cachedState.breaker.trips;
+  }
+}
+
+/**
+ * What a view of `state`'s tenant calls when it closes, and the finalization registry when it was
+ * collected without closing: the tenant has one open view fewer (once). Its closure holds the state
+ * only, never the view (a registry holds it strongly); no unregister token (cheaper per view).
+ */
+function viewCloser(state: TenantState): () => void {
+  let open = true;
+  return () => {
+    if (open) {
+      open = false;
+      state.views--;
+    }
+  };
+}
+
+/**
+ * Abandon the fills of every view of `state` still holding fill locks, as `CacheClient.close()` does (see
+ * `CachedFunctions.close`): locks released on `engine` (compare-and-delete); none open (`undefined`):
+ * their leases stop and they expire by themselves. Never rejects, never waits for a factory.
+ */
+async function abandonFills(state: SharedCachedState | undefined, engine: Engine | undefined): Promise<void> {
+  if (state === undefined || state.holding.size === 0) return;
+  const run = (body: (engine: Engine) => Promise<unknown>): Promise<unknown> =>
+    engine === undefined ? Promise.reject(new CacheConnectionError(POOL_CLOSED)) : body(engine);
+  await Promise.allSettled([...state.holding].map((cached: CachedFunctions) => cached.close(run)));
 }

@@ -7,6 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
+  CacheClient,
   CacheConnectionError,
   CacheError,
   CacheTimeoutError,
@@ -14,6 +15,7 @@ import {
   TenantCaches,
   type TenantCachesOptions,
 } from '../src/index.js';
+import { MAX_IDLE_TENANTS } from '../src/tenants.js';
 import { aclRecipe } from './helpers/acl.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 
@@ -277,6 +279,97 @@ describe('TenantCaches pooled mode (per-tenant ACL users)', () => {
     // Our connections (default user here) and the asking redis-cli.
     const open = (await server.cli('CLIENT', 'LIST', 'TYPE', 'normal')).split('\n').filter(Boolean);
     expect(open.length - 1).toBeLessThanOrEqual(10);
+  });
+
+  it("the caches' close abandons every tenant's running fills as a client close does: locks gone at once, nothing stored", async () => {
+    const warnings: string[] = [];
+    const caches = pooled({ deploymentId: null, logger: { debug: () => {}, warn: (m) => warnings.push(m) } });
+    const other = new CacheClient({
+      connectionConfig: { url: urlFor('p0'), tenant: 'p0' },
+      deploymentId: null,
+    });
+    let open: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    let started = 0;
+    const slow = (value: string) => async () => {
+      started++;
+      await gate;
+      return value;
+    };
+    const o = { lockTimeoutMs: 30_000 }; // a lock left behind would hold the other client for 30 s
+    const fills = [
+      caches.tenant('p0').getOrSet('k', slow('p0'), o),
+      caches.tenant('p1').getOrSet('k', slow('p1'), o),
+    ];
+    while (started < 2) await sleep(5);
+    expect((await server.scanKeys('p*:__peak_lock__:*')).sort()).toEqual([
+      'p0:__peak_lock__:k',
+      'p1:__peak_lock__:k',
+    ]);
+    await caches.close();
+    expect(await server.scanKeys('p*:__peak_lock__:*')).toEqual([]); // released by close, not expired
+    expect(await other.getOrSet('k', async () => 'other', o)).toBe('other');
+    expect(other.stats().cachedFunctions).toMatchObject({ lockWaits: 0, factoryRuns: 1 });
+    open();
+    expect(await Promise.all(fills)).toEqual(['p0', 'p1']); // the callers get their results; nothing stored
+    await sleep(50);
+    expect(await server.scanKeys('p1:*')).toEqual([]);
+    expect(await other.getOrSet('k', async () => 'again')).toBe('other'); // other's result stays
+    expect(warnings).toEqual([]);
+    await other.close();
+  });
+
+  it("the caches' close releases the lock of a tenant whose connection was closed to make room while its factory ran", async () => {
+    const opened: string[] = [];
+    const caches = pooled({
+      deploymentId: null,
+      maxConnections: 1,
+      connectionFor: (tenant) => {
+        opened.push(tenant);
+        return { url: urlFor(tenant) };
+      },
+    });
+    let open: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    let started = false;
+    const fill = caches.tenant('p2').getOrSet(
+      'k',
+      async () => {
+        started = true;
+        await gate;
+        return 'p2';
+      },
+      { lockTimeoutMs: 30_000 },
+    );
+    while (!started) await sleep(5);
+    await caches.tenant('p3').set('k', 1); // p2's connection (idle while its factory runs) closes for p3's
+    expect(await server.scanKeys('p2:*')).toEqual(['p2:__peak_lock__:k']);
+    expect(caches.stats().connections).toBe(1);
+    await caches.close();
+    expect(await server.scanKeys('p2:*')).toEqual([]); // released on a short connection of p2's own
+    expect(opened).toEqual(['p2', 'p3', 'p2']);
+    open();
+    expect(await fill).toBe('p2'); // the caller gets its result; nothing stored
+    expect(await server.scanKeys('p2:*')).toEqual([]);
+    expect(await connectedUsers()).toEqual([]);
+  });
+
+  it('a tenant without open views keeps its counters while its connection is open (idle ones beyond MAX_IDLE_TENANTS dropped)', async () => {
+    const caches = pooled();
+    const p0 = caches.tenant('p0');
+    await p0.set('k', 1);
+    await p0.close();
+    for (let i = 0; i < MAX_IDLE_TENANTS + 10; i++) await caches.tenant(`q${i}`).close(); // no I/O
+    const stats = caches.stats();
+    expect(stats.connections).toBe(1);
+    expect(stats.tenants.p0?.operations.set).toMatchObject({ calls: 1 }); // least recently used, not idle
+    expect(Object.keys(stats.tenants)).toHaveLength(1 + MAX_IDLE_TENANTS);
+    expect(stats.tenants.q9).toBeUndefined();
+    expect(stats.tenants.q10).toBeDefined();
   });
 
   it('a connectionFor that throws is a CacheConnectionError; closing rejects every view', async () => {

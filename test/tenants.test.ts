@@ -4,6 +4,8 @@
  * foreign writes, closing semantics, tracing per tenant, and a server killed and restarted under load.
  */
 import { tracingChannel } from 'node:diagnostics_channel';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   CacheClient,
@@ -15,6 +17,7 @@ import {
   TenantCaches,
 } from '../src/index.js';
 import { createKeyv } from '../src/integrations/keyv.js';
+import { MAX_IDLE_TENANTS } from '../src/tenants.js';
 import { commandCalls } from './helpers/command-stats.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 
@@ -59,6 +62,7 @@ describe('TenantCaches shared mode', () => {
     const stats = shared.stats();
     expect(stats.connections).toBe(1);
     expect(Object.keys(stats.tenants)).toHaveLength(2000);
+    expect(views).toHaveLength(2000); // open (referenced) views: their tenants are never dropped
     expect(stats.totals.calls).toBe(4000);
     expect(stats.tenants.many7?.operations.get).toMatchObject({ calls: 1, hits: 1 });
     await shared.close();
@@ -227,6 +231,53 @@ describe('TenantCaches shared mode', () => {
     await other.close();
   });
 
+  it("the caches' close abandons every view's running fills as a client close does: locks gone at once, nothing stored, no warnings", async () => {
+    const warnings: string[] = [];
+    const logger = { debug: () => {}, warn: (m: string) => warnings.push(m) };
+    const shared = caches({ deploymentId: null, logger });
+    const other = new CacheClient({
+      connectionConfig: { url: server.url, tenant: 'life-a' },
+      deploymentId: null,
+    });
+    const owner = shared.tenant('life-a');
+    const joiner = shared.tenant('life-a');
+    const b = shared.tenant('life-b');
+    let open: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    let started = 0;
+    const slow = (value: string) => async () => {
+      started++;
+      await gate;
+      return value;
+    };
+    // A long lock: a lock left behind would hold the other client for 30 s.
+    const o = { lockTimeoutMs: 30_000 };
+    const owned = owner.getOrSet('k', slow('owner'), o);
+    const ownB = b.getOrSet('k', slow('b'), o);
+    while (started < 2) await sleep(5);
+    const joined = joiner.getOrSet('k', slow('joiner'), o);
+    await owner.close(); // keeps the fill the joiner joined (see the test above)
+    expect((await server.scanKeys('life-*')).sort()).toEqual([
+      'life-a:__peak_lock__:k',
+      'life-b:__peak_lock__:k',
+    ]);
+    await shared.close();
+    expect(await server.scanKeys('life-*')).toEqual([]); // released by the caches' close, not expired
+    // Another process does not wait for the abandoned lock: its factory runs while the fills still hang.
+    expect(await other.getOrSet('k', async () => 'other', o)).toBe('other');
+    expect(other.stats().cachedFunctions).toMatchObject({ lockWaits: 0, factoryRuns: 1 });
+    open();
+    // The waiting callers still get their results (as after a client's close); nothing is stored.
+    expect(await Promise.all([owned, joined, ownB])).toEqual(['owner', 'owner', 'b']);
+    await sleep(50);
+    expect(await server.scanKeys('life-*')).toEqual(['life-a:k']);
+    expect(await other.getOrSet('k', async () => 'again')).toBe('other'); // other's result stays
+    expect(warnings).toEqual([]);
+    await other.close();
+  });
+
   it("cached-function counters are the tenant's, like operation counters, with totals in caches.stats()", async () => {
     const shared = caches({ deploymentId: null });
     const v1 = shared.tenant('cf-a');
@@ -243,6 +294,39 @@ describe('TenantCaches shared mode', () => {
     expect(stats.tenants['cf-a']?.cachedFunctions).toMatchObject(expected);
     expect(stats.tenants['cf-b']?.cachedFunctions).toMatchObject({ hits: 0, misses: 1, factoryRuns: 1 });
     expect(stats.cachedFunctions).toMatchObject({ hits: 1, misses: 2, factoryRuns: 2, breakerTrips: 0 });
+  });
+
+  it('idle tenants keep their counters up to MAX_IDLE_TENANTS (least recently used dropped, counted in the totals); open views never reset', async () => {
+    const shared = caches();
+    const live = shared.tenant('idle-live');
+    await live.set('k', 1);
+    const idle = MAX_IDLE_TENANTS + 500;
+    const views = Array.from({ length: idle }, (_, i) => shared.tenant(`idle${i}`));
+    await Promise.all(views.map((v) => v.get('k')));
+    await Promise.all(views.map((v) => v.close()));
+    const touched = shared.tenant('idle1'); // idle1 is used again: now the most recently used
+    await touched.close();
+    const stats = shared.stats();
+    expect(Object.keys(stats.tenants)).toHaveLength(1 + MAX_IDLE_TENANTS);
+    expect(stats.tenants['idle-live']?.operations.set).toMatchObject({ calls: 1 }); // open: never dropped
+    expect(stats.tenants.idle0).toBeUndefined(); // least recently used idle tenant
+    expect(stats.tenants.idle1?.operations.get).toMatchObject({ calls: 1, misses: 1 });
+    expect(stats.tenants.idle2).toBeUndefined();
+    expect(stats.tenants[`idle${idle - 1}`]?.operations.get).toMatchObject({ calls: 1 });
+    expect(stats.totals).toMatchObject({ calls: 1 + idle, misses: idle }); // dropped tenants' counts stay
+    expect(live.stats().operations.set).toMatchObject({ calls: 1 });
+    expect(shared.tenant('idle0').stats().totals.calls).toBe(0); // a dropped tenant starts afresh
+    // A view never closed leaves its tenant idle once it is garbage-collected.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    await (async () => shared.tenant('idle-gc').get('k'))();
+    for (let i = 0; i < MAX_IDLE_TENANTS; i++) await shared.tenant(`idle-more${i}`).close();
+    for (let round = 0; round < 300 && shared.stats().tenants['idle-gc'] !== undefined; round++) {
+      gc();
+      await sleep(10);
+    }
+    expect(shared.stats().tenants['idle-gc']).toBeUndefined();
+    expect(shared.stats().tenants['idle-live']).toBeDefined();
   });
 
   it('Keyv: one adapter per view, each inside its tenant, all on the shared connection', async () => {
@@ -285,8 +369,8 @@ describe('TenantCaches shared mode', () => {
     expect(() => new TenantCaches({ env: { PEAK_CACHE_URL: server.url } }).tenant('from-env')).not.toThrow();
   });
 
-  it('tracing names the tenant of every view', async () => {
-    const shared = caches();
+  it('tracing names the tenant of every view; invalidate and invalidateTags are counted and traced like any operation', async () => {
+    const shared = caches({ deploymentId: 'dep' });
     const seen: string[] = [];
     const handlers = {
       start() {},
@@ -302,10 +386,25 @@ describe('TenantCaches shared mode', () => {
     try {
       await shared.tenant('trace-a').set('k', 1);
       await shared.tenant('trace-b').get('k');
+      const view = shared.tenant('trace-c');
+      expect(await view.invalidate({ broadPatterns: ['users'] }, { wait: true })).toBe(0);
+      await view.invalidate({ entityId: 1, targetedPatterns: ['users'] });
+      await view.invalidateTags(['t1', 't2']);
+      await expect(view.invalidateTags([''])).rejects.toThrow(CacheValidationError); // bad input: no call
     } finally {
       channel.unsubscribe(handlers as never);
     }
-    expect(seen).toEqual(['set:trace-a', 'get:trace-b']);
+    expect(seen).toEqual([
+      'set:trace-a',
+      'get:trace-b',
+      'invalidate:trace-c',
+      'invalidate:trace-c',
+      'invalidateTags:trace-c',
+    ]);
+    const operations = shared.stats().tenants['trace-c']?.operations;
+    expect(operations?.invalidate).toMatchObject({ calls: 2, errors: 0 });
+    expect(operations?.invalidateTags).toMatchObject({ calls: 1, errors: 0 });
+    expect(shared.stats().totals.calls).toBe(5);
   });
 
   it('a server killed and restarted under load with 100 tenants: every call a right value or a typed error', async () => {

@@ -88,6 +88,11 @@ const IS_GLOB = /[*?[\]\\]/;
 export interface InvalidationHost {
   /** Run engine I/O as the client operation `operation` (connection, namespace, error mapping). */
   io<V>(operation: string, body: (engine: Engine, ks: KeySpace) => Promise<V>): Promise<V>;
+  /**
+   * Run one public call (valid input): counted once in `stats().operations[operation]`, one span on the
+   * tracing channel naming `keys` keys (see `CachedHost.call`).
+   */
+  call<R>(operation: string, keys: number, body: () => Promise<R>): Promise<R>;
   /** Whether the client was closed. */
   closed(): boolean;
   readonly logger: CacheLogger;
@@ -128,12 +133,15 @@ export class Invalidation {
     checkOptionNames(options, BEHAVIOR_OPTIONS, 'invalidateTags');
     const step = stampStep(options.behavior);
     const unique = validateTags(tags, 'invalidateTags');
-    if (unique.length === 0) return;
-    await this.#host.io('invalidateTags', (engine, ks) =>
-      Promise.all(unique.map((tag) => engine.incrBy(storedStampKey(ks, tagStampKey(tag)), step))),
-    );
-    this.#counters.tagInvalidations += unique.length;
-    this.#raised();
+    // One call (counted, traced), keys: the tags.
+    return this.#host.call('invalidateTags', unique.length, async () => {
+      if (unique.length === 0) return;
+      await this.#host.io('invalidateTags', (engine, ks) =>
+        Promise.all(unique.map((tag) => engine.incrBy(storedStampKey(ks, tagStampKey(tag)), step))),
+      );
+      this.#counters.tagInvalidations += unique.length;
+      this.#raised();
+    });
   }
 
   /** See {@link CacheClient.invalidate}. */
@@ -153,16 +161,19 @@ export class Invalidation {
     const patterns = invalidationPatterns(deployment, options);
     for (const pattern of patterns) validatePattern(pattern);
     const stamps = implicitStamps(deployment, options);
-    // Wrapped: a promise returned by `io`'s body would be awaited with it.
-    const { job } = await this.#host.io('invalidate', async (engine, ks) => {
-      await Promise.all(stamps.map((key) => engine.incrBy(ks.key(key), REMOVE_STEP, IMPLICIT_STAMP_TTL)));
-      return { job: this.#schedule(ks, deployment, patterns) };
+    // One call (counted, traced; with `wait`, until the deletion is done), keys: the patterns.
+    return this.#host.call('invalidate', patterns.length, async () => {
+      // Wrapped: a promise returned by `io`'s body would be awaited with it.
+      const { job } = await this.#host.io('invalidate', async (engine, ks) => {
+        await Promise.all(stamps.map((key) => engine.incrBy(ks.key(key), REMOVE_STEP, IMPLICIT_STAMP_TTL)));
+        return { job: this.#schedule(ks, deployment, patterns) };
+      });
+      this.#counters.implicitInvalidations += stamps.length;
+      this.#raised();
+      if (call.wait === true) return job;
+      job.catch(() => undefined); // reported by the pass (counters, logger)
+      return 0;
     });
-    this.#counters.implicitInvalidations += stamps.length;
-    this.#raised();
-    if (call.wait === true) return job;
-    job.catch(() => undefined); // reported by the pass (counters, logger)
-    return 0;
   }
 
   /** Queue the physical deletion of `patterns` (below `ks`'s namespace); start a pass if none runs. */

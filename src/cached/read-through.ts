@@ -166,11 +166,43 @@ export interface SharedCachedState {
   readonly fills: FillTickets;
   /** Counters shared by the views of one tenant (`stats().cachedFunctions`); default: the client's own. @internal */
   readonly counters?: CachedFunctionCounters;
+  /**
+   * The cached functions (one per client or view) that hold fill locks now, each while it holds any:
+   * `TenantCaches.close()` abandons their fills (see {@link CachedFunctions.close}). @internal
+   */
+  readonly holding: Set<CachedFunctions>;
 }
 
 /** A new {@link SharedCachedState} (one per client, or one for every view of a `TenantCaches`). @internal */
 export function newCachedState(): SharedCachedState {
-  return { inflight: new Map(), breaker: new CircuitBreaker(), fills: new FillTickets() };
+  return { inflight: new Map(), breaker: new CircuitBreaker(), fills: new FillTickets(), holding: new Set() };
+}
+
+/** A fill lock a client may hold: its stored key and its fill. */
+interface HeldLock {
+  readonly lock: string;
+  readonly fill: Fill;
+}
+
+/** The fill locks of one client by owner token; while it holds any, the client is in `holding`. */
+class HeldLocks extends Map<string, HeldLock> {
+  constructor(
+    readonly owner: CachedFunctions,
+    readonly holding: Set<CachedFunctions>,
+  ) {
+    super();
+  }
+
+  override set(token: string, held: HeldLock): this {
+    this.holding.add(this.owner);
+    return super.set(token, held);
+  }
+
+  override delete(token: string): boolean {
+    const had = super.delete(token);
+    if (this.size === 0) this.holding.delete(this.owner);
+    return had;
+  }
 }
 
 /** A factory: its result is cached; it may decide about its entry through its context. */
@@ -270,7 +302,7 @@ export class CachedFunctions {
   readonly #counters: CachedFunctionCounters;
   readonly #invalidation: Invalidation;
   /** Fill locks this client may hold: owner token -> stored lock key and fill (released by {@link close}). */
-  readonly #held = new Map<string, { readonly lock: string; readonly fill: Fill }>();
+  readonly #held: HeldLocks;
   /** Lock writes in flight (take, extend, release, failure mark): {@link close} lets them finish. */
   readonly #lockIo = new Set<Promise<unknown>>();
   #closing = false;
@@ -285,6 +317,7 @@ export class CachedFunctions {
     this.#breaker = shared.breaker;
     this.#fills = shared.fills;
     this.#counters = shared.counters ?? new CachedFunctionCounters();
+    this.#held = new HeldLocks(this, shared.holding);
     // After an invalidation here, the fills running in this client's namespace (this tenant's only, when
     // views share the state) neither store their results nor are joined: which tags or entity an entry
     // has is only known once it is read, so every key of the namespace is concerned.
@@ -312,7 +345,8 @@ export class CachedFunctions {
    * `keepShared` (a view of a shared-mode `TenantCaches`, whose connection stays open): fills registered
    * in the in-flight map the views share that another call has joined are not abandoned (the joined
    * callers may be other views'; a view's close disturbs nothing shared): they finish normally, store
-   * their results and release their locks. Fills no one joined are abandoned as for a client.
+   * their results and release their locks. Fills no one joined are abandoned as for a client. Called
+   * again without `keepShared` (`TenantCaches.close()`, whose connection closes), it abandons those too.
    */
   async close(
     run: (body: (engine: Engine) => Promise<unknown>) => Promise<unknown>,
@@ -326,7 +360,7 @@ export class CachedFunctions {
         fill.shared !== undefined &&
         this.#inflight.get(fill.id) === fill.shared &&
         joinedFills.has(fill.shared);
-      if (keep) fill.outlivesClose = true;
+      fill.outlivesClose = keep;
       return !keep;
     });
     for (const [token] of held) this.#held.delete(token);

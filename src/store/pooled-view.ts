@@ -20,8 +20,17 @@ export class PooledView implements ViewStore {
   readonly cachedState: SharedCachedState;
   readonly stats: StatsRecorder;
   #closed = false;
+  readonly #onClose: () => void;
 
-  constructor(pool: TenantPool, tenant: string, cachedState: SharedCachedState, stats: StatsRecorder) {
+  /** @param onClose - called once, when the view's close() starts (the `TenantCaches` counts open views). */
+  constructor(
+    pool: TenantPool,
+    tenant: string,
+    cachedState: SharedCachedState,
+    stats: StatsRecorder,
+    onClose: () => void = () => {},
+  ) {
+    this.#onClose = onClose;
     this.#pool = pool;
     this.tenant = tenant;
     this.cachedState = cachedState;
@@ -47,6 +56,7 @@ export class PooledView implements ViewStore {
   }
 
   async close(beforeClose: (engine: Engine) => Promise<void>): Promise<void> {
+    if (!this.#closed) this.#onClose();
     this.#closed = true;
     // Only when the tenant's connection is open: closing a view never opens one (nor waits for room).
     if (!this.#pool.isOpen(this.tenant)) return;

@@ -26,6 +26,7 @@ export class SharedView implements ViewStore {
   readonly cachedState: SharedCachedState;
   readonly stats: StatsRecorder;
   #closed = false;
+  readonly #onClose: () => void;
   /** The slot's connection this view last saw, and the same connection under the view's tenant. */
   #base: Connected | undefined;
   #conn: Connected | undefined;
@@ -33,6 +34,7 @@ export class SharedView implements ViewStore {
   /**
    * @param slot - the shared engine (connected on first use by any view).
    * @param tenant - a validated tenant: the namespace of every key of this view.
+   * @param onClose - called once, when the view's close() starts (the `TenantCaches` counts open views).
    */
   constructor(
     slot: EngineSlot,
@@ -40,7 +42,9 @@ export class SharedView implements ViewStore {
     near: NearCache | undefined,
     cachedState: SharedCachedState,
     stats: StatsRecorder,
+    onClose: () => void = () => {},
   ) {
+    this.#onClose = onClose;
     this.#slot = slot;
     this.tenant = tenant;
     this.near = near;
@@ -69,6 +73,7 @@ export class SharedView implements ViewStore {
   }
 
   async close(beforeClose: (engine: Engine) => Promise<void>): Promise<void> {
+    if (!this.#closed) this.#onClose();
     this.#closed = true;
     const base = this.#slot.connected;
     if (base !== undefined) await beforeClose(base.engine);

@@ -25,6 +25,7 @@
  * @module
  */
 import { type ConnectionSource, chooseSource } from '../connection.js';
+import type { Engine } from '../engines/engine.js';
 import { isAuthFailure } from '../engines/redis-errors.js';
 import { CacheConnectionError, CacheTimeoutError, CacheValidationError } from '../errors.js';
 import type { CacheLogger } from '../logger.js';
@@ -217,8 +218,18 @@ export class TenantPool {
     for (const [tenant, at] of this.#refreshed) if (at < before) this.#refreshed.delete(tenant);
   }
 
-  /** Close every connection; waiting and later calls reject with {@link CacheConnectionError}. */
-  async close(): Promise<void> {
+  /**
+   * Close every connection; waiting and later calls reject with {@link CacheConnectionError}.
+   * `beforeClose` runs first on each open connection, with its tenant (cached functions release their
+   * fill locks); the connection closes once it settled and pending commands finished. Then, for each of
+   * `reopen` (tenants whose connection was closed while they hold locks: idle, or to make room), a short
+   * connection is opened for `beforeClose` alone (`connectionFor` again, within `connectTimeoutMs`), at
+   * most `maxConnections` at a time, once the others are closed.
+   */
+  async close(
+    beforeClose?: (tenant: string, engine: Engine) => Promise<void>,
+    reopen: readonly string[] = [],
+  ): Promise<void> {
     this.#closed = true;
     clearInterval(this.#sweeper);
     this.#sweeper = undefined;
@@ -229,7 +240,18 @@ export class TenantPool {
     for (const abort of [...this.#opening]) abort();
     const entries = [...this.#entries.values()];
     this.#entries.clear();
-    await Promise.allSettled(entries.map((entry) => closeEntry(entry)));
+    await Promise.allSettled(entries.map((entry) => closeEntry(entry, beforeClose)));
+    if (beforeClose === undefined) return;
+    const max = this.#options.maxConnections;
+    for (let at = 0; at < reopen.length; at += max) {
+      await Promise.allSettled(
+        reopen.slice(at, at + max).map(async (tenant) => {
+          const slot = await this.#open(tenant);
+          await slot.connect().catch(() => undefined); // cannot connect: the locks expire by themselves
+          await slot.close((engine) => beforeClose(tenant, engine));
+        }),
+      );
+    }
   }
 
   /** The source and engine slot of `tenant`, from `connectionFor`. */
@@ -404,8 +426,14 @@ function invalidResult(tenant: string): CacheValidationError {
   );
 }
 
-/** Close an entry's connection once its pending commands finished (opening ones close once open). */
-async function closeEntry(entry: Entry): Promise<void> {
+/**
+ * Close an entry's connection once its pending commands finished (opening ones close once open), after
+ * `beforeClose` on it when given.
+ */
+async function closeEntry(
+  entry: Entry,
+  beforeClose?: (tenant: string, engine: Engine) => Promise<void>,
+): Promise<void> {
   const slot = await entry.slot?.catch(() => undefined);
-  await slot?.close();
+  await slot?.close(beforeClose && ((engine) => beforeClose(entry.tenant, engine)));
 }
