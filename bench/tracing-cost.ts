@@ -15,7 +15,8 @@
  * (the timing loop's own cost, to subtract).
  *
  * Environment: `COST_PAIRS` (4), `COST_ROUNDS` (5), `COST_MS` (300 per contender and round),
- * `COST_CONCURRENCY` (`256,1`). Prints a table for `bench/results/hot-path-profile.md`.
+ * `COST_CONCURRENCY` (`256,1`), `COST_CONTENDER` (`peak-near`; e.g. `peak-near-cf`, a `cacheResult` hit
+ * answered from the near cache). Prints a table for `bench/results/hot-path-profile.md`.
  *
  * @module
  */
@@ -24,6 +25,8 @@ import { fileURLToPath } from 'node:url';
 import { OPERATION_CHANNEL, type OperationContext } from '../src/index.ts';
 
 const MODE = process.env.COST_CHILD;
+/** The contender whose traced cost is measured. */
+const PEAK = process.env.COST_CONTENDER ?? 'peak-near';
 
 interface ChildResult {
   readonly mode: 'untraced' | 'subscriber';
@@ -46,7 +49,7 @@ async function child(mode: 'untraced' | 'subscriber'): Promise<ChildResult> {
   const server = await startBenchServer();
   try {
     if (mode === 'subscriber') await attachTracing('subscriber');
-    const ids = ['map-hot', 'peak-near'] as const;
+    const ids = ['map-hot', PEAK] as const;
     const gets = new Map<string, () => Promise<unknown>>();
     const closes: (() => Promise<void>)[] = [];
     for (const id of ids) {
@@ -77,9 +80,9 @@ async function child(mode: 'untraced' | 'subscriber'): Promise<ChildResult> {
         }
       }
       rows[concurrency] = {
-        peakCpu: median(cpu.get('peak-near') ?? []),
+        peakCpu: median(cpu.get(PEAK) ?? []),
         mapCpu: median(cpu.get('map-hot') ?? []),
-        peakWall: median(wall.get('peak-near') ?? []),
+        peakWall: median(wall.get(PEAK) ?? []),
         mapWall: median(wall.get('map-hot') ?? []),
       };
     }
