@@ -90,7 +90,10 @@ const { start, end, asyncStart, asyncEnd, error } = operationChannel;
 
 /**
  * Whether anyone listens to {@link OPERATION_CHANNEL} (`TracingChannel#hasSubscribers` exists only from
- * Node 20.13, so the five channels are checked directly).
+ * Node 20.13, so the five channels are checked directly). Node offers no hook on subscribing, so this
+ * is asked per call; each check is a getter on the channel's prototype (`false` until a subscriber or a
+ * store makes the channel active), which the JIT inlines: a handful of loads when nobody listens, one
+ * when `start` has a subscriber.
  * @internal
  */
 export function isTraced(): boolean {
@@ -174,12 +177,7 @@ export function traceOperation<C extends TracedConnection, V, R>(
   map: ((value: V) => R) | undefined,
   send: (body: (conn: C, ks: KeySpace) => Promise<V>, map: (value: V) => R) => Promise<R>,
 ): Promise<R> {
-  const ctx: OperationContext = {
-    operation,
-    tenant: connected?.tenant,
-    server: connected?.server,
-    keys: 0,
-  };
+  const ctx: OperationContext = { operation, tenant: connected?.tenant, server: connected?.server, keys: 0 };
   // Module-level functions and inline arrows only: this runs per call while someone subscribes.
   if (!storesBound()) {
     start.publish(ctx);
@@ -266,42 +264,51 @@ function runCall<R>(ctx: OperationContext, call: (ctx: OperationContext) => Prom
 }
 
 /**
- * Trace an operation the client answered synchronously from memory (a near-cache hit): the same events
- * as any operation (`start`, `end`, `asyncStart`, `asyncEnd`, in that order, under the start channel's
- * bound stores), published at once since its result is already known; no promise hop, no wrappers.
+ * Trace an operation the client answered synchronously from memory (a near-cache hit, a cached function
+ * answered from the near cache): the same events as any operation (`start`, `end`, `asyncStart`,
+ * `asyncEnd`, in that order, on one new context, under the start channel's bound stores), published at
+ * once since the result is already known: no promise hop, no closure. Call it after counting, before
+ * returning the resolved promise, and only when {@link isTraced} (the caller then builds nothing when
+ * nobody listens).
  * @internal
  */
 export function traceAnswered(
   operation: string,
-  connected: TracedConnection,
+  connected: TracedConnection | undefined,
   keys: number,
   hits: number,
   misses: number,
 ): void {
+  // One literal with every property a hit has: one object shape for all answered operations.
   const ctx: OperationContext = {
     operation,
-    tenant: connected.tenant,
-    server: connected.server,
+    tenant: connected?.tenant,
+    server: connected?.server,
     keys,
     hits,
     misses,
   };
-  if (storesBound()) start.runStores(ctx, publishAnswered, undefined, ctx);
-  else {
-    start.publish(ctx);
-    publishAnswered(ctx);
+  if (storesBound()) {
+    start.runStores(ctx, publishAnswered, undefined, ctx);
+    return;
   }
+  // The four calls are the floor of the event contract (measured by bench/tracing-cost.ts).
+  start.publish(ctx);
+  end.publish(ctx);
+  asyncStart.publish(ctx);
+  asyncEnd.publish(ctx);
 }
 
 /**
  * Whether a store is bound to the start channel (`bindStore`, e.g. an `AsyncLocalStorage` of a tracer).
  * Without one, `runStores(ctx, fn)` is `publish(ctx)` then `fn()`, less a closure and a rest-arguments
- * call per operation: the traced paths then do just that. Node keeps the bound stores in `_stores` (Node
- * 19.9 to 24); should that change, this answers `true` and `runStores` runs as before.
+ * call per operation: the traced paths then do just that. Node keeps the bound stores of an active
+ * channel in `_stores` (Node 19.9 to 24; an inactive one has none, as binding a store activates it);
+ * should that change, this answers `true` and `runStores` runs as before.
  */
 function storesBound(): boolean {
   const stores = (start as unknown as { _stores?: { readonly size?: unknown } })._stores;
-  return typeof stores?.size !== 'number' || stores.size > 0;
+  return stores === undefined ? start.hasSubscribers : stores.size !== 0;
 }
 
 function publishAnswered(ctx: OperationContext): void {

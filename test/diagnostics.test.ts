@@ -242,15 +242,63 @@ describe('diagnostics channel peak-cache:operation', () => {
       'asyncStart',
       'asyncEnd',
     ]);
-    expect(events[3]?.snapshot).toMatchObject({
+    // One new context per operation, the same object at each of its four events.
+    const [first, second] = [events[0]?.ctx, events[4]?.ctx];
+    expect(events.slice(0, 4).every((e) => e.ctx === first)).toBe(true);
+    expect(events.slice(4).every((e) => e.ctx === second)).toBe(true);
+    expect(second).not.toBe(first);
+    const near = { system: 'redis', cluster: false, address: '127.0.0.1', port: server.port, database: 2 };
+    expect(events[3]?.snapshot).toEqual({
       operation: 'get',
       tenant: 'diag-near',
+      server: near,
       keys: 1,
       hits: 1,
       misses: 0,
     });
-    expect(events[7]?.snapshot).toMatchObject({ operation: 'get', keys: 1, hits: 0, misses: 1 });
-    expect(events[3]?.snapshot.server).toMatchObject({ system: 'redis', port: server.port, database: 2 });
+    expect(events[7]?.snapshot).toEqual({
+      operation: 'get',
+      tenant: 'diag-near',
+      server: near,
+      keys: 1,
+      hits: 0,
+      misses: 1,
+    });
+    // The tenant and server are known from `start` on (the client is connected).
+    expect(events[0]?.snapshot).toMatchObject({
+      operation: 'get',
+      tenant: 'diag-near',
+      server: near,
+      keys: 1,
+    });
+  });
+
+  it('traces near-cache hits to a subscriber of asyncEnd alone (the other channels inactive)', async () => {
+    const cache = pool.open({
+      connectionConfig: { url: `redis://:${PASSWORD}@127.0.0.1:${server.port}/2`, tenant: 'diag-near-end' },
+      debugLogs: false,
+      env: {},
+      nearCache: { maxEntries: 10 },
+    });
+    await cache.set('n', 'v');
+    await cache.get('n');
+    await cache.get('n');
+    const held = cache.stats().nearCache?.hits ?? 0;
+    const ends: Record<string, unknown>[] = [];
+    const onEnd = (message: unknown) => {
+      ends.push({ ...(message as OperationContext) });
+    };
+    channel.asyncEnd.subscribe(onEnd);
+    try {
+      expect(isTraced()).toBe(true);
+      expect(await cache.get('n')).toBe('v');
+    } finally {
+      channel.asyncEnd.unsubscribe(onEnd);
+    }
+    expect(cache.stats().nearCache?.hits).toBe(held + 1);
+    expect(ends).toEqual([
+      expect.objectContaining({ operation: 'get', tenant: 'diag-near-end', keys: 1, hits: 1, misses: 0 }),
+    ]);
   });
 
   it('runs the operation inside stores bound to the start channel (AsyncLocalStorage)', async () => {

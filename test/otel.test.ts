@@ -138,6 +138,40 @@ describe('peak-cache/otel spans', () => {
     expect(get?.spanContext().traceId).toBe(parent?.spanContext().traceId);
   });
 
+  it('makes a span of a near-cache hit (answered from memory) as of any get, child of the active span', async () => {
+    const cache = pool.open({
+      connectionConfig: { url: `redis://:${PASSWORD}@127.0.0.1:${server.port}/3`, tenant: 'otel-near' },
+      env: {},
+      nearCache: { maxEntries: 10 },
+    });
+    await cache.set(KEY, VALUE);
+    await cache.get(KEY);
+    await cache.get(KEY);
+    const held = cache.stats().nearCache?.hits ?? 0;
+    instrument();
+    const tracer = tracerProvider.getTracer('test');
+    await tracer.startActiveSpan('parent', async (parent) => {
+      expect(await cache.get(KEY)).toBe(VALUE);
+      parent.end();
+    });
+    expect(cache.stats().nearCache?.hits).toBe(held + 1);
+    const get = finished().find((s) => s.name === 'get');
+    const parent = finished().find((s) => s.name === 'parent');
+    expect(get?.parentSpanContext?.spanId).toBe(parent?.spanContext().spanId);
+    expect(get?.attributes).toEqual({
+      'db.system.name': 'redis',
+      'db.system': 'redis',
+      'db.operation.name': 'get',
+      'db.namespace': '3',
+      'server.address': '127.0.0.1',
+      'server.port': server.port,
+      'peak_cache.tenant': 'otel-near',
+      'peak_cache.keys': 1,
+      'peak_cache.hits': 1,
+      'peak_cache.misses': 0,
+    });
+  });
+
   it('records a failure: error status, error.type, the exception, and no password anywhere', async () => {
     instrument();
     const cache = client('otel', 'otel-wrong-pw');
