@@ -50,6 +50,14 @@ export interface InvalidateCacheDecoratorOptions<This, A extends unknown[]> {
   /** Key prefixes cleared entirely. */
   broadPatterns?: readonly string[];
   /**
+   * Also await the background SCAN that deletes matching keys (`invalidate(options, { wait: true })`)
+   * before the method's result is returned. Needed for entries stored in the client's codec
+   * (`keyStyle: 'python'`, `codec: 'client'`, Python's own): they carry no stamps, so only that SCAN
+   * removes them; without `wait`, the next call may still read them until it ends.
+   * @default false
+   */
+  wait?: boolean;
+  /**
    * Called when the invalidation fails (the method's result is still returned, as in Python).
    * @default a warning through `process.emitWarning`
    */
@@ -190,8 +198,9 @@ export function cacheResult<This, A extends unknown[] = unknown[]>(
 /**
  * Invalidate cached results after an async method succeeds (Python: `invalidate_cache`): once the method
  * resolves, `client.invalidate({ entityId, targetedPatterns, broadPatterns })` runs and is awaited (its
- * logical step: our entries are misses in every process; the SCAN that deletes Python's entries runs in
- * the background, see `CacheClient#invalidate`), then the method's result is returned. A failing method invalidates nothing. A failing invalidation is
+ * logical step: our typed entries are misses in every process; the SCAN that deletes Python's entries
+ * and those in the client's codec runs in the background unless `wait`, see `CacheClient#invalidate`),
+ * then the method's result is returned. A failing method invalidates nothing. A failing invalidation is
  * reported through `onError` and does not fail the call.
  * @throws {CacheValidationError} when the class is defined, for an unknown option (named in the message).
  */
@@ -199,7 +208,8 @@ export function invalidateCache<This, A extends unknown[] = unknown[]>(
   options: InvalidateCacheDecoratorOptions<This, A>,
 ): AsyncMethodDecorator<This, A> {
   checkOptions(options, INVALIDATE_DECORATOR_OPTIONS, '@invalidateCache');
-  const { client, entityId, targetedPatterns, broadPatterns, onError } = options;
+  const { client, entityId, targetedPatterns, broadPatterns, onError, wait = false } = options;
+  if (typeof wait !== 'boolean') throw new CacheValidationError('@invalidateCache: `wait` must be a boolean');
   const report =
     onError ??
     ((err: unknown) =>
@@ -219,7 +229,7 @@ export function invalidateCache<This, A extends unknown[] = unknown[]>(
             ...(targetedPatterns === undefined || entity === null ? {} : { targetedPatterns }),
             ...(broadPatterns === undefined ? {} : { broadPatterns }),
           };
-          await clientOf(client, this).invalidate(request);
+          await clientOf(client, this).invalidate(request, { wait });
         } catch (err) {
           report(err);
         }

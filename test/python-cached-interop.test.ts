@@ -17,6 +17,7 @@ import {
   type CacheLogger,
   CacheValidationError,
   cacheResult,
+  invalidateCache,
 } from '../src/index.js';
 import { deploymentIdFromReply } from '../src/press.js';
 import { ClientPool } from './helpers/clients.js';
@@ -294,6 +295,33 @@ describe("cacheResult keyStyle 'python' with Peak's Python cache_result", () => 
     expect(read).toMatchObject({ hit: true, value: { dict: [['id', 'u-1']] } });
     expect(read?.key).toMatch(/^py5:dep-dec:users:u-1:/);
     expect(users.runs).toBe(1);
+  });
+
+  it('@invalidateCache with wait: Python-style results (no stamps, deleted by the SCAN) are gone when the method resolves', async () => {
+    const cache = direct('py5w', { deploymentId: 'dep-dec' });
+    let name = 'old';
+    class Users {
+      @cacheResult({ client: () => cache, keyStyle: 'python', keyPrefix: 'users', entityParam: 'user_id' })
+      async find(id: string): Promise<string> {
+        return `${id}:${name}`;
+      }
+      @invalidateCache({
+        client: () => cache,
+        entityId: (id: string) => id,
+        targetedPatterns: ['users'],
+        wait: true,
+      })
+      async rename(_id: string, to: string): Promise<void> {
+        name = to;
+      }
+    }
+    const users = new Users();
+    expect(await users.find('u-1')).toBe('u-1:old');
+    await users.rename('u-1', 'new');
+    expect(await users.find('u-1')).toBe('u-1:new');
+    expect(() => invalidateCache({ client: cache, wait: 'yes' } as never)).toThrow(
+      /`wait` must be a boolean/,
+    );
   });
 
   it('without a deployment id the segment is left out on both sides', async () => {

@@ -56,4 +56,5 @@ export const INVALIDATE_DECORATOR_OPTIONS: ReadonlySet<string> = new Set([
   ...INVALIDATE_OPTIONS,
   'client',
   'onError',
+  'wait',
 ]);
