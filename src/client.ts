@@ -185,6 +185,20 @@ export class CacheClient<C extends CodecOption = 'peak'> {
         logger: this.#logger,
         deploymentId: this.#deploymentId,
         ...(tenant === undefined ? {} : { tenant }),
+        // Issue 20: hits answered from the near cache, as `#nearHit` answers `get` (connected, not pooled).
+        ...(this.#near === undefined
+          ? {}
+          : {
+              near: {
+                cache: this.#near,
+                keys: () => {
+                  const conn = this.#store.current();
+                  return conn === undefined || conn.release !== undefined
+                    ? undefined
+                    : this.#keys(conn.tenant);
+                },
+              },
+            }),
       },
       this.#store.cachedState,
     );
