@@ -18,6 +18,8 @@
  * - Entries hold the stored (encoded) string. A hit returns, unless `copyValues`, one decoded value per
  *   entry, deeply frozen at its first hit (plain objects, arrays and primitives only; anything else a
  *   custom codec returns is decoded afresh on every hit), so no caller can change what others read.
+ *   Cached functions answer their hits from the same entries (`src/cached/near-hit.ts`): what they make
+ *   of an entry's string is kept with the entry ({@link Entry.derived}), under the same rule.
  *
  * @module
  */
