@@ -368,7 +368,8 @@ export class CachedFunctions {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#public('getOrSet', key, factory, ttl === undefined ? undefined : { ...o, ttl });
+    const resolved = ttl === undefined ? undefined : ttl === o.ttl ? o : { ...o, ttl };
+    return this.#answered('getOrSet', key, resolved) ?? this.#public('getOrSet', key, factory, resolved);
   }
 
   /** See {@link CacheClient.getOrSetMany}. */
@@ -467,7 +468,10 @@ export class CachedFunctions {
       else if (ttl === base.ttl && tagKeys === base.tagKeys) o = base;
       else if (ttl === base.ttl && kept !== undefined) o = kept.options ??= { ...base, tagKeys };
       else o = { ...base, ttl, tagKeys };
-      return self.#public('cacheResult', stored, factoryOf(thisArg, args), o);
+      return (
+        self.#answered<Awaited<R>>('cacheResult', stored, o) ??
+        self.#public('cacheResult', stored, factoryOf(thisArg, args), o)
+      );
     }
     function factoryOf(thisArg: This, args: A): Factory<R> {
       return context === true
@@ -527,24 +531,32 @@ export class CachedFunctions {
   }
 
   /**
-   * One public call on `key` (`o` undefined: a `Cache-Control` bypass). With the near cache on, a fresh
-   * entry it holds answers the call at once (see near-hit.ts): counted and traced as any hit.
+   * A public call on `key` answered from the near cache, when it holds the entry fresh (see near-hit.ts):
+   * one call and one hit in the stats, one span, as any hit; no factory is made. `undefined` when the near
+   * cache is off or cannot answer (and for a `Cache-Control` bypass, `o` undefined): make the call with
+   * {@link CachedFunctions.#public}.
    */
+  #answered<T>(op: string, key: string, o: Resolved | undefined): Promise<T> | undefined {
+    const near = this.#host.near;
+    if (near === undefined || o === undefined) return undefined;
+    const now = performance.now();
+    // An open breaker or a closed client: the call's own path decides (fallback, rejection).
+    if (this.#breaker.isOpen(now) || this.#host.closed()) return undefined;
+    const value = nearFresh(near, key, o, this.#decodeRaw, now);
+    if (value === NOT_HELD) return undefined;
+    this.#counters.hits++;
+    return this.#host.call(op, 1, (reads) => {
+      reads(1, 0);
+      return Promise.resolve(value as T);
+    });
+  }
+
+  /** One public call on `key` (`o` undefined: a `Cache-Control` bypass). */
   #public<T>(op: string, key: string, factory: Factory<T>, o: Resolved | undefined): Promise<Awaited<T>> {
     return this.#host.call(op, 1, (reads) => {
       if (o === undefined) {
         this.#counters.bypasses++;
         return this.runFactory(factory, key, 0, 0);
-      }
-      const near = this.#host.near;
-      const now = near === undefined ? 0 : performance.now();
-      if (near !== undefined && !this.#breaker.isOpen(now) && !this.#host.closed()) {
-        const value = nearFresh(near, key, o, this.#decodeRaw, now);
-        if (value !== NOT_HELD) {
-          this.#counters.hits++;
-          reads(1, 0);
-          return Promise.resolve(value as Awaited<T>);
-        }
       }
       return this.#call(op, key, factory as Factory<Awaited<T>>, o).then((outcome) => {
         if (outcome.hit) reads(1, 0);
