@@ -202,3 +202,32 @@ describe('cached functions answered from the near cache', () => {
     expect(await load()).toBe(2);
   });
 });
+
+describe('cacheResult: the keys of recent calls (key-memo.ts)', () => {
+  const pool = new ClientPool();
+  afterAll(() => pool.closeAll());
+
+  it('kept keys are the keys the arguments make: -0 vs 0, undefined vs none, entity checked', async () => {
+    const cache = pool.open({
+      connectionConfig: { url: 'memory://key-memo', tenant: 'km' },
+      deploymentId: 'd',
+    });
+    let entity: string | null = 'a';
+    let runs = 0;
+    const fn = cache.cacheResult(async (..._args: unknown[]) => ++runs, {
+      keyPrefix: 'memo',
+      entityId: () => entity,
+    }) as (...args: unknown[]) => Promise<number>;
+    for (const args of [[0], [-0], [], [undefined], [null], ['x'], [1n], [1], [true]]) {
+      const first = await fn(...args);
+      expect(await fn(...args)).toBe(first); // a hit on its own entry
+    }
+    // Nine distinct argument lists, nine entries (0 and -0, [] and [undefined] apart).
+    expect(runs).toBe(9);
+    entity = 'b'; // an impure entityId: the kept key is not used for another entity
+    expect(await fn(0)).toBe(10);
+    expect(await fn(0)).toBe(10);
+    entity = 'a';
+    expect(await fn(0)).toBe(1);
+  });
+});
