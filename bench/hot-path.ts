@@ -24,6 +24,8 @@ const levels = (process.env.HOT_CONCURRENCY ?? '256,1').split(',').map(Number);
 const profile = process.env.HOT_PROFILE?.split(':');
 const cpu = process.env.HOT_CPU === '1';
 const only = profile ? [profile[0] as string] : process.env.HOT_ONLY?.split(',');
+/** Contenders run only when named in `HOT_ONLY` or `HOT_PROFILE`. */
+const optIn = new Set(['peak-near-gos', 'peak-near-cf-tagged']);
 const ids = [
   'raw-hot',
   'map-hot',
@@ -32,8 +34,11 @@ const ids = [
   'peak-near-cf-grace',
   'peak-near-rr',
   'peak-hot',
+  ...optIn,
 ].filter((id) =>
-  profile ? id === profile[0] : id === 'raw-hot' || id === 'map-hot' || !only || only.includes(id),
+  profile
+    ? id === profile[0]
+    : id === 'raw-hot' || id === 'map-hot' || (only === undefined ? !optIn.has(id) : only.includes(id)),
 );
 
 const server = await startBenchServer();
