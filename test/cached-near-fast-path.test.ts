@@ -7,6 +7,11 @@
  */
 import { tracingChannel } from 'node:diagnostics_channel';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveOptions } from '../src/cached/call-options.js';
+import { NOT_HELD, nearFresh } from '../src/cached/near-hit.js';
+import { encodeResult } from '../src/cached/result-codec.js';
+import { storedStampKey, tagStampKey } from '../src/cached/tags.js';
+import type { Engine } from '../src/engines/engine.js';
 import {
   type CacheClient,
   type CacheClientOptions,
@@ -14,6 +19,8 @@ import {
   OPERATION_CHANNEL,
   type OperationContext,
 } from '../src/index.js';
+import { KeySpace } from '../src/keys.js';
+import { NearCache } from '../src/near-cache/near-cache.js';
 import { registerCachedSuite } from './cached-conformance.js';
 import { ClientPool } from './helpers/clients.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
@@ -229,5 +236,57 @@ describe('cacheResult: the keys of recent calls (key-memo.ts)', () => {
     expect(await fn(0)).toBe(10);
     entity = 'a';
     expect(await fn(0)).toBe(1);
+  });
+});
+
+describe('nearFresh: the stamps checked from memory (near-hit.ts)', () => {
+  /** A near cache over an engine that answers GET and PTTL from `server` at once. */
+  async function setup() {
+    const server = new Map<string, [string | null, number]>();
+    const engine = {
+      get: async (key: string) => server.get(key)?.[0] ?? null,
+      pttl: async (key: string) => server.get(key)?.[1] ?? -2,
+      ping: async () => {},
+    } as unknown as Engine;
+    const cache = new NearCache(
+      { maxEntries: 100, maxBytes: undefined, ttlMs: undefined, copyValues: false },
+      JSON.parse,
+    );
+    cache.attach(engine);
+    await new Promise((r) => setImmediate(r));
+    const ks = new KeySpace('ten', null);
+    const stamp = storedStampKey(ks, tagStampKey('x'));
+    const o = resolveOptions({ tags: ['x'] }, null, new Map());
+    server.set(ks.key('k'), [encodeResult('v', { tags: ['x'], stamps: [[tagStampKey('x'), 0]] }), -1]);
+    /** Read `key` through the near cache (a miss keeps it), as a call's MGET would. */
+    const read = (key: string) => cache.get(engine, key);
+    const answer = (now: number) => nearFresh({ cache, keys: () => ks }, 'k', o, JSON.parse, now);
+    return { cache, engine, server, stamp, read, answer, key: ks.key('k'), done: () => cache.detach(engine) };
+  }
+
+  it('a stamp invalidated, changed or expired after a hit is checked again', async () => {
+    const t = await setup();
+    try {
+      t.server.set(t.stamp, ['0', 100]); // a stamp key that expires in 100 ms
+      await Promise.all([t.read(t.key), t.read(t.stamp)]);
+      const now = performance.now();
+      expect(t.answer(now)).toBe('v');
+      expect(t.answer(now)).toBe('v'); // the stamp's check is reused
+      expect(t.answer(now + 150)).toBe(NOT_HELD); // its entry expired: not reused
+      t.server.set(t.stamp, [null, -2]); // a stamp never raised (missing): reads as 0
+      await t.read(t.stamp);
+      expect(t.answer(performance.now())).toBe('v');
+      t.cache.invalidate(t.stamp); // raised elsewhere: dropped
+      expect(t.answer(performance.now())).toBe(NOT_HELD);
+      t.server.set(t.stamp, ['1', -1]);
+      await t.read(t.stamp);
+      expect(t.answer(performance.now())).toBe(NOT_HELD); // held, but moved since the fill: a read judges it
+      t.server.set(t.stamp, ['0', -1]);
+      t.cache.invalidate(t.stamp);
+      await t.read(t.stamp);
+      expect(t.answer(performance.now())).toBe('v');
+    } finally {
+      t.done();
+    }
   });
 });

@@ -11,6 +11,11 @@
  * for the next one. Since the near cache drops an entry (or a stamp) on any writer's change, on expiry
  * and when its connection is in doubt, an entry answered here is one a read would have judged fresh.
  *
+ * The stamps are looked up in the near cache once; later hits reuse that check while the near cache has
+ * not changed at all since (no key invalidated, held or not, no entry kept or dropped, no reset: see
+ * `NearCache.changes`) and none of those stamp entries has expired: they are then the very entries,
+ * holding the very strings, the lookups would return.
+ *
  * Decoding happens once per near entry: the decoded entry is kept with it (`Entry.derived`), so a changed
  * key (a new entry) is decoded afresh. Its value is, as for a near `get`, deeply frozen and shared by
  * every hit, or decoded afresh at every hit with `copyValues` or when it cannot be frozen (a `Date`,
@@ -27,7 +32,7 @@ import {
 } from '../near-cache/near-cache.js';
 import type { Resolved } from './call-options.js';
 import { freshness } from './freshness.js';
-import { type DecodedEntry, decodeEntry } from './result-codec.js';
+import { type DecodedEntry, decodeEntry, type EntryStamps } from './result-codec.js';
 import { parseStamp, storedStampKey } from './tags.js';
 
 /** What cached functions need from the client's near cache (given when `nearCache` is on). @internal */
@@ -55,6 +60,13 @@ interface Derived {
   /** The recorded stamps' full keys, for the namespace {@link Derived.namespace}. */
   stampKeys: readonly string[] | undefined;
   namespace: string | undefined;
+  /**
+   * The near cache's {@link NearCache.changes} when the stamps were last found held and unchanged (`-1`:
+   * never): while it has not moved, they still are, until {@link Derived.stampsUntil}.
+   */
+  stampsAt: number;
+  /** The earliest `expiresAt` of the stamps' entries at that check. */
+  stampsUntil: number;
 }
 
 /** A raw entry decoded as a read decodes it (`typed`: the typed codec, else the client's `decode`). */
@@ -97,6 +109,8 @@ function derivedOf(
       shared: true,
       stampKeys: undefined,
       namespace: undefined,
+      stampsAt: -1,
+      stampsUntil: 0,
     };
     entry.derived = derived;
     return derived;
@@ -110,12 +124,28 @@ function derivedOf(
   const decoded = decodeRaw(raw, typed, decode);
   if (cache.copyValues) {
     // Kept for its metadata only: every hit decodes its value afresh.
-    entry.derived = { typed, decoded, shared: false, stampKeys: undefined, namespace: undefined };
+    entry.derived = {
+      typed,
+      decoded,
+      shared: false,
+      stampKeys: undefined,
+      namespace: undefined,
+      stampsAt: -1,
+      stampsUntil: 0,
+    };
     return entry.derived as Derived;
   }
   const shared = isFreezable(decoded.value);
   if (shared) deepFreeze(decoded.value);
-  const derived: Derived = { typed, decoded, shared, stampKeys: undefined, namespace: undefined };
+  const derived: Derived = {
+    typed,
+    decoded,
+    shared,
+    stampKeys: undefined,
+    namespace: undefined,
+    stampsAt: -1,
+    stampsUntil: 0,
+  };
   entry.derived = derived;
   return derived;
 }
@@ -127,6 +157,42 @@ function stampOf(entry: NearEntry): number {
   const stamp = parseStamp(entry.raw);
   entry.derived = stamp;
   return stamp;
+}
+
+/**
+ * Whether the near cache holds the stamps `recorded` (the entry's, decoded in `derived`) unchanged.
+ * Looked up once, then again only once the near cache changed (see {@link NearCache.changes}) or the
+ * earliest of their entries expired: until then they are the same entries, holding the same strings.
+ */
+function stampsHeld(
+  cache: NearCache,
+  ks: KeySpace,
+  derived: Derived,
+  recorded: EntryStamps,
+  now: number,
+): boolean {
+  const changes = cache.changes;
+  if (derived.stampsAt === changes && now < derived.stampsUntil && derived.namespace === ks.namespace)
+    return true;
+  let stampKeys = derived.stampKeys;
+  if (stampKeys === undefined || derived.namespace !== ks.namespace) {
+    stampKeys = recorded.map(([stampKey]) => storedStampKey(ks, stampKey));
+    derived.stampKeys = stampKeys;
+    derived.namespace = ks.namespace;
+  }
+  let until = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < recorded.length; i++) {
+    const held = cache.held(stampKeys[i] as string, now);
+    // Not held: read it. Moved (any invalidation since the fill started): the read judges it.
+    if (held === undefined || stampOf(held) !== (recorded[i] as readonly [string, number])[1]) {
+      derived.stampsAt = -1;
+      return false;
+    }
+    if (held.expiresAt < until) until = held.expiresAt;
+  }
+  derived.stampsAt = changes;
+  derived.stampsUntil = until;
+  return true;
 }
 
 /**
@@ -165,18 +231,7 @@ export function nearFresh(
   if (meta !== undefined) {
     const recorded = meta.stamps;
     if (recorded !== undefined && recorded.length > 0) {
-      let stampKeys = derived.stampKeys;
-      if (stampKeys === undefined || derived.namespace !== ks.namespace) {
-        stampKeys = recorded.map(([stampKey]) => storedStampKey(ks, stampKey));
-        derived.stampKeys = stampKeys;
-        derived.namespace = ks.namespace;
-      }
-      for (let i = 0; i < recorded.length; i++) {
-        const held = cache.held(stampKeys[i] as string, now);
-        // Not held: read it. Moved (any invalidation since the fill started): the read judges it.
-        if (held === undefined || stampOf(held) !== (recorded[i] as readonly [string, number])[1])
-          return NOT_HELD;
-      }
+      if (!stampsHeld(cache, ks, derived, recorded, now)) return NOT_HELD;
       keys += recorded.length;
     }
     if (meta.grace !== undefined) grace = meta.grace;

@@ -122,6 +122,8 @@ export class NearCache implements TrackingListener {
   readonly #decode: (raw: string) => unknown;
   readonly #pending = new Map<string, Ticket>();
   #epoch = 0;
+  /** See {@link NearCache.changes}. */
+  #changes = 0;
   /** The engine the heartbeat pings, while attached. */
   #engine: Engine | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
@@ -162,6 +164,7 @@ export class NearCache implements TrackingListener {
         this.#hits++;
         return entry;
       }
+      this.#changes++;
       this.#lru.delete(key);
     }
     this.#misses++;
@@ -188,6 +191,7 @@ export class NearCache implements TrackingListener {
     // A key written or deleted between GET and PTTL (its invalidation is on its way), or expiring now.
     if ((pttl === -2) !== (raw === null) || pttl === 0) return;
     // The server evaluated PTTL after `sentAt`: the key lives at least until sentAt + pttl.
+    this.#changes++; // a new entry (and maybe evictions)
     const expiresAt = pttl > 0 ? Math.min(sentAt + this.#ttlMs, sentAt + pttl) : sentAt + this.#ttlMs;
     this.#lru.set(key, {
       raw,
@@ -274,6 +278,17 @@ export class NearCache implements TrackingListener {
   holding(key: string, raw: string): Entry | undefined {
     const entry = this.#lru.peek(key);
     return entry !== undefined && entry.raw === raw ? entry : undefined;
+  }
+
+  /**
+   * A count that moves whenever the cache's entries may have changed: a key invalidated (by the server,
+   * held or not, or by an own write), a read kept (a new entry, maybe evicting others), a reset. While it
+   * has not moved, the entries {@link NearCache.held} returned are still held with the same strings until
+   * their `expiresAt` (and while the silence bound holds), so a caller may skip looking them up again
+   * (cached functions: the stamps of an entry's tags, see `src/cached/near-hit.ts`).
+   */
+  get changes(): number {
+    return this.#changes;
   }
 
   /** `copyValues`: every hit decodes its value afresh (no shared frozen value). */
@@ -396,6 +411,7 @@ export class NearCache implements TrackingListener {
   }
 
   #forget(key: string): void {
+    this.#changes++;
     this.#lru.delete(key);
     const ticket = this.#pending.get(key);
     if (ticket !== undefined) {
@@ -414,6 +430,7 @@ export class NearCache implements TrackingListener {
   reset(): void {
     this.#resets++;
     this.#epoch++;
+    this.#changes++;
     this.#pending.clear();
     this.#lru.clear();
   }
