@@ -197,6 +197,13 @@ export class CacheClient<C extends CodecOption = 'peak'> {
                     ? undefined
                     : this.#keys(conn.tenant);
                 },
+                answered: (operation, keys, hits, misses) => {
+                  const counters = this.#stats.counters(operation);
+                  counters.calls++;
+                  counters.record(hits, misses);
+                  const conn = this.#store.current(); // connected: `keys()` just answered
+                  if (isTraced() && conn !== undefined) traceAnswered(operation, conn, keys, hits, misses);
+                },
               },
             }),
       },

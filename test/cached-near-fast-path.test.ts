@@ -131,12 +131,16 @@ describe('cached functions answered from the near cache', () => {
     const before = cache.stats();
     const spans: OperationContext[] = [];
     const channel = tracingChannel<unknown, OperationContext>(OPERATION_CHANNEL);
+    const events: string[] = [];
     const handlers = {
-      start: () => {},
-      end: () => {},
-      asyncStart: () => {},
-      asyncEnd: (ctx: OperationContext) => spans.push(ctx),
-      error: () => {},
+      start: () => events.push('start'),
+      end: () => events.push('end'),
+      asyncStart: () => events.push('asyncStart'),
+      asyncEnd: (ctx: OperationContext) => {
+        events.push('asyncEnd');
+        spans.push(ctx);
+      },
+      error: () => events.push('error'),
     };
     expect(await find(7)).toBe('user 7'); // untraced
     channel.subscribe(handlers);
@@ -146,6 +150,7 @@ describe('cached functions answered from the near cache', () => {
       channel.unsubscribe(handlers);
     }
     const after = cache.stats();
+    expect(events).toEqual(['start', 'end', 'asyncStart', 'asyncEnd']);
     expect(spans).toHaveLength(1);
     expect(spans[0]).toMatchObject({ operation: 'cacheResult', keys: 1, hits: 1 });
     expect(spans[0]?.misses ?? 0).toBe(0);
@@ -260,7 +265,8 @@ describe('nearFresh: the stamps checked from memory (near-hit.ts)', () => {
     server.set(ks.key('k'), [encodeResult('v', { tags: ['x'], stamps: [[tagStampKey('x'), 0]] }), -1]);
     /** Read `key` through the near cache (a miss keeps it), as a call's MGET would. */
     const read = (key: string) => cache.get(engine, key);
-    const answer = (now: number) => nearFresh({ cache, keys: () => ks }, 'k', o, JSON.parse, now);
+    const answer = (now: number) =>
+      nearFresh({ cache, keys: () => ks, answered: () => {} }, 'k', o, JSON.parse, now);
     return { cache, engine, server, stamp, read, answer, key: ks.key('k'), done: () => cache.detach(engine) };
   }
 

@@ -44,6 +44,12 @@ export interface NearHost {
    * a pooled connection), else `undefined` (the call then reads through the engine).
    */
   keys(): KeySpace | undefined;
+  /**
+   * Count and trace a public call answered from memory at once (one call with `hits` and `misses` in
+   * `stats().operations[operation]`, one span with the same events as any operation, all published now:
+   * no promise hop), as a near `get` hit is.
+   */
+  answered(operation: string, keys: number, hits: number, misses: number): void;
 }
 
 /** {@link nearFresh}'s answer when the near cache cannot answer the call: read it as before. @internal */

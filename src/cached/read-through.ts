@@ -532,7 +532,8 @@ export class CachedFunctions {
 
   /**
    * A public call on `key` answered from the near cache, when it holds the entry fresh (see near-hit.ts):
-   * one call and one hit in the stats, one span, as any hit; no factory is made. `undefined` when the near
+   * one call and one hit in the stats, one span (published at once, as for a near `get`: see
+   * {@link NearHost.answered}); no factory is made. `undefined` when the near
    * cache is off or cannot answer (and for a `Cache-Control` bypass, `o` undefined): make the call with
    * {@link CachedFunctions.#public}.
    */
@@ -545,10 +546,8 @@ export class CachedFunctions {
     const value = nearFresh(near, key, o, this.#decodeRaw, now);
     if (value === NOT_HELD) return undefined;
     this.#counters.hits++;
-    return this.#host.call(op, 1, (reads) => {
-      reads(1, 0);
-      return Promise.resolve(value as T);
-    });
+    near.answered(op, 1, 1, 0);
+    return Promise.resolve(value as T);
   }
 
   /** One public call on `key` (`o` undefined: a `Cache-Control` bypass). */
