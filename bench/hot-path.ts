@@ -7,7 +7,9 @@
  * Environment: `HOT_ROUNDS` (3), `HOT_MS` (400 per contender and round), `HOT_ONLY=peak-near,...`
  * (contender ids; the baselines always run), `HOT_CONCURRENCY=256,1`, `HOT_TRACE=1` (a subscriber on
  * every event of the tracing channel, as `BENCH_TRACE=subscriber`), `HOT_PROFILE=peak-near-cf:256` (only
- * that contender at that concurrency, for `--cpu-prof`).
+ * that contender at that concurrency, for `--cpu-prof`), `HOT_CPU=1` (rates per CPU-second of this process
+ * instead of per wall-clock second: steadier on a shared machine for the in-memory contenders; the
+ * network contenders' figures then leave out the redis-server's work, so compare in-memory rows only).
  *
  * @module
  */
@@ -20,7 +22,10 @@ const rounds = Number(process.env.HOT_ROUNDS ?? 3);
 const ms = Number(process.env.HOT_MS ?? 400);
 const levels = (process.env.HOT_CONCURRENCY ?? '256,1').split(',').map(Number);
 const profile = process.env.HOT_PROFILE?.split(':');
+const cpu = process.env.HOT_CPU === '1';
 const only = profile ? [profile[0] as string] : process.env.HOT_ONLY?.split(',');
+/** Contenders run only when named in `HOT_ONLY` or `HOT_PROFILE`. */
+const optIn = new Set(['peak-near-gos', 'peak-near-cf-tagged']);
 const ids = [
   'raw-hot',
   'map-hot',
@@ -29,8 +34,11 @@ const ids = [
   'peak-near-cf-grace',
   'peak-near-rr',
   'peak-hot',
+  ...optIn,
 ].filter((id) =>
-  profile ? id === profile[0] : id === 'raw-hot' || id === 'map-hot' || !only || only.includes(id),
+  profile
+    ? id === profile[0]
+    : id === 'raw-hot' || id === 'map-hot' || (only === undefined ? !optIn.has(id) : only.includes(id)),
 );
 
 const server = await startBenchServer();
@@ -60,9 +68,11 @@ try {
         for (const id of order) {
           const get = contenders.get(id)?.get as (key: string) => Promise<unknown>;
           const acc = new RunAccumulator(false);
+          const used = process.cpuUsage();
           await timedLoop(() => get('hot'), concurrency, ms, acc);
+          const { user, system } = process.cpuUsage(used);
           const list = rates.get(id) ?? [];
-          list.push(acc.calls / (acc.elapsedMs / 1000));
+          list.push(acc.calls / (cpu ? (user + system) / 1e6 : acc.elapsedMs / 1000));
           rates.set(id, list);
         }
       }
@@ -75,7 +85,7 @@ try {
         const m = median(xs);
         const range = `${(Math.min(...xs) / raw).toFixed(1)}-${(Math.max(...xs) / raw).toFixed(1)}`;
         console.log(
-          `${concurrency} in flight  ${id.padEnd(14)} ${(m / 1e6).toFixed(3)} M/s  ${(m / raw).toFixed(2)}x raw (${range})  ${(m / map).toFixed(3)}x map${net ? `  ${(m / net).toFixed(2)}x peak-hot` : ''}`,
+          `${concurrency} in flight  ${id.padEnd(14)} ${(m / 1e6).toFixed(3)} M/${cpu ? 'cpu-s' : 's'}  ${(m / raw).toFixed(2)}x raw (${range})  ${(m / map).toFixed(3)}x map${net ? `  ${(m / net).toFixed(2)}x peak-hot` : ''}`,
         );
       }
     }

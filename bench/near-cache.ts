@@ -8,7 +8,9 @@
  *   limit (a `Promise`-returning `Map` holding the decoded value), a `cacheResult` hit with the near cache
  *   (with and without grace; compare with the no-near-cache row, a network `get`), and 1,000 tenant views
  *   of one `TenantCaches` read round-robin (compare with `peak-near`, one client; `peak-near-keys` is one
- *   client reading 1,000 keys round-robin, the same LRU traffic).
+ *   client reading 1,000 keys round-robin, the same LRU traffic). Not in the rows, for
+ *   `bench/hot-path.ts` (`HOT_ONLY=...`): `peak-near-gos` (a `getOrSet` hit), `peak-near-cf-tagged` (a
+ *   `cacheResult` hit with `entityId` and one tag: three stamps checked per hit).
  * - `near-lag`: each call writes a new value from ANOTHER connection (raw node-redis SET) and then reads
  *   through the near-cached client until it returns that value (yielding to I/O between reads): the call's
  *   latency is the invalidation lag as a caller sees it (write sent -> new value read). Baseline: the same
@@ -111,6 +113,51 @@ async function peakNearCached(url: string, grace = 0): Promise<Contender> {
   await findUser(42); // the fill's own write invalidated the entry: this read keeps it
   return {
     api: { get: `cacheResult(fn)(42) (nearCache${grace === 0 ? '' : `, grace ${grace} s`}), a hit` },
+    get: () => findUser(42),
+    close: () => cache.close(),
+  };
+}
+
+/** A `getOrSet` hit with the near cache on (options given per call, as usual), warmed once. */
+async function peakNearGetOrSet(url: string): Promise<Contender> {
+  const { CacheClient } = await import('../src/index.ts');
+  const cache = new CacheClient({
+    connectionConfig: { url, tenant: 'bench-near-gos' },
+    debugLogs: false,
+    env: {},
+    nearCache: { maxEntries: 1000 },
+  });
+  await cache.ping();
+  const load = () => cache.getOrSet('user:42', async () => VALUE, { ttl: 3600 });
+  await load();
+  await load(); // the fill's own write invalidated the entry: this read keeps it
+  return {
+    api: { get: "getOrSet('user:42', fn, { ttl }) (nearCache), a hit" },
+    get: load,
+    close: () => cache.close(),
+  };
+}
+
+/** A `cacheResult` hit with an entity and a tag (three stamps per hit: prefix, entity, tag), warmed once. */
+async function peakNearCachedTagged(url: string): Promise<Contender> {
+  const { CacheClient } = await import('../src/index.ts');
+  const cache = new CacheClient({
+    connectionConfig: { url, tenant: 'bench-near-cft' },
+    debugLogs: false,
+    env: {},
+    nearCache: { maxEntries: 1000 },
+  });
+  await cache.ping();
+  const findUser = cache.cacheResult(async (_id: number) => VALUE, {
+    keyPrefix: 'users',
+    entityId: (id) => id,
+    tags: ['users'],
+    ttl: 3600,
+  });
+  await findUser(42);
+  await findUser(42);
+  return {
+    api: { get: "cacheResult(fn, { entityId, tags: ['users'] })(42) (nearCache), a hit" },
     get: () => findUser(42),
     close: () => cache.close(),
   };
@@ -251,6 +298,18 @@ export const NEAR_CACHE_CONTENDERS: readonly ContenderSpec[] = [
     label: 'peak-cache cacheResult hit with grace, nearCache',
     kind: 'redis',
     create: (url) => peakNearCached(url, 60),
+  },
+  {
+    id: 'peak-near-gos',
+    label: 'peak-cache getOrSet hit, nearCache (hot-path.ts only)',
+    kind: 'redis',
+    create: peakNearGetOrSet,
+  },
+  {
+    id: 'peak-near-cf-tagged',
+    label: 'peak-cache cacheResult hit with entity and tag, nearCache (hot-path.ts only)',
+    kind: 'redis',
+    create: peakNearCachedTagged,
   },
   {
     id: 'peak-near-keys',

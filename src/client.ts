@@ -191,6 +191,27 @@ export class CacheClient<C extends CodecOption = 'peak'> {
         logger: this.#logger,
         deploymentId: this.#deploymentId,
         ...(tenant === undefined ? {} : { tenant }),
+        // Issue 20: hits answered from the near cache, as `#nearHit` answers `get` (connected, not pooled).
+        ...(this.#near === undefined
+          ? {}
+          : {
+              near: {
+                cache: this.#near,
+                keys: () => {
+                  const conn = this.#store.current();
+                  return conn === undefined || conn.release !== undefined
+                    ? undefined
+                    : this.#keys(conn.tenant);
+                },
+                answered: (operation, keys, hits, misses) => {
+                  const counters = this.#stats.counters(operation);
+                  counters.calls++;
+                  counters.record(hits, misses);
+                  const conn = this.#store.current(); // connected: `keys()` just answered
+                  if (isTraced() && conn !== undefined) traceAnswered(operation, conn, keys, hits, misses);
+                },
+              },
+            }),
       },
       this.#store.cachedState,
     );
@@ -495,7 +516,9 @@ export class CacheClient<C extends CodecOption = 'peak'> {
    * it. A factory error reaches every caller that waited for that factory run and is not cached. When
    * the cache fails at the connection level, the factory's result is returned and the cache is skipped
    * for `breakerMs`. See {@link GetOrSetOptions} (also `hardTimeoutMs`, `eagerRefresh`,
-   * `graceBackoffMs`) and docs/cached-functions.md.
+   * `graceBackoffMs`) and docs/cached-functions.md. With `nearCache` on, a hit the near cache holds fresh
+   * is answered from memory and returns one deeply frozen value shared by every hit (as `get` does), unless
+   * `nearCache.copyValues` is set or the value cannot be frozen (a `Date`, `Map`, `Set`, class instance).
    * @throws the factory's error; {@link CacheFactoryError} when another process's factory failed while
    * this call waited for it; {@link CacheTimeoutError} when no result came within `hardTimeoutMs`;
    * {@link CacheValidationError} for invalid options (or a context value the factory set).
@@ -566,7 +589,8 @@ export class CacheClient<C extends CodecOption = 'peak'> {
    * `keyStyle: 'python'`, Python's key for the same arguments and the client's codec instead, so results
    * are shared with Python's `cache_result` both ways (see docs/cached-functions.md). The deployment id
    * is resolved at the first call (in platform mode through Press; while that fails, calls run `fn`
-   * uncached with a warning).
+   * uncached with a warning). With `nearCache` on, hits are answered from memory and share one deeply
+   * frozen value, as for {@link CacheClient.getOrSet}.
    * @throws {CacheValidationError} for invalid options (at once, not at the first call).
    */
   cacheResult<This, A extends unknown[], R>(

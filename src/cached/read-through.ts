@@ -47,6 +47,7 @@ import { type FactoryContext, FillContext, MAX_TTL } from './factory-context.js'
 import { type FillTicket, FillTickets } from './fill-tickets.js';
 import { type Freshness, freshness } from './freshness.js';
 import { type InvalidateCallOptions, Invalidation, implicitStampKeys } from './invalidation.js';
+import { type KeptKey, KeyMemo } from './key-memo.js';
 import {
   DEFAULT_KEY_PREFIX,
   entityText,
@@ -57,15 +58,10 @@ import {
 import { Lease } from './lease.js';
 import { FAILURE_MARK_MS, FIRST_POLL_MS, failureMark, lockKey, lockState, nextPoll } from './lock.js';
 import { getOrSetMany, type ManyFactory } from './many.js';
+import { decodedAt, decodeRaw, type NearHost, NOT_HELD, nearFresh } from './near-hit.js';
 import { CACHE_RESULT_OPTIONS } from './option-names.js';
 import { type PythonKeyOptions, pythonCallStyle, pythonResultKey } from './python-key.js';
-import {
-  type DecodedEntry,
-  decodeEntry,
-  type EntryMeta,
-  type EntryStamps,
-  encodeResult,
-} from './result-codec.js';
+import { type DecodedEntry, type EntryMeta, type EntryStamps, encodeResult } from './result-codec.js';
 import { CachedFunctionCounters, type CachedFunctionStats } from './stats.js';
 import { type InvalidateTagsOptions, type StampVerdict, tagStampKey, tagStampKeys } from './tags.js';
 
@@ -153,6 +149,11 @@ export interface CachedHost {
    * `TenantCaches`): part of the in-process identity of a key, so two tenants never share a promise.
    */
   readonly tenant?: string;
+  /**
+   * Issue 20: the client's near cache, when `nearCache` is on: a call whose entry it holds fresh (with its
+   * tags' stamps) is answered from memory (see near-hit.ts).
+   */
+  readonly near?: NearHost;
 }
 
 /**
@@ -301,6 +302,8 @@ export class CachedFunctions {
   readonly #fills: FillTickets;
   readonly #counters: CachedFunctionCounters;
   readonly #invalidation: Invalidation;
+  /** The client's codec, bound once (the hit paths decode with it). */
+  readonly #decodeRaw: (raw: string) => unknown;
   /** Fill locks this client may hold: owner token -> stored lock key and fill (released by {@link close}). */
   readonly #held: HeldLocks;
   /** Lock writes in flight (take, extend, release, failure mark): {@link close} lets them finish. */
@@ -313,6 +316,7 @@ export class CachedFunctions {
    */
   constructor(host: CachedHost, shared: SharedCachedState = newCachedState()) {
     this.#host = host;
+    this.#decodeRaw = (raw) => host.decode(raw);
     this.#inflight = shared.inflight as Map<string, Promise<Outcome<unknown>>>;
     this.#breaker = shared.breaker;
     this.#fills = shared.fills;
@@ -398,7 +402,8 @@ export class CachedFunctions {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#public('getOrSet', key, factory, ttl === undefined ? undefined : { ...o, ttl });
+    const resolved = ttl === undefined ? undefined : ttl === o.ttl ? o : { ...o, ttl };
+    return this.#answered('getOrSet', key, resolved) ?? this.#public('getOrSet', key, factory, resolved);
   }
 
   /** See {@link CacheClient.getOrSetMany}. */
@@ -451,39 +456,56 @@ export class CachedFunctions {
       null,
     );
     const identity = functionIdentity(fn as (...args: never[]) => unknown, name);
+    // Issue 20: the keys of recent calls of one primitive argument (default layout, fixed tags).
+    const memo =
+      python === undefined && key === undefined && typeof tags !== 'function' ? new KeyMemo() : undefined;
     const self = this;
     function keyed(thisArg: This, args: A, deployment: string | null): Promise<Awaited<R>> {
       let stored: string;
       let ttl: number | undefined;
       let tagKeys = base.tagKeys;
+      let kept: KeptKey | undefined;
       try {
         if (typeof tags === 'function') tagKeys = tagStampKeys(tags(...args), 'cacheResult', base.typed);
         if (python !== undefined) {
           stored = pythonResultKey(deployment, keyPrefix, args, python);
         } else if (key === undefined) {
           const entity = entityId === undefined ? null : entityText(entityId(...args));
-          stored = resultKey(deployment, keyPrefix, entity, identity, args);
-          // The implicit tags `invalidate` raises (key prefix, entity), before the call's own.
-          if (base.typed) {
-            const implicit = implicitStampKeys(deployment, keyPrefix, entity);
-            tagKeys = tagKeys.length === 0 ? implicit : [...implicit, ...tagKeys];
+          kept = memo?.get(deployment, entity, args);
+          if (kept === undefined) {
+            stored = resultKey(deployment, keyPrefix, entity, identity, args);
+            // The implicit tags `invalidate` raises (key prefix, entity), before the call's own.
+            if (base.typed) {
+              const implicit = implicitStampKeys(deployment, keyPrefix, entity);
+              tagKeys = tagKeys.length === 0 ? implicit : [...implicit, ...tagKeys];
+            }
+            kept = { entity, stored, tagKeys, options: undefined };
+            memo?.set(deployment, args, kept);
+          } else {
+            stored = kept.stored;
+            tagKeys = kept.tagKeys;
           }
         } else {
           const custom = validateKey(key(...args));
           stored = deployment === null ? custom : `${deployment}:${custom}`;
         }
-        const decision = cacheControlDecision(cacheControl?.(...args), base.ttl, MAX_TTL);
-        ttl = decision.kind === 'cache' ? decision.ttl : undefined;
+        if (cacheControl === undefined) ttl = base.ttl;
+        else {
+          const decision = cacheControlDecision(cacheControl(...args), base.ttl, MAX_TTL);
+          ttl = decision.kind === 'cache' ? decision.ttl : undefined;
+        }
       } catch (err) {
         return Promise.reject(err);
       }
-      const o =
-        ttl === undefined
-          ? undefined
-          : ttl === base.ttl && tagKeys === base.tagKeys
-            ? base
-            : { ...base, ttl, tagKeys };
-      return self.#public('cacheResult', stored, factoryOf(thisArg, args), o);
+      let o: Resolved | undefined;
+      if (ttl === undefined) o = undefined;
+      else if (ttl === base.ttl && tagKeys === base.tagKeys) o = base;
+      else if (ttl === base.ttl && kept !== undefined) o = kept.options ??= { ...base, tagKeys };
+      else o = { ...base, ttl, tagKeys };
+      return (
+        self.#answered<Awaited<R>>('cacheResult', stored, o) ??
+        self.#public('cacheResult', stored, factoryOf(thisArg, args), o)
+      );
     }
     function factoryOf(thisArg: This, args: A): Factory<R> {
       return context === true
@@ -540,6 +562,26 @@ export class CachedFunctions {
     const scope = tenant === undefined ? '' : `${tenant}\u0000`;
     for (const id of this.#inflight.keys()) if (id.startsWith(scope)) this.#inflight.delete(id);
     this.#fills.voidScope(scope);
+  }
+
+  /**
+   * A public call on `key` answered from the near cache, when it holds the entry fresh (see near-hit.ts):
+   * one call and one hit in the stats, one span (published at once, as for a near `get`: see
+   * {@link NearHost.answered}); no factory is made. `undefined` when the near
+   * cache is off or cannot answer (and for a `Cache-Control` bypass, `o` undefined): make the call with
+   * {@link CachedFunctions.#public}.
+   */
+  #answered<T>(op: string, key: string, o: Resolved | undefined): Promise<T> | undefined {
+    const near = this.#host.near;
+    if (near === undefined || o === undefined) return undefined;
+    const now = performance.now();
+    // An open breaker or a closed client: the call's own path decides (fallback, rejection).
+    if (this.#breaker.isOpen(now) || this.#host.closed()) return undefined;
+    const value = nearFresh(near, key, o, this.#decodeRaw, now);
+    if (value === NOT_HELD) return undefined;
+    this.#counters.hits++;
+    near.answered(op, 1, 1, 0);
+    return Promise.resolve(value as T);
   }
 
   /** One public call on `key` (`o` undefined: a `Cache-Control` bypass). */
@@ -743,7 +785,13 @@ export class CachedFunctions {
     if (raw === null) return null;
     let decoded: DecodedEntry;
     try {
-      decoded = this.#decode(raw, o);
+      const near = this.#host.near;
+      const held = near?.cache.holding(at.stored, raw);
+      // Read from the near cache: its entry's decoded form (shared frozen value), made once.
+      decoded =
+        near === undefined || held === undefined
+          ? this.#decode(raw, o)
+          : decodedAt(near.cache, held, raw, o.typed, this.#decodeRaw);
     } catch {
       return null; // a corrupt entry is a miss; the fill overwrites it
     }
@@ -778,8 +826,7 @@ export class CachedFunctions {
   }
 
   #decode(raw: string, o: Resolved): DecodedEntry {
-    const decode = (text: string) => this.#host.decode(text);
-    return o.typed ? decodeEntry(raw, decode) : { value: decode(raw) };
+    return decodeRaw(raw, o.typed, this.#decodeRaw);
   }
 
   /** Fill a missing value: take the lock and run the factory, or wait for the lock's owner. */

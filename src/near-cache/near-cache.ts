@@ -18,6 +18,8 @@
  * - Entries hold the stored (encoded) string. A hit returns, unless `copyValues`, one decoded value per
  *   entry, deeply frozen at its first hit (plain objects, arrays and primitives only; anything else a
  *   custom codec returns is decoded afresh on every hit), so no caller can change what others read.
+ *   Cached functions answer their hits from the same entries (`src/cached/near-hit.ts`): what they make
+ *   of an entry's string is kept with the entry ({@link Entry.derived}), under the same rule.
  *
  * @module
  */
@@ -59,6 +61,12 @@ export interface Entry {
   readonly keyExpiresAt: number;
   /** The decoded, deeply frozen value shared by hits; {@link UNDECODED} or {@link UNSHAREABLE} until then. */
   value: unknown;
+  /**
+   * What a cached function made of {@link Entry.raw} (its decoded entry, see `src/cached/near-hit.ts`),
+   * kept with the entry so that it is derived once per stored string: a changed key is a new entry.
+   * `undefined` until then.
+   */
+  derived: unknown;
 }
 
 /** {@link Entry.value} before its first decode. */
@@ -70,7 +78,7 @@ const UNSHAREABLE = Symbol('unshareable');
  * Whether `value` is made of primitives, plain objects and arrays only (so freezing makes it immutable).
  * Cycles (a custom codec may build them) are followed once.
  */
-function isFreezable(value: unknown, seen = new Set<object>()): boolean {
+export function isFreezable(value: unknown, seen = new Set<object>()): boolean {
   if (typeof value !== 'object' || value === null) return typeof value !== 'function';
   if (seen.has(value)) return true;
   seen.add(value);
@@ -83,7 +91,7 @@ function isFreezable(value: unknown, seen = new Set<object>()): boolean {
 }
 
 /** Freeze `value` and everything it holds (checked by {@link isFreezable} first). */
-function deepFreeze(value: unknown): unknown {
+export function deepFreeze(value: unknown): unknown {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
     Object.freeze(value);
     for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
@@ -114,6 +122,8 @@ export class NearCache implements TrackingListener {
   readonly #decode: (raw: string) => unknown;
   readonly #pending = new Map<string, Ticket>();
   #epoch = 0;
+  /** See {@link NearCache.changes}. */
+  #changes = 0;
   /** The engine the heartbeat pings, while attached. */
   #engine: Engine | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
@@ -154,6 +164,7 @@ export class NearCache implements TrackingListener {
         this.#hits++;
         return entry;
       }
+      this.#changes++;
       this.#lru.delete(key);
     }
     this.#misses++;
@@ -180,8 +191,15 @@ export class NearCache implements TrackingListener {
     // A key written or deleted between GET and PTTL (its invalidation is on its way), or expiring now.
     if ((pttl === -2) !== (raw === null) || pttl === 0) return;
     // The server evaluated PTTL after `sentAt`: the key lives at least until sentAt + pttl.
+    this.#changes++; // a new entry (and maybe evictions)
     const expiresAt = pttl > 0 ? Math.min(sentAt + this.#ttlMs, sentAt + pttl) : sentAt + this.#ttlMs;
-    this.#lru.set(key, { raw, expiresAt, keyExpiresAt: pttl > 0 ? sentAt + pttl : -1, value: UNDECODED });
+    this.#lru.set(key, {
+      raw,
+      expiresAt,
+      keyExpiresAt: pttl > 0 ? sentAt + pttl : -1,
+      value: UNDECODED,
+      derived: undefined,
+    });
   }
 
   /**
@@ -225,6 +243,57 @@ export class NearCache implements TrackingListener {
     if (entry.expiresAt <= now || now - this.#confirmedAt > MAX_SILENCE_MS) return undefined;
     this.#hits++;
     return entry;
+  }
+
+  /**
+   * Cached functions' synchronous hit path: the entry of `key` when it may be served (as
+   * {@link NearCache.hit}), counting nothing: a call looks up its value and its tags' stamps, and counts
+   * them with {@link NearCache.countHits} only when it answers from memory (else its read through
+   * {@link NearCache.mget} counts them, once). `now`: `performance.now()`, read once per call by the caller.
+   */
+  held(key: string, now: number): Entry | undefined {
+    const entry = this.#lru.get(key);
+    if (entry === undefined) return undefined;
+    if (entry.expiresAt <= now || now - this.#confirmedAt > MAX_SILENCE_MS) return undefined;
+    return entry;
+  }
+
+  /** Count `keys` hits: a cached function answered from entries {@link NearCache.held} returned. */
+  countHits(keys: number): void {
+    this.#hits += keys;
+  }
+
+  /**
+   * The remaining lifetime of the key of `entry` (held: see {@link NearCache.held}), as
+   * {@link NearCache.pttl} answers it at `now` (`performance.now()`): milliseconds (at least 1), `-1`
+   * without expiry, `-2` for a key known to be missing.
+   */
+  remaining(entry: Entry, now: number): number {
+    if (entry.raw === null) return -2;
+    if (entry.keyExpiresAt < 0) return -1;
+    return Math.max(1, Math.floor(entry.keyExpiresAt - now));
+  }
+
+  /** The entry of `key` when it holds exactly `raw` (a read just returned it), else `undefined`; nothing counted. */
+  holding(key: string, raw: string): Entry | undefined {
+    const entry = this.#lru.peek(key);
+    return entry !== undefined && entry.raw === raw ? entry : undefined;
+  }
+
+  /**
+   * A count that moves whenever the cache's entries may have changed: a key invalidated (by the server,
+   * held or not, or by an own write), a read kept (a new entry, maybe evicting others), a reset. While it
+   * has not moved, the entries {@link NearCache.held} returned are still held with the same strings until
+   * their `expiresAt` (and while the silence bound holds), so a caller may skip looking them up again
+   * (cached functions: the stamps of an entry's tags, see `src/cached/near-hit.ts`).
+   */
+  get changes(): number {
+    return this.#changes;
+  }
+
+  /** `copyValues`: every hit decodes its value afresh (no shared frozen value). */
+  get copyValues(): boolean {
+    return this.#copyValues;
   }
 
   /**
@@ -342,6 +411,7 @@ export class NearCache implements TrackingListener {
   }
 
   #forget(key: string): void {
+    this.#changes++;
     this.#lru.delete(key);
     const ticket = this.#pending.get(key);
     if (ticket !== undefined) {
@@ -360,6 +430,7 @@ export class NearCache implements TrackingListener {
   reset(): void {
     this.#resets++;
     this.#epoch++;
+    this.#changes++;
     this.#pending.clear();
     this.#lru.clear();
   }
