@@ -236,6 +236,20 @@ export class CacheClient<C extends CodecOption = 'peak'> {
     } catch (err) {
       return Promise.reject(err);
     }
+    const conn = this.#direct();
+    if (conn !== undefined) {
+      // Connected, untraced, no debug log: one engine call and one `.then` (as #attempt, unlayered).
+      this.#stats.set.calls++;
+      let reply: Promise<void>;
+      try {
+        reply = conn.engine.set(this.#keys(conn.tenant).key(key), encoded, expiry);
+      } catch (err) {
+        return Promise.reject(this.#failed('set', err));
+      }
+      return reply.then(toTrue, (err: unknown) =>
+        this.#recover('set', ({ engine }, ks) => engine.set(ks.key(key), encoded, expiry), toTrue, conn, err),
+      );
+    }
     return this.#runCounted(
       'set',
       this.#stats.set,
@@ -264,6 +278,9 @@ export class CacheClient<C extends CodecOption = 'peak'> {
     if (near !== undefined && !this.#debugOn) {
       const answered = this.#nearHit<T | D | null>(near, key, defaultValue);
       if (answered !== undefined) return answered;
+    } else {
+      const conn = this.#direct();
+      if (conn !== undefined) return this.#getDirect(conn, key, defaultValue) as Promise<T | D | null>;
     }
     let stored = '';
     return this.#runCounted(
@@ -284,6 +301,53 @@ export class CacheClient<C extends CodecOption = 'peak'> {
       },
     );
   }
+
+  /**
+   * The connection when an operation may skip the generic path ({@link CacheClient.#runCounted}): connected
+   * on an own store (no pooled connection to release), not traced, no debug log. Else `undefined`.
+   */
+  #direct(): Connected | undefined {
+    if (this.#debugOn) return undefined;
+    const conn = this.#store.current();
+    if (conn === undefined || conn.release !== undefined || isTraced()) return undefined;
+    return conn;
+  }
+
+  /**
+   * A network `get` without the near cache on a {@link CacheClient.#direct} connection: counted as the
+   * generic path counts it, one engine call and one `.then` (a shared one without a default value).
+   */
+  #getDirect(conn: Connected, key: string, defaultValue: unknown): Promise<unknown> {
+    this.#stats.get.calls++;
+    let reply: Promise<string | null>;
+    try {
+      reply = conn.engine.get(this.#keys(conn.tenant).key(key));
+    } catch (err) {
+      return Promise.reject(this.#failed('get', err));
+    }
+    const map =
+      defaultValue === undefined
+        ? this.#decodeRead
+        : (raw: string | null): unknown => {
+            if (raw !== null) return this.#decodeRead(raw);
+            this.#stats.get.misses++;
+            return defaultValue;
+          };
+    return reply.then(map, (err: unknown) =>
+      this.#recover('get', ({ engine }, ks) => engine.get(ks.key(key)), map, conn, err),
+    );
+  }
+
+  /** A `get` reply without the near cache: counted as a hit or a miss, decoded by the codec. */
+  readonly #decodeRead = (raw: string | null): unknown => {
+    const counters = this.#stats.get;
+    if (raw === null) {
+      counters.misses++;
+      return null;
+    }
+    counters.hits++;
+    return this.#codec.decode(raw);
+  };
 
   /**
    * A `get` answered from the near cache without a promise hop or a closure: counted and traced as any
