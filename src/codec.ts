@@ -236,8 +236,23 @@ function lossyBuiltIn(value: object): string | undefined {
 function encodeWith(value: unknown, format: JsonFormat): string {
   const text = write(value, '', format, 0);
   if (text === undefined) reject('undefined is not a JSON value');
+  return flatten(text);
+}
+
+/**
+ * `text` stored flat: built by concatenation, it is a tree of pieces, which every later reader (the
+ * driver's `Buffer.byteLength`, the socket's write) would walk or copy again. Converting a string to a
+ * number makes V8 flatten it in place (the `flatstr` idiom, as pino does); measured on the benchmark's
+ * value: a `set` through the driver costs ~0.6 µs less CPU.
+ */
+function flatten(text: string): string {
+  // Kept in a variable: a conversion whose result is unused could be optimized away.
+  _flattened = Number(text);
   return text;
 }
+
+/** The last {@link flatten}ed text as a number (`NaN` but for a JSON number): only kept, never read. */
+let _flattened = 0;
 
 /**
  * Compact JSON, as `JSON.stringify` writes it, that rejects what standard JSON cannot represent
