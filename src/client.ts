@@ -160,6 +160,8 @@ export class CacheClient<C extends CodecOption = 'peak'> {
     }
     this.#near = this.#store.near;
     this.#stats = this.#store.stats ?? new StatsRecorder();
+    // Only a platform source (own store or pooled view) fetches credentials again (see #recover).
+    this.#retries = this.#store.kind !== 'direct' && this.#store.kind !== 'shared';
     // Resolved lazily (Press in platform mode): see src/cached/deployment.ts.
     this.#deploymentId = deploymentIdHook(
       options.deploymentId,
@@ -246,6 +248,7 @@ export class CacheClient<C extends CodecOption = 'peak'> {
       } catch (err) {
         return Promise.reject(this.#failed('set', err));
       }
+      if (!this.#retries) return reply.then(toTrue, this.#setFailed);
       return reply.then(toTrue, (err: unknown) =>
         this.#recover('set', ({ engine }, ks) => engine.set(ks.key(key), encoded, expiry), toTrue, conn, err),
       );
@@ -333,10 +336,24 @@ export class CacheClient<C extends CodecOption = 'peak'> {
             this.#stats.get.misses++;
             return defaultValue;
           };
+    if (!this.#retries) return reply.then(map, this.#getFailed);
     return reply.then(map, (err: unknown) =>
       this.#recover('get', ({ engine }, ks) => engine.get(ks.key(key)), map, conn, err),
     );
   }
+
+  /**
+   * Whether a failed call may be retried on a fresh connection ({@link CacheClient.#recover}: platform
+   * credentials fetched again). Not on a direct URL or a shared store, whose failures the direct paths
+   * then name and count with the shared handlers below (no closure per call).
+   */
+  readonly #retries: boolean;
+  readonly #getFailed = (err: unknown): never => {
+    throw this.#failed('get', err);
+  };
+  readonly #setFailed = (err: unknown): never => {
+    throw this.#failed('set', err);
+  };
 
   /** A `get` reply without the near cache: counted as a hit or a miss, decoded by the codec. */
   readonly #decodeRead = (raw: string | null): unknown => {
