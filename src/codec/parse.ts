@@ -25,9 +25,9 @@ function stripPoison(this: unknown, key: string, value: unknown): unknown {
  * are dropped, so a value written by another client can never reach `Object.prototype`.
  */
 export function safeJsonParse(text: string): unknown {
-  // `includes` first: about half the cost of the regular expression on a text without either name.
-  const suspect = text.includes('__proto__') || text.includes('constructor');
-  return suspect && POISON.test(text) ? JSON.parse(text, stripPoison) : JSON.parse(text);
+  // One `includes` first (a third of the regular expression's cost): both poisons need `proto` in the
+  // text, `__proto__` itself or the `prototype` member a `constructor` entry must have to be dropped.
+  return text.includes('proto') && POISON.test(text) ? JSON.parse(text, stripPoison) : JSON.parse(text);
 }
 
 const DIGIT_0 = 0x30;
