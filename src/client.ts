@@ -166,6 +166,8 @@ export class CacheClient<C extends CodecOption = 'peak'> {
     }
     this.#near = this.#store.near;
     this.#stats = this.#store.stats ?? new StatsRecorder();
+    // Only a platform source (own store or pooled view) fetches credentials again (see #recover).
+    this.#retries = this.#store.kind !== 'direct' && this.#store.kind !== 'shared';
     // Resolved lazily (Press in platform mode): see src/cached/deployment.ts.
     this.#deploymentId = deploymentIdHook(
       options.deploymentId,
@@ -263,6 +265,21 @@ export class CacheClient<C extends CodecOption = 'peak'> {
     } catch (err) {
       return Promise.reject(err);
     }
+    const conn = this.#direct();
+    if (conn !== undefined) {
+      // Connected, untraced, no debug log: one engine call and one `.then` (as #attempt, unlayered).
+      this.#stats.set.calls++;
+      let reply: Promise<void>;
+      try {
+        reply = conn.engine.set(this.#keys(conn.tenant).key(key), encoded, expiry);
+      } catch (err) {
+        return Promise.reject(this.#failed('set', err));
+      }
+      if (!this.#retries) return reply.then(toTrue, this.#setFailed);
+      return reply.then(toTrue, (err: unknown) =>
+        this.#recover('set', ({ engine }, ks) => engine.set(ks.key(key), encoded, expiry), toTrue, conn, err),
+      );
+    }
     return this.#runCounted(
       'set',
       this.#stats.set,
@@ -291,6 +308,9 @@ export class CacheClient<C extends CodecOption = 'peak'> {
     if (near !== undefined && !this.#debugOn) {
       const answered = this.#nearHit<T | D | null>(near, key, defaultValue);
       if (answered !== undefined) return answered;
+    } else {
+      const conn = this.#direct();
+      if (conn !== undefined) return this.#getDirect(conn, key, defaultValue) as Promise<T | D | null>;
     }
     let stored = '';
     return this.#runCounted(
@@ -311,6 +331,67 @@ export class CacheClient<C extends CodecOption = 'peak'> {
       },
     );
   }
+
+  /**
+   * The connection when an operation may skip the generic path ({@link CacheClient.#runCounted}): connected
+   * on an own store (no pooled connection to release), not traced, no debug log. Else `undefined`.
+   */
+  #direct(): Connected | undefined {
+    if (this.#debugOn) return undefined;
+    const conn = this.#store.current();
+    if (conn === undefined || conn.release !== undefined || isTraced()) return undefined;
+    return conn;
+  }
+
+  /**
+   * A network `get` without the near cache on a {@link CacheClient.#direct} connection: counted as the
+   * generic path counts it, one engine call and one `.then` (a shared one without a default value).
+   */
+  #getDirect(conn: Connected, key: string, defaultValue: unknown): Promise<unknown> {
+    this.#stats.get.calls++;
+    let reply: Promise<string | null>;
+    try {
+      reply = conn.engine.get(this.#keys(conn.tenant).key(key));
+    } catch (err) {
+      return Promise.reject(this.#failed('get', err));
+    }
+    const map =
+      defaultValue === undefined
+        ? this.#decodeRead
+        : (raw: string | null): unknown => {
+            if (raw !== null) return this.#decodeRead(raw);
+            this.#stats.get.misses++;
+            return defaultValue;
+          };
+    if (!this.#retries) return reply.then(map, this.#getFailed);
+    return reply.then(map, (err: unknown) =>
+      this.#recover('get', ({ engine }, ks) => engine.get(ks.key(key)), map, conn, err),
+    );
+  }
+
+  /**
+   * Whether a failed call may be retried on a fresh connection ({@link CacheClient.#recover}: platform
+   * credentials fetched again). Not on a direct URL or a shared store, whose failures the direct paths
+   * then name and count with the shared handlers below (no closure per call).
+   */
+  readonly #retries: boolean;
+  readonly #getFailed = (err: unknown): never => {
+    throw this.#failed('get', err);
+  };
+  readonly #setFailed = (err: unknown): never => {
+    throw this.#failed('set', err);
+  };
+
+  /** A `get` reply without the near cache: counted as a hit or a miss, decoded by the codec. */
+  readonly #decodeRead = (raw: string | null): unknown => {
+    const counters = this.#stats.get;
+    if (raw === null) {
+      counters.misses++;
+      return null;
+    }
+    counters.hits++;
+    return this.#codec.decode(raw);
+  };
 
   /**
    * A `get` answered from the near cache without a promise hop or a closure: counted and traced as any

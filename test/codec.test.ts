@@ -51,6 +51,10 @@ describe('prototype poisoning', () => {
     '{"a": {"__proto__": {"polluted": true}}}',
     '{"constructor": {"prototype": {"polluted": true}}}',
     '[{"__proto__": {"polluted": true}}]',
+    // Escaped names are the same names once parsed.
+    String.raw`{"\u005f_proto__": {"polluted": true}}`,
+    String.raw`{"constructo\u0072": {"\u0070rototype": {"polluted": true}}}`,
+    String.raw`[{"\u005F_proto__": {"polluted": true}}]`,
   ];
   for (const payload of payloads) {
     it(`drops the poison in ${payload}`, () => {
@@ -284,6 +288,7 @@ describe("peak codec: Python's json dialect", () => {
       '{"__proto__": {"polluted": true}, "n": NaN}',
       '{"a": [{"__proto__": {"polluted": true}}], "id": 9007199254740993}',
       '{"constructor": {"prototype": {"polluted": true}}, "x": Infinity}',
+      String.raw`{"\u005f_proto__": {"polluted": true}, "id": 9007199254740993}`,
     ];
     for (const payload of payloads) {
       const value = peakCodec.decode(payload) as Record<string, unknown>;

@@ -95,6 +95,13 @@ export class RedisEngine implements Engine {
   /** Abandon the connection attempt in progress (on close): its callers reject at once. */
   #abortConnect: (() => void) | undefined;
   #pending = 0;
+  /**
+   * Replies (and failures) received: counted, not timed, per command (a clock read costs ~50-100 ns); the
+   * watchdog notes the time when the count moved since its last tick.
+   */
+  #replies = 0;
+  #seenReplies = 0;
+  /** When the last reply was noted (by the watchdog), or the first command after an idle spell was sent. */
   #lastProgress = 0;
   #watchdog: NodeJS.Timeout | undefined;
   /** Whether the server lets us run the mset script (an ACL may refuse @scripting). */
@@ -228,12 +235,20 @@ export class RedisEngine implements Engine {
   #startWatchdog(): void {
     if (this.#watchdog) return;
     const { timeoutMs } = this.#options;
+    // Replies are noted at the tick after they arrive (up to one interval late, never early): with ticks
+    // every timeoutMs / 20, a stall is still detected within 1.1 x timeoutMs of the last reply.
     this.#watchdog = startWatchdog(
-      Math.max(10, Math.floor(timeoutMs / 10)),
+      Math.max(10, Math.floor(timeoutMs / 20)),
       (now) => {
-        if (this.#pending > 0 && now - this.#lastProgress > timeoutMs) this.#onStall();
+        if (this.#replies !== this.#seenReplies) {
+          this.#seenReplies = this.#replies;
+          this.#lastProgress = now;
+        } else if (this.#pending > 0 && now - this.#lastProgress > timeoutMs) {
+          this.#onStall();
+        }
       },
       (now) => {
+        this.#seenReplies = this.#replies;
         this.#lastProgress = now;
       },
     );
@@ -265,11 +280,13 @@ export class RedisEngine implements Engine {
     // A client that gave up reconnecting (rejected credentials) is closed: connect afresh, so the caller
     // sees why (and platform mode can fetch new credentials).
     const client = this.#client;
-    if (client === undefined || !client.isOpen) {
-      if (this.#unresponsive && !this.#closed) return this.#failFast();
-      return this.#connect().then((fresh) => this.#track(fresh, command));
-    }
+    if (client === undefined || !client.isOpen) return this.#reconnect(command);
     return this.#track(client, command);
+  }
+
+  #reconnect<T>(command: (client: Client) => Promise<T>): Promise<T> {
+    if (this.#unresponsive && !this.#closed) return this.#failFast();
+    return this.#connect().then((fresh) => this.#track(fresh, command));
   }
 
   #track<T>(client: Client, command: (client: Client) => Promise<T>): Promise<T> {
@@ -279,27 +296,54 @@ export class RedisEngine implements Engine {
     } catch (err) {
       return Promise.reject(toCacheError(err, this.#ctx));
     }
-    if (this.#pending++ === 0) this.#lastProgress = Date.now();
-    return reply.then(
-      (value) => {
-        this.#pending--;
-        this.#lastProgress = Date.now();
-        return value;
-      },
-      (err: unknown) => {
-        this.#pending--;
-        this.#lastProgress = Date.now();
-        throw this.#stalled.has(client)
-          ? new CacheTimeoutError(`${this.#ctx.target} did not reply within ${this.#options.timeoutMs} ms`, {
-              cause: err,
-            })
-          : toCacheError(err, this.#ctx);
-      },
-    );
+    return this.#watch(client, reply);
   }
 
+  /** Count `reply` as outstanding until it settles (see the watchdog); failures become {@link CacheError}s. */
+  #watch<T>(client: Client, reply: Promise<T>): Promise<T> {
+    if (this.#pending++ === 0) this.#lastProgress = Date.now();
+    return reply.then(this.#onReply as (value: T) => T, this.#onFailure(client));
+  }
+
+  /** Settles a reply: shared by every command (no closure per command). */
+  readonly #onReply = (value: unknown): unknown => {
+    this.#pending--;
+    this.#replies++;
+    return value;
+  };
+
+  /** The failure handler of commands sent on `client` (one per connection, not per command). */
+  #failureHandler: { client: Client; handle: (err: unknown) => never } | undefined;
+
+  #onFailure(client: Client): (err: unknown) => never {
+    const known = this.#failureHandler;
+    if (known !== undefined && known.client === client) return known.handle;
+    const handle = (err: unknown): never => {
+      this.#pending--;
+      this.#replies++;
+      throw this.#stalled.has(client)
+        ? new CacheTimeoutError(`${this.#ctx.target} did not reply within ${this.#options.timeoutMs} ms`, {
+            cause: err,
+          })
+        : toCacheError(err, this.#ctx);
+    };
+    this.#failureHandler = { client, handle };
+    return handle;
+  }
+
+  /** `sendCommand(args)` on the connection: {@link RedisEngine.#run} without a closure per command. */
   #send<T>(args: string[]): Promise<T> {
-    return this.#run((client) => client.sendCommand(args) as Promise<T>);
+    const client = this.#client;
+    if (client === undefined || !client.isOpen) {
+      return this.#reconnect((fresh) => fresh.sendCommand(args) as Promise<T>);
+    }
+    let reply: Promise<T>;
+    try {
+      reply = client.sendCommand(args) as Promise<T>;
+    } catch (err) {
+      return Promise.reject(toCacheError(err, this.#ctx));
+    }
+    return this.#watch(client, reply);
   }
 
   /** {@inheritDoc Engine.get} */
