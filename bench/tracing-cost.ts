@@ -10,9 +10,10 @@
  * per wall second. The cost is `1 - (traced x Map) / (untraced x Map)` per pair of children.
  *
  * The traced child also times, synchronously, what a traced hit adds (ns per call, CPU time, the best of
- * several runs): `traceAnswered` itself, the four `publish` calls the event contract needs on a fresh
- * context (the floor), a fresh context alone, two `publish` calls (`start` + `asyncEnd`), and an empty step
- * (the timing loop's own cost, to subtract).
+ * several runs): `traceAnswered` itself (an answer from memory publishes `asyncEnd` only), one `asyncEnd`
+ * on a fresh context (that contract's floor), the four `publish` calls the previous contract needed on a
+ * fresh context, two `publish` calls (`start` + `asyncEnd`), a fresh context alone, and an empty step (the
+ * timing loop's own cost, to subtract).
  *
  * Environment: `COST_PAIRS` (4), `COST_ROUNDS` (5), `COST_MS` (300 per contender and round),
  * `COST_CONCURRENCY` (`256,1`), `COST_CONTENDER` (`peak-near`; e.g. `peak-near-cf`, a `cacheResult` hit
@@ -102,7 +103,18 @@ async function micro(): Promise<Record<string, number>> {
   let sink: OperationContext | undefined;
   const steps: Record<string, () => void> = {
     'traceAnswered (what a traced near hit runs)': () => traceAnswered('get', conn, 1, 1, 0),
-    'four publishes on a fresh context (the floor)': () => {
+    'asyncEnd only on a fresh context (the floor of answers from memory)': () => {
+      asyncEnd.publish({
+        operation: 'get',
+        tenant: conn.tenant,
+        server: conn.server,
+        keys: 1,
+        hits: 1,
+        misses: 0,
+        memory: true,
+      });
+    },
+    'four publishes on a fresh context (the previous contract)': () => {
       const ctx = { operation: 'get', tenant: conn.tenant, server: conn.server, keys: 1, hits: 1, misses: 0 };
       start.publish(ctx);
       end.publish(ctx);

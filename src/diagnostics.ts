@@ -5,6 +5,13 @@
  * `:asyncEnd` and `:error`), with an {@link OperationContext} naming the operation, the tenant, the number
  * of keys and, for reads, the hits and misses. Never values, key names or credentials.
  *
+ * An operation that goes to the server publishes `start`, `end`, then when it settles `error` (failures
+ * only), `asyncStart` and `asyncEnd`. An operation answered synchronously from process memory (a
+ * near-cache hit, a cached-function call answered from the near cache) publishes **`asyncEnd` only**, with
+ * a complete context and `memory: true`: nothing runs asynchronously and no store bound to `start` is
+ * entered. So a subscriber that wants every operation reads `asyncEnd`; one that pairs `start` with
+ * `asyncEnd` (to time an operation or open a span) must accept an `asyncEnd` with no `start`.
+ *
  * When nobody subscribes, the client checks one flag per call and builds no context object.
  *
  * @example
@@ -51,9 +58,16 @@ export interface ServerInfo {
  * The message of every event of one operation: the same object from `start` to `asyncEnd`, filled in
  * as the operation proceeds. Subscribers must treat it as read-only.
  *
- * Events, in order: `start` (the call began; connecting, when needed, is part of the operation), `end`
- * (the synchronous part returned), then when the operation settles `error` (failures only), `asyncStart`
- * and `asyncEnd`.
+ * Events of an operation that goes to the server, in order: `start` (the call began; connecting, when
+ * needed, is part of the operation), `end` (the synchronous part returned), then when the operation
+ * settles `error` (failures only), `asyncStart` and `asyncEnd`. The operation runs inside the stores
+ * bound to the `start` channel (`bindStore`).
+ *
+ * An operation answered synchronously from process memory (a near-cache hit, hit or held miss; a cached
+ * function answered from the near cache) publishes one event, `asyncEnd`, before the call returns, on
+ * a new context that is complete from the first (`tenant`, `server`, `keys`, `hits`, `misses`) and has
+ * `memory: true`; no `start`, `end` or `asyncStart`, and no store is entered. Such an `asyncEnd` runs in
+ * the caller's synchronous context (its `AsyncLocalStorage` stores, its active span).
  */
 export interface OperationContext {
   /**
@@ -78,6 +92,12 @@ export interface OperationContext {
   misses?: number;
   /** The {@link CacheError} the operation rejected with (from the `error` event on). */
   error?: unknown;
+  /**
+   * `true` when the operation was answered synchronously from process memory (the near cache): then its
+   * only event is `asyncEnd` (no `start`, `end` or `asyncStart`: nothing runs asynchronously, no store
+   * bound to `start` is entered) and the context is complete. Absent on every other operation.
+   */
+  readonly memory?: true;
 }
 
 /** The channels of {@link OPERATION_CHANNEL}. */
@@ -265,11 +285,12 @@ function runCall<R>(ctx: OperationContext, call: (ctx: OperationContext) => Prom
 
 /**
  * Trace an operation the client answered synchronously from memory (a near-cache hit, a cached function
- * answered from the near cache): the same events as any operation (`start`, `end`, `asyncStart`,
- * `asyncEnd`, in that order, on one new context, under the start channel's bound stores), published at
- * once since the result is already known: no promise hop, no closure. Call it after counting, before
- * returning the resolved promise, and only when {@link isTraced} (the caller then builds nothing when
- * nobody listens).
+ * answered from the near cache; `operation` is the public method: `get`, `cacheResult`, `getOrSet`, ...):
+ * publishes `asyncEnd` only, on one new complete context with `memory: true` (see
+ * {@link OperationContext}), in the caller's synchronous context; no `start`/`end`/`asyncStart`, no store
+ * entered, no promise, no closure. Builds nothing when `asyncEnd` has no subscriber. Call it after
+ * counting, before returning the resolved promise, and only when {@link isTraced} (the caller then builds
+ * nothing when nobody listens).
  * @internal
  */
 export function traceAnswered(
@@ -279,24 +300,19 @@ export function traceAnswered(
   hits: number,
   misses: number,
 ): void {
-  // One literal with every property a hit has: one object shape for all answered operations.
-  const ctx: OperationContext = {
+  if (!asyncEnd.hasSubscribers) return;
+  // One literal with every property: one object shape for all answered operations. One event: the
+  // cost of the four-event contract on a hit answered from memory was 21-30 % with no-op subscribers
+  // (issue 20, bench/tracing-cost.ts).
+  asyncEnd.publish({
     operation,
     tenant: connected?.tenant,
     server: connected?.server,
     keys,
     hits,
     misses,
-  };
-  if (storesBound()) {
-    start.runStores(ctx, publishAnswered, undefined, ctx);
-    return;
-  }
-  // The four calls are the floor of the event contract (measured by bench/tracing-cost.ts).
-  start.publish(ctx);
-  end.publish(ctx);
-  asyncStart.publish(ctx);
-  asyncEnd.publish(ctx);
+    memory: true,
+  } satisfies OperationContext);
 }
 
 /**
@@ -309,10 +325,4 @@ export function traceAnswered(
 function storesBound(): boolean {
   const stores = (start as unknown as { _stores?: { readonly size?: unknown } })._stores;
   return stores === undefined ? start.hasSubscribers : stores.size !== 0;
-}
-
-function publishAnswered(ctx: OperationContext): void {
-  end.publish(ctx);
-  asyncStart.publish(ctx);
-  asyncEnd.publish(ctx);
 }

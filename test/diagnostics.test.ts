@@ -1,12 +1,13 @@
 /**
- * Tracing through `node:diagnostics_channel`: every operation publishes start/end/asyncStart/asyncEnd
- * (and error) on `peak-cache:operation` with its name, tenant, key count and hits/misses, never a value,
- * a key name or a password.
+ * Tracing through `node:diagnostics_channel`: every operation that goes to the server publishes
+ * start/end/asyncStart/asyncEnd (and error) on `peak-cache:operation` with its name, tenant, key count and
+ * hits/misses, never a value, a key name or a password; one answered from memory (a near-cache hit)
+ * publishes asyncEnd only, complete, with `memory: true`.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { tracingChannel } from 'node:diagnostics_channel';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { isTraced } from '../src/diagnostics.js';
+import { isTraced, traceAnswered } from '../src/diagnostics.js';
 import {
   CacheAuthError,
   CacheConnectionError,
@@ -201,7 +202,7 @@ describe('diagnostics channel peak-cache:operation', () => {
     });
   });
 
-  it('traces a near-cache hit (answered from memory) as any get: same events, hits, misses, stores', async () => {
+  it('publishes a near-cache hit (answered from memory) as one asyncEnd: complete, memory: true, no store', async () => {
     const cache = pool.open({
       connectionConfig: { url: `redis://:${PASSWORD}@127.0.0.1:${server.port}/2`, tenant: 'diag-near' },
       debugLogs: false,
@@ -223,40 +224,43 @@ describe('diagnostics channel peak-cache:operation', () => {
     channel.start.bindStore(als, (message) => (message as OperationContext).operation);
     channel.asyncEnd.subscribe(onEnd);
     try {
-      expect(await cache.get('n')).toBe('v');
-      expect(inside).toBe('get');
+      // No store is entered: the asyncEnd runs in the caller's context, before get returns.
+      const answer = als.run('caller', () => cache.get('n'));
+      expect(inside).toBe('caller');
+      expect(await answer).toBe('v');
     } finally {
       channel.asyncEnd.unsubscribe(onEnd);
       channel.start.unbindStore(als);
     }
     expect(await cache.get('none', 'fallback')).toBe('fallback');
     expect(cache.stats().nearCache?.hits).toBe(held + 2);
-    const names = events.map((e) => e.event);
-    expect(names).toEqual([
-      'start',
-      'end',
-      'asyncStart',
-      'asyncEnd',
-      'start',
-      'end',
-      'asyncStart',
-      'asyncEnd',
-    ]);
-    // One new context per operation, the same object at each of its four events.
-    const [first, second] = [events[0]?.ctx, events[4]?.ctx];
-    expect(events.slice(0, 4).every((e) => e.ctx === first)).toBe(true);
-    expect(events.slice(4).every((e) => e.ctx === second)).toBe(true);
-    expect(second).not.toBe(first);
+    expect(events.map((e) => e.event)).toEqual(['asyncEnd', 'asyncEnd']);
+    expect(events[1]?.ctx).not.toBe(events[0]?.ctx);
     const near = { system: 'redis', cluster: false, address: '127.0.0.1', port: server.port, database: 2 };
-    expect(events[3]?.snapshot).toEqual({
+    expect(events[0]?.snapshot).toEqual({
       operation: 'get',
       tenant: 'diag-near',
       server: near,
       keys: 1,
       hits: 1,
       misses: 0,
+      memory: true,
     });
-    expect(events[7]?.snapshot).toEqual({
+    expect(events[1]?.snapshot).toEqual({
+      operation: 'get',
+      tenant: 'diag-near',
+      server: near,
+      keys: 1,
+      hits: 0,
+      misses: 1,
+      memory: true,
+    });
+    // A get that goes to the server (a key not held) keeps every event, with no memory field.
+    events.length = 0;
+    expect(await cache.get('other')).toBeNull();
+    expect(events.map((e) => e.event)).toEqual(['start', 'end', 'asyncStart', 'asyncEnd']);
+    expect(events.every((e) => e.ctx === events[0]?.ctx)).toBe(true);
+    expect(events[3]?.snapshot).toEqual({
       operation: 'get',
       tenant: 'diag-near',
       server: near,
@@ -264,13 +268,51 @@ describe('diagnostics channel peak-cache:operation', () => {
       hits: 0,
       misses: 1,
     });
-    // The tenant and server are known from `start` on (the client is connected).
-    expect(events[0]?.snapshot).toMatchObject({
-      operation: 'get',
-      tenant: 'diag-near',
-      server: near,
-      keys: 1,
-    });
+  });
+
+  it('traceAnswered publishes asyncEnd only, for any operation name, and nothing without its subscriber', () => {
+    const events = start();
+    const conn = { tenant: 't', server: { system: 'memory' as const, cluster: false } };
+    traceAnswered('cacheResult', conn, 1, 1, 0);
+    traceAnswered('getOrSet', undefined, 1, 0, 1);
+    expect(events.map((e) => [e.event, e.snapshot])).toEqual([
+      [
+        'asyncEnd',
+        {
+          operation: 'cacheResult',
+          tenant: 't',
+          server: conn.server,
+          keys: 1,
+          hits: 1,
+          misses: 0,
+          memory: true,
+        },
+      ],
+      [
+        'asyncEnd',
+        {
+          operation: 'getOrSet',
+          tenant: undefined,
+          server: undefined,
+          keys: 1,
+          hits: 0,
+          misses: 1,
+          memory: true,
+        },
+      ],
+    ]);
+    stopRecording?.();
+    stopRecording = undefined;
+    const starts: unknown[] = [];
+    const onStart = (message: unknown) => starts.push(message);
+    channel.start.subscribe(onStart);
+    try {
+      expect(isTraced()).toBe(true);
+      traceAnswered('get', conn, 1, 1, 0);
+    } finally {
+      channel.start.unsubscribe(onStart);
+    }
+    expect(starts).toEqual([]);
   });
 
   it('traces near-cache hits to a subscriber of asyncEnd alone (the other channels inactive)', async () => {
@@ -297,7 +339,14 @@ describe('diagnostics channel peak-cache:operation', () => {
     }
     expect(cache.stats().nearCache?.hits).toBe(held + 1);
     expect(ends).toEqual([
-      expect.objectContaining({ operation: 'get', tenant: 'diag-near-end', keys: 1, hits: 1, misses: 0 }),
+      expect.objectContaining({
+        operation: 'get',
+        tenant: 'diag-near-end',
+        keys: 1,
+        hits: 1,
+        misses: 0,
+        memory: true,
+      }),
     ]);
   });
 

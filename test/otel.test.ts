@@ -138,7 +138,7 @@ describe('peak-cache/otel spans', () => {
     expect(get?.spanContext().traceId).toBe(parent?.spanContext().traceId);
   });
 
-  it('makes a span of a near-cache hit (answered from memory) as of any get, child of the active span', async () => {
+  it('makes one instant span of a near-cache hit (answered from memory), child of the active span, and counts it', async () => {
     const cache = pool.open({
       connectionConfig: { url: `redis://:${PASSWORD}@127.0.0.1:${server.port}/3`, tenant: 'otel-near' },
       env: {},
@@ -155,9 +155,13 @@ describe('peak-cache/otel spans', () => {
       parent.end();
     });
     expect(cache.stats().nearCache?.hits).toBe(held + 1);
-    const get = finished().find((s) => s.name === 'get');
-    const parent = finished().find((s) => s.name === 'parent');
+    expect(finished().map((s) => s.name)).toEqual(['get', 'parent']);
+    const [get, parent] = finished();
+    expect(get?.kind).toBe(SpanKind.CLIENT);
     expect(get?.parentSpanContext?.spanId).toBe(parent?.spanContext().spanId);
+    expect(get?.spanContext().traceId).toBe(parent?.spanContext().traceId);
+    expect(get?.duration).toEqual([0, 0]);
+    expect(get?.status.code).toBe(SpanStatusCode.UNSET);
     expect(get?.attributes).toEqual({
       'db.system.name': 'redis',
       'db.system': 'redis',
@@ -169,7 +173,41 @@ describe('peak-cache/otel spans', () => {
       'peak_cache.keys': 1,
       'peak_cache.hits': 1,
       'peak_cache.misses': 0,
+      'peak_cache.answered_from_memory': true,
     });
+    const metrics = await collectMetrics();
+    const ofGet = (name: string) =>
+      metrics.get(name)?.dataPoints.filter((p) => p.attributes['db.operation.name'] === 'get') ?? [];
+    expect(ofGet('peak_cache.client.hits').map((p) => p.value)).toEqual([1]);
+    expect(ofGet('peak_cache.client.misses')).toEqual([]);
+    const duration = ofGet('db.client.operation.duration').map(
+      (p) => p.value as { count: number; sum: number },
+    );
+    expect(duration).toMatchObject([{ count: 1, sum: 0 }]);
+  });
+
+  it('a span of a network get has no answered_from_memory attribute', async () => {
+    instrument();
+    await client().get(KEY);
+    expect(finished()).toHaveLength(1);
+    expect(finished()[0]?.attributes).not.toHaveProperty('peak_cache.answered_from_memory');
+  });
+
+  it('records no answer from memory once disabled', async () => {
+    const cache = pool.open({
+      connectionConfig: { url: `redis://:${PASSWORD}@127.0.0.1:${server.port}/3`, tenant: 'otel-near-off' },
+      env: {},
+      nearCache: { maxEntries: 10 },
+    });
+    await cache.set(KEY, VALUE);
+    await cache.get(KEY);
+    await cache.get(KEY);
+    instrument();
+    const pending = cache.ping(); // keeps the instrumentation on the channel after disable
+    instrumentation?.disable();
+    expect(await cache.get(KEY)).toBe(VALUE);
+    await pending;
+    expect(finished().map((s) => s.name)).toEqual(['ping']);
   });
 
   it('records a failure: error status, error.type, the exception, and no password anywhere', async () => {

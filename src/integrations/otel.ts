@@ -11,8 +11,17 @@
  * `peak_cache.keys`, `peak_cache.hits` and `peak_cache.misses`. Never values, key names or credentials.
  *
  * Metrics: the `db.client.operation.duration` histogram (seconds), and the counters
- * `peak_cache.client.hits`, `peak_cache.client.misses` (keys, for `get` and `mget`) and
- * `peak_cache.client.errors`.
+ * `peak_cache.client.hits`, `peak_cache.client.misses` (keys, for reads: `get`, `mget`, cached
+ * functions) and `peak_cache.client.errors`.
+ *
+ * Operations answered from process memory (near-cache hits; their only event is `asyncEnd`, with
+ * `memory: true`) are recorded too: an instant span (started and ended at the same moment, so its
+ * duration is 0) with the same attributes plus `peak_cache.answered_from_memory: true` (the OpenTelemetry
+ * semantic conventions define no cache-hit attribute), a child of the span active at the call (the
+ * answer is synchronous, so that is the caller's); a `db.client.operation.duration` point of 0 seconds
+ * (no I/O was done, and the call's start is not published; such points fall in the first bucket and
+ * pull the mean down: read the network's latency from the higher percentiles, or filter the spans); and
+ * their hits and misses in the counters.
  *
  * @example
  * ```ts
@@ -266,7 +275,11 @@ export class PeakCacheInstrumentation {
     try {
       const ctx = message as OperationContext;
       const pending = this.#pending.get(ctx);
-      if (pending === undefined) return;
+      if (pending === undefined) {
+        // An answer from memory has no `start`; others without a pending start began while disabled.
+        if (ctx.memory === true && this.#enabled) this.#answered(ctx);
+        return;
+      }
       this.#pending.delete(ctx);
       this.#inFlight--;
       this.#stopListeningWhenIdle();
@@ -295,8 +308,38 @@ export class PeakCacheInstrumentation {
     }
   };
 
-  /** End `span`, adding what is known only at the end (`changed`: attributes that differ from start). */
-  #finishSpan(span: Span | undefined, ctx: OperationContext, changed: Attributes | undefined): void {
+  /**
+   * An operation answered from memory (`asyncEnd` only, complete context): its hits and misses, a
+   * duration of 0 and an instant span, a child of the active context (the caller's: the answer is
+   * synchronous).
+   */
+  #answered(ctx: OperationContext): void {
+    const series = this.#seriesOf(ctx.operation, ctx.server, ctx.tenant);
+    if (ctx.hits !== undefined) series.hits += ctx.hits;
+    if (ctx.misses !== undefined) series.misses += ctx.misses;
+    this.#duration?.record(0, series.attributes);
+    if (this.#tracer === undefined) return;
+    // A performance timestamp: the SDK reads it on the same clock as the spans it times itself.
+    const at = performance.now();
+    const span = this.#tracer.startSpan(ctx.operation, {
+      kind: SpanKind.CLIENT,
+      attributes: series.attributes,
+      startTime: at,
+    });
+    span.setAttribute('peak_cache.answered_from_memory', true);
+    this.#finishSpan(span, ctx, undefined, at);
+  }
+
+  /**
+   * End `span` (at `endTime`, else now), adding what is known only at the end (`changed`: attributes
+   * that differ from start).
+   */
+  #finishSpan(
+    span: Span | undefined,
+    ctx: OperationContext,
+    changed: Attributes | undefined,
+    endTime?: number,
+  ): void {
     if (span === undefined) return;
     if (changed !== undefined) span.setAttributes(changed);
     if (ctx.tenant !== undefined) span.setAttribute('peak_cache.tenant', ctx.tenant);
@@ -311,7 +354,7 @@ export class PeakCacheInstrumentation {
         ...(err instanceof Error ? { message: err.message } : {}),
       });
     }
-    span.end();
+    span.end(endTime);
   }
 }
 
