@@ -56,7 +56,15 @@ export type DecodedValue<C extends CodecOption> = [C] extends ['peak']
  * comes back as `'42'`, on a miss as on a hit) rather than to the factory's type: `codec: 'client'`, and
  * for `cacheResult` also `keyStyle: 'python'` (Python's key and codec).
  */
-export type ClientCodecChoice = { readonly codec: 'client' } | { readonly keyStyle: 'python' };
+export type ClientCodecChoice =
+  | {
+      /** Store in the client's codec (see `GetOrSetOptions.codec`). */
+      readonly codec: 'client';
+    }
+  | {
+      /** Python's key layout, which stores in the client's codec (see `CacheResultOptions.keyStyle`). */
+      readonly keyStyle: 'python';
+    };
 
 /**
  * Options of a cached function that keep the factory's result type: the default `codec: 'typed'` (it
