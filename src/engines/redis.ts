@@ -313,11 +313,11 @@ export class RedisEngine implements Engine {
   };
 
   /** The failure handler of commands sent on `client` (one per connection, not per command). */
-  #failureHandler: { client: Client; handle: (err: unknown) => never } | undefined;
+  #failureHandler: { connection: Client; handle: (err: unknown) => never } | undefined;
 
   #onFailure(client: Client): (err: unknown) => never {
     const known = this.#failureHandler;
-    if (known !== undefined && known.client === client) return known.handle;
+    if (known !== undefined && known.connection === client) return known.handle;
     const handle = (err: unknown): never => {
       this.#pending--;
       this.#replies++;
@@ -327,7 +327,7 @@ export class RedisEngine implements Engine {
           })
         : toCacheError(err, this.#ctx);
     };
-    this.#failureHandler = { client, handle };
+    this.#failureHandler = { connection: client, handle };
     return handle;
   }
 
