@@ -97,12 +97,13 @@ async function child(mode: 'untraced' | 'subscriber'): Promise<ChildResult> {
 /** ns per call (CPU time) of each synchronous step of a traced hit, with the subscriber attached. */
 async function micro(): Promise<Record<string, number>> {
   const { tracingChannel } = await import('node:diagnostics_channel');
-  const { traceAnswered } = await import('../src/diagnostics.ts');
+  const { answeredSlot, traceAnswered } = await import('../src/diagnostics.ts');
+  const slot = answeredSlot();
   const { start, end, asyncStart, asyncEnd } = tracingChannel<unknown, OperationContext>(OPERATION_CHANNEL);
   const conn = { tenant: 'bench', server: { system: 'redis' as const, cluster: false } };
   let sink: OperationContext | undefined;
   const steps: Record<string, () => void> = {
-    'traceAnswered (what a traced near hit runs)': () => traceAnswered('get', conn, 1, 1, 0),
+    'traceAnswered (what a traced near hit runs)': () => traceAnswered('get', conn, 1, 1, 0, slot),
     'asyncEnd only on a fresh context (the floor of answers from memory)': () => {
       asyncEnd.publish({
         operation: 'get',

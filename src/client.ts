@@ -22,7 +22,7 @@ import type { InvalidateTagsOptions } from './cached/tags.js';
 import { type Codec, resolveCodec } from './codec.js';
 import { chooseSource } from './connection.js';
 import { decodeAll } from './decode-slices.js';
-import { isTraced, traceAnswered, traceCall, traceOperation } from './diagnostics.js';
+import { answeredSlot, isTraced, traceAnswered, traceCall, traceOperation } from './diagnostics.js';
 import type { Engine } from './engines/engine.js';
 import { CacheConnectionError, CacheError, CacheValidationError } from './errors.js';
 import { isValidKey, KeySpace, validateKey, validatePattern, validatePrefix } from './keys.js';
@@ -127,6 +127,10 @@ export class CacheClient<C extends CodecOption = 'peak'> {
   readonly #stats: StatsRecorder;
   /** The near cache (option `nearCache`), or `undefined` when off. */
   readonly #near: NearCache | undefined;
+  /** Tracing of answers from memory: the last context of near `get` hits, held misses, cached hits. */
+  readonly #answeredHit = answeredSlot();
+  readonly #answeredMiss = answeredSlot();
+  readonly #answeredCached = answeredSlot();
   /** Cached functions, created on first use (a view that never uses them stays small). */
   #cachedFunctions: CachedFunctions | undefined;
   /** A closed shared-mode view: the shared engine its kept fills finish on (see {@link CacheClient.#cachedIo}). */
@@ -210,7 +214,8 @@ export class CacheClient<C extends CodecOption = 'peak'> {
                   counters.calls++;
                   counters.record(hits, misses);
                   const conn = this.#store.current(); // connected: `keys()` just answered
-                  if (isTraced() && conn !== undefined) traceAnswered(operation, conn, keys, hits, misses);
+                  if (isTraced() && conn !== undefined)
+                    traceAnswered(operation, conn, keys, hits, misses, this.#answeredCached);
                 },
               },
             }),
@@ -408,7 +413,10 @@ export class CacheClient<C extends CodecOption = 'peak'> {
     const raw = entry.raw;
     if (raw === null) counters.misses++;
     else counters.hits++;
-    if (isTraced()) traceAnswered('get', conn, 1, raw === null ? 0 : 1, raw === null ? 1 : 0);
+    if (isTraced()) {
+      if (raw === null) traceAnswered('get', conn, 1, 0, 1, this.#answeredMiss);
+      else traceAnswered('get', conn, 1, 1, 0, this.#answeredHit);
+    }
     if (raw === null) return Promise.resolve((defaultValue === undefined ? null : defaultValue) as R);
     return Promise.resolve(near.valueOf(entry) as R);
   }

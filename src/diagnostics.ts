@@ -65,9 +65,12 @@ export interface ServerInfo {
  *
  * An operation answered synchronously from process memory (a near-cache hit, hit or held miss; a cached
  * function answered from the near cache) publishes one event, `asyncEnd`, before the call returns, on
- * a new context that is complete from the first (`tenant`, `server`, `keys`, `hits`, `misses`) and has
+ * a context that is complete from the first (`tenant`, `server`, `keys`, `hits`, `misses`) and has
  * `memory: true`; no `start`, `end` or `asyncStart`, and no store is entered. Such an `asyncEnd` runs in
- * the caller's synchronous context (its `AsyncLocalStorage` stores, its active span).
+ * the caller's synchronous context (its `AsyncLocalStorage` stores, its active span). That context is
+ * frozen and may be the same object for consecutive answers of one client with the same content (a
+ * context allocated per hit was most of tracing's cost on a near hit): do not use its identity to
+ * tell answers apart.
  */
 export interface OperationContext {
   /**
@@ -284,13 +287,28 @@ function runCall<R>(ctx: OperationContext, call: (ctx: OperationContext) => Prom
 }
 
 /**
+ * The last context {@link traceAnswered} published for one caller (a client's near `get` hits, its held
+ * misses, its cached functions' answers): reused while the content is the same. @internal
+ */
+export interface AnsweredSlot {
+  ctx: OperationContext | undefined;
+  connected: TracedConnection | undefined;
+}
+
+/** A new, empty {@link AnsweredSlot}. @internal */
+export function answeredSlot(): AnsweredSlot {
+  return { ctx: undefined, connected: undefined };
+}
+
+/**
  * Trace an operation the client answered synchronously from memory (a near-cache hit, a cached function
  * answered from the near cache; `operation` is the public method: `get`, `cacheResult`, `getOrSet`, ...):
- * publishes `asyncEnd` only, on one new complete context with `memory: true` (see
+ * publishes `asyncEnd` only, on a complete, frozen context with `memory: true` (see
  * {@link OperationContext}), in the caller's synchronous context; no `start`/`end`/`asyncStart`, no store
- * entered, no promise, no closure. Builds nothing when `asyncEnd` has no subscriber. Call it after
- * counting, before returning the resolved promise, and only when {@link isTraced} (the caller then builds
- * nothing when nobody listens).
+ * entered, no promise, no closure. The context is `slot`'s last one when it says the same (same
+ * connection, operation, keys, hits and misses), else a new one kept in `slot`. Builds nothing when
+ * `asyncEnd` has no subscriber. Call it after counting, before returning the resolved promise, and only
+ * when {@link isTraced} (the caller then builds nothing when nobody listens).
  * @internal
  */
 export function traceAnswered(
@@ -299,20 +317,34 @@ export function traceAnswered(
   keys: number,
   hits: number,
   misses: number,
+  slot: AnsweredSlot,
 ): void {
   if (!asyncEnd.hasSubscribers) return;
-  // One literal with every property: one object shape for all answered operations. One event: the
-  // cost of the four-event contract on a hit answered from memory was 21-30 % with no-op subscribers
-  // (issue 20, bench/tracing-cost.ts).
-  asyncEnd.publish({
-    operation,
-    tenant: connected?.tenant,
-    server: connected?.server,
-    keys,
-    hits,
-    misses,
-    memory: true,
-  } satisfies OperationContext);
+  let ctx = slot.ctx;
+  if (
+    ctx === undefined ||
+    slot.connected !== connected ||
+    ctx.operation !== operation ||
+    ctx.keys !== keys ||
+    ctx.hits !== hits ||
+    ctx.misses !== misses
+  ) {
+    // One literal with every property: one object shape for all answered operations. One event, one
+    // object per content: the four-event contract cost 21-30 % of a near hit with no-op subscribers, a
+    // fresh context per hit 18-20 % (issue 20, bench/tracing-cost.ts).
+    ctx = Object.freeze({
+      operation,
+      tenant: connected?.tenant,
+      server: connected?.server,
+      keys,
+      hits,
+      misses,
+      memory: true,
+    } satisfies OperationContext) as OperationContext;
+    slot.ctx = ctx;
+    slot.connected = connected;
+  }
+  asyncEnd.publish(ctx);
 }
 
 /**

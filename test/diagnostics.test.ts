@@ -7,7 +7,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { tracingChannel } from 'node:diagnostics_channel';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { isTraced, traceAnswered } from '../src/diagnostics.js';
+import { answeredSlot, isTraced, traceAnswered } from '../src/diagnostics.js';
 import {
   CacheAuthError,
   CacheConnectionError,
@@ -273,9 +273,17 @@ describe('diagnostics channel peak-cache:operation', () => {
   it('traceAnswered publishes asyncEnd only, for any operation name, and nothing without its subscriber', () => {
     const events = start();
     const conn = { tenant: 't', server: { system: 'memory' as const, cluster: false } };
-    traceAnswered('cacheResult', conn, 1, 1, 0);
-    traceAnswered('getOrSet', undefined, 1, 0, 1);
-    expect(events.map((e) => [e.event, e.snapshot])).toEqual([
+    const slot = answeredSlot();
+    traceAnswered('cacheResult', conn, 1, 1, 0, slot);
+    traceAnswered('getOrSet', undefined, 1, 0, 1, slot);
+    // The same content again: the same frozen context; another content: another one.
+    traceAnswered('getOrSet', undefined, 1, 0, 1, slot);
+    traceAnswered('getOrSet', conn, 1, 0, 1, slot);
+    expect(events[2]?.ctx).toBe(events[1]?.ctx);
+    expect(events[3]?.ctx).not.toBe(events[2]?.ctx);
+    expect(events[0]?.ctx).not.toBe(events[1]?.ctx);
+    expect(Object.isFrozen(events[0]?.ctx)).toBe(true);
+    expect(events.slice(0, 2).map((e) => [e.event, e.snapshot])).toEqual([
       [
         'asyncEnd',
         {
@@ -308,7 +316,7 @@ describe('diagnostics channel peak-cache:operation', () => {
     channel.start.subscribe(onStart);
     try {
       expect(isTraced()).toBe(true);
-      traceAnswered('get', conn, 1, 1, 0);
+      traceAnswered('get', conn, 1, 1, 0, answeredSlot());
     } finally {
       channel.start.unsubscribe(onStart);
     }
