@@ -58,7 +58,6 @@ describe('TenantCaches pooled mode (per-tenant ACL users)', () => {
     const openedFor = new Set<string>();
     const caches = pooled({
       maxConnections: 2,
-      minHoldMs: 20, // switches every round (the hold bounds churn: see tenants-pooled-recovery.test.ts)
       connectionFor: (tenant) => {
         openedFor.add(tenant);
         return { url: urlFor(tenant) };

@@ -121,11 +121,14 @@ export class TenantPool {
   #holdTimer: NodeJS.Timeout | undefined;
   /** The hold in effect: `minHoldMs`, at most half of `timeoutMs`. */
   readonly #hold: number;
+  /** An idle connection within its hold may go to another tenant once idle this long (a 20th of the hold). */
+  readonly #grace: number;
   #inDrain = false;
 
   constructor(options: TenantPoolOptions) {
     this.#options = options;
     this.#hold = Math.min(options.minHoldMs, Math.floor(options.settings.timeoutMs / 2));
+    this.#grace = Math.ceil(this.#hold / 20);
   }
 
   /** The hold in effect, in ms (see {@link TenantPoolOptions.minHoldMs}). */
@@ -380,11 +383,18 @@ export class TenantPool {
     return now - entry.since >= this.#hold;
   }
 
-  /** The least recently used idle connection past its hold, if any. */
+  /**
+   * Whether idle `entry` may go to another tenant: past its hold, or idle for the grace already (its
+   * tenant stopped using it; a tenant in continuous use takes it again within the same event-loop turn).
+   */
+  #idleFree(entry: Entry, now: number): boolean {
+    return entry.holds === 0 && (this.#heldLongEnough(entry, now) || now - entry.lastUsed >= this.#grace);
+  }
+
+  /** The least recently used idle connection that may go to another tenant, if any. */
   #idlePastHold(): Entry | undefined {
     const now = performance.now();
-    for (const entry of this.#entries.values())
-      if (entry.holds === 0 && this.#heldLongEnough(entry, now)) return entry;
+    for (const entry of this.#entries.values()) if (this.#idleFree(entry, now)) return entry;
     return undefined;
   }
 
@@ -431,6 +441,7 @@ export class TenantPool {
       if (entry.draining) continue;
       if (!this.#heldLongEnough(entry, now)) {
         next = Math.min(next, entry.since + this.#hold);
+        if (entry.holds === 0) next = Math.min(next, entry.lastUsed + this.#grace);
         continue;
       }
       entry.draining = true;
