@@ -124,6 +124,12 @@ export class TenantPool {
   /** An idle connection within its hold may go to another tenant once idle this long (a 20th of the hold). */
   readonly #grace: number;
   #inDrain = false;
+  /**
+   * Until when no connection goes to another tenant (only free places are used): set for `timeoutMs`
+   * when a connection fails to connect (a frozen or unreachable node: a new connection would not open
+   * either, and a tenant that gave its connection away could not get one back).
+   */
+  #pausedUntil = Number.NEGATIVE_INFINITY;
 
   constructor(options: TenantPoolOptions) {
     this.#options = options;
@@ -203,7 +209,13 @@ export class TenantPool {
     const held = entry;
     held.slot ??= evicted === undefined ? this.#open(tenant) : evicted.then(() => this.#open(tenant));
     return held.slot
-      .then((slot) => slot.connect())
+      .then((slot) =>
+        slot.connect().catch((err: unknown) => {
+          // The server (not the tenant's credentials) failed: switching would only cost working connections.
+          if (!isAuthFailure(err)) this.#pausedUntil = performance.now() + this.#options.settings.timeoutMs;
+          throw err;
+        }),
+      )
       .then(
         (base) => held.wrap(base),
         (err: unknown) => {
@@ -388,7 +400,11 @@ export class TenantPool {
    * tenant stopped using it; a tenant in continuous use takes it again within the same event-loop turn).
    */
   #idleFree(entry: Entry, now: number): boolean {
-    return entry.holds === 0 && (this.#heldLongEnough(entry, now) || now - entry.lastUsed >= this.#grace);
+    return (
+      entry.holds === 0 &&
+      now >= this.#pausedUntil &&
+      (this.#heldLongEnough(entry, now) || now - entry.lastUsed >= this.#grace)
+    );
   }
 
   /** The least recently used idle connection that may go to another tenant, if any. */
@@ -435,9 +451,9 @@ export class TenantPool {
     let coming = Math.max(0, this.#options.maxConnections - this.#entries.size);
     for (const entry of this.#entries.values()) if (entry.draining) coming++;
     const now = performance.now();
-    let next = Number.POSITIVE_INFINITY;
+    let next = now < this.#pausedUntil ? this.#pausedUntil : Number.POSITIVE_INFINITY;
     for (const entry of [...this.#entries.values()]) {
-      if (coming >= waiting.size) return;
+      if (coming >= waiting.size || now < this.#pausedUntil) break;
       if (entry.draining) continue;
       if (!this.#heldLongEnough(entry, now)) {
         next = Math.min(next, entry.since + this.#hold);
