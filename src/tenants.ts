@@ -88,7 +88,8 @@ export interface TenantCachesOptions<C extends CodecOption = CodecOption> {
   connectionFor?: (tenant: string) => TenantConnection | Promise<TenantConnection>;
   /**
    * Pooled mode: most tenant connections open at once. When full, the least recently used idle one is
-   * closed to make room; when all are busy, calls wait (at most `maxQueueLength` of them, at most
+   * closed to make room (once past `minHoldMs`, or idle for a 20th of it), else the least recently used
+   * one past `minHoldMs` is drained; meanwhile calls wait (at most `maxQueueLength` of them, at most
    * `timeoutMs` each, then {@link CacheTimeoutError}).
    * @default 100
    */
@@ -97,10 +98,14 @@ export interface TenantCachesOptions<C extends CodecOption = CodecOption> {
    * Pooled mode: least time, in milliseconds, a tenant connection serves its tenant (from when it was
    * given to it) before it may be closed or drained to make room for another tenant; the hold in effect is
    * at most half of `connectionConfig.timeoutMs`. It bounds churn when more tenants are active at once
-   * than `maxConnections`: at most about `maxConnections` switches (close, connect, AUTH) per hold, instead
-   * of one per call; a waiting tenant is served after about a hold plus the drain of a busy connection (its
-   * running calls settle), else its calls fail with {@link CacheTimeoutError} after `timeoutMs`. 0: no
-   * hold. A non-negative integer, at most 2^31-1; {@link CacheValidationError} otherwise.
+   * than `maxConnections`: a connection in continuous use goes to another tenant at most once per hold
+   * (close, connect, AUTH), instead of once per call; past its hold the least recently used one is taken
+   * (idle) or drained (no new calls; given away once its running calls settled). A waiting tenant is
+   * served after about a hold plus that drain, else its calls fail with {@link CacheTimeoutError} after
+   * `timeoutMs`. An idle connection within its hold is taken once idle for a 20th of the hold (10 ms by
+   * default). After a connection fails to connect (a frozen or unreachable node; not a credentials
+   * rejection), no connection goes to another tenant for `timeoutMs`. 0: no hold. A non-negative
+   * integer, at most 2^31-1; {@link CacheValidationError} otherwise. See docs/tenants.md.
    * @default 200
    */
   minHoldMs?: number;

@@ -10,9 +10,13 @@
  * tenant until it has served its own for `minHoldMs` (at most half of `timeoutMs`). Past that, a waiting
  * tenant gets the least recently used idle connection at once, or else the least recently used busy one is
  * drained: no new calls on it, closed once its running calls settled, then opened for the first waiting
- * tenant. So the pool switches tenants at most about `maxConnections` times per `minHoldMs` (each switch
+ * tenant. So a connection in continuous use switches tenants at most once per `minHoldMs` (each switch
  * costs a close, a connect and AUTH), instead of once per call, and a waiting tenant is served after about
- * a hold plus a drain, or its calls fail with {@link CacheTimeoutError} after `timeoutMs`.
+ * a hold plus a drain, or its calls fail with {@link CacheTimeoutError} after `timeoutMs`. An idle
+ * connection within its hold goes to another tenant once idle for a 20th of the hold (its tenant stopped
+ * using it: one in continuous use takes it again within the same event-loop turn). After a connection
+ * fails to connect (not a credentials rejection: a frozen or unreachable node), no connection goes to
+ * another tenant for `timeoutMs` (only free places are used): the tenants with a connection keep it.
  *
  * Waiting calls are served in batches per tenant: once a tenant's connection is open, every call waiting
  * for it runs on it at once (not one at a time behind other tenants' calls), and an idle connection is
@@ -440,7 +444,7 @@ export class TenantPool {
   /**
    * Make room to come for the tenants waiting without a usable connection: drain (least recently used
    * first) connections past their hold until as many places are coming as tenants wait; if that is not
-   * enough, wake {@link TenantPool.#drain} when the next hold ends.
+   * enough, wake {@link TenantPool.#drain} when the next hold (or grace, or pause) ends.
    */
   #plan(): void {
     clearTimeout(this.#holdTimer);
