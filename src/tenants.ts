@@ -103,9 +103,8 @@ export interface TenantCachesOptions<C extends CodecOption = CodecOption> {
    * (idle) or drained (no new calls; given away once its running calls settled). A waiting tenant is
    * served after about a hold plus that drain, else its calls fail with {@link CacheTimeoutError} after
    * `timeoutMs`. An idle connection within its hold is taken once idle for a 20th of the hold (10 ms by
-   * default). After a connection fails to connect (a frozen or unreachable node; not a credentials
-   * rejection), no connection goes to another tenant for `timeoutMs`. 0: no hold. A non-negative
-   * integer, at most 2^31-1; {@link CacheValidationError} otherwise. See docs/tenants.md.
+   * default). 0: no hold. A non-negative integer, at most 2^31-1; {@link CacheValidationError}
+   * otherwise. See docs/tenants.md.
    * @default 200
    */
   minHoldMs?: number;

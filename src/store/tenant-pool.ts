@@ -14,9 +14,8 @@
  * costs a close, a connect and AUTH), instead of once per call, and a waiting tenant is served after about
  * a hold plus a drain, or its calls fail with {@link CacheTimeoutError} after `timeoutMs`. An idle
  * connection within its hold goes to another tenant once idle for a 20th of the hold (its tenant stopped
- * using it: one in continuous use takes it again within the same event-loop turn). After a connection
- * fails to connect (not a credentials rejection: a frozen or unreachable node), no connection goes to
- * another tenant for `timeoutMs` (only free places are used): the tenants with a connection keep it.
+ * using it: one in continuous use takes it again within the same event-loop turn). A connection whose
+ * call waits on a frozen node stays busy until that call's `timeoutMs`: draining it takes that long.
  *
  * Waiting calls are served in batches per tenant: once a tenant's connection is open, every call waiting
  * for it runs on it at once (not one at a time behind other tenants' calls), and an idle connection is
@@ -128,12 +127,6 @@ export class TenantPool {
   /** An idle connection within its hold may go to another tenant once idle this long (a 20th of the hold). */
   readonly #grace: number;
   #inDrain = false;
-  /**
-   * Until when no connection goes to another tenant (only free places are used): set for `timeoutMs`
-   * when a connection fails to connect (a frozen or unreachable node: a new connection would not open
-   * either, and a tenant that gave its connection away could not get one back).
-   */
-  #pausedUntil = Number.NEGATIVE_INFINITY;
 
   constructor(options: TenantPoolOptions) {
     this.#options = options;
@@ -213,13 +206,7 @@ export class TenantPool {
     const held = entry;
     held.slot ??= evicted === undefined ? this.#open(tenant) : evicted.then(() => this.#open(tenant));
     return held.slot
-      .then((slot) =>
-        slot.connect().catch((err: unknown) => {
-          // The server (not the tenant's credentials) failed: switching would only cost working connections.
-          if (!isAuthFailure(err)) this.#pausedUntil = performance.now() + this.#options.settings.timeoutMs;
-          throw err;
-        }),
-      )
+      .then((slot) => slot.connect())
       .then(
         (base) => held.wrap(base),
         (err: unknown) => {
@@ -404,11 +391,7 @@ export class TenantPool {
    * tenant stopped using it; a tenant in continuous use takes it again within the same event-loop turn).
    */
   #idleFree(entry: Entry, now: number): boolean {
-    return (
-      entry.holds === 0 &&
-      now >= this.#pausedUntil &&
-      (this.#heldLongEnough(entry, now) || now - entry.lastUsed >= this.#grace)
-    );
+    return entry.holds === 0 && (this.#heldLongEnough(entry, now) || now - entry.lastUsed >= this.#grace);
   }
 
   /** The least recently used idle connection that may go to another tenant, if any. */
@@ -444,7 +427,7 @@ export class TenantPool {
   /**
    * Make room to come for the tenants waiting without a usable connection: drain (least recently used
    * first) connections past their hold until as many places are coming as tenants wait; if that is not
-   * enough, wake {@link TenantPool.#drain} when the next hold (or grace, or pause) ends.
+   * enough, wake {@link TenantPool.#drain} when the next hold (or grace) ends.
    */
   #plan(): void {
     clearTimeout(this.#holdTimer);
@@ -455,9 +438,9 @@ export class TenantPool {
     let coming = Math.max(0, this.#options.maxConnections - this.#entries.size);
     for (const entry of this.#entries.values()) if (entry.draining) coming++;
     const now = performance.now();
-    let next = now < this.#pausedUntil ? this.#pausedUntil : Number.POSITIVE_INFINITY;
+    let next = Number.POSITIVE_INFINITY;
     for (const entry of [...this.#entries.values()]) {
-      if (coming >= waiting.size || now < this.#pausedUntil) break;
+      if (coming >= waiting.size) return;
       if (entry.draining) continue;
       if (!this.#heldLongEnough(entry, now)) {
         next = Math.min(next, entry.since + this.#hold);
