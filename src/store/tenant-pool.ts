@@ -13,8 +13,8 @@
  * tenant. So a connection in continuous use switches tenants at most once per `minHoldMs` (each switch
  * costs a close, a connect and AUTH), instead of once per call, and a waiting tenant is served after about
  * a hold plus a drain, or its calls fail with {@link CacheTimeoutError} after `timeoutMs`. An idle
- * connection within its hold goes to another tenant once idle for a 20th of the hold (its tenant stopped
- * using it: one in continuous use takes it again within the same event-loop turn). A connection whose
+ * connection within its hold goes to another tenant once idle for a 20th of the hold, checked by a timer
+ * (its tenant stopped using it: one with calls in a loop takes it again within the turn that released it). A connection whose
  * call waits on a frozen node stays busy until that call's `timeoutMs`: draining it takes that long.
  *
  * Waiting calls are served in batches per tenant: once a tenant's connection is open, every call waiting
@@ -127,6 +127,8 @@ export class TenantPool {
   /** An idle connection within its hold may go to another tenant once idle this long (a 20th of the hold). */
   readonly #grace: number;
   #inDrain = false;
+  /** Set while the hold timer serves waiting calls: only then may an idle connection go before its hold ends. */
+  #onTimer = false;
 
   constructor(options: TenantPoolOptions) {
     this.#options = options;
@@ -387,11 +389,13 @@ export class TenantPool {
   }
 
   /**
-   * Whether idle `entry` may go to another tenant: past its hold, or idle for the grace already (its
-   * tenant stopped using it; a tenant in continuous use takes it again within the same event-loop turn).
+   * Whether idle `entry` may go to another tenant: past its hold, or, from the hold timer (a later
+   * event-loop turn than its last release), idle for the grace already: its tenant stopped using it (one
+   * with calls in a loop takes it again within the turn that released it, before any timer).
    */
   #idleFree(entry: Entry, now: number): boolean {
-    return entry.holds === 0 && (this.#heldLongEnough(entry, now) || now - entry.lastUsed >= this.#grace);
+    if (entry.holds > 0) return false;
+    return this.#heldLongEnough(entry, now) || (this.#onTimer && now - entry.lastUsed >= this.#grace);
   }
 
   /** The least recently used idle connection that may go to another tenant, if any. */
@@ -458,7 +462,12 @@ export class TenantPool {
     this.#holdTimer = setTimeout(
       () => {
         this.#holdTimer = undefined;
-        this.#drain();
+        this.#onTimer = true;
+        try {
+          this.#drain();
+        } finally {
+          this.#onTimer = false;
+        }
       },
       Math.max(1, Math.ceil(next - now)),
     );
