@@ -161,9 +161,14 @@ export class TenantPool {
     return this.#closed;
   }
 
-  /** Whether `tenant`'s connection is open now. */
+  /** Whether `tenant`'s connection is open now (or opening, or draining: see the module's notes). */
   isOpen(tenant: string): boolean {
     return this.#entries.has(tenant);
+  }
+
+  /** Whether a call of `tenant` gets its connection at once: open (or opening) and not draining. */
+  isUsable(tenant: string): boolean {
+    return this.#usable(tenant);
   }
 
   /**
