@@ -15,6 +15,11 @@
  * - `tenants-fair`: tenant B's `get` latency (1 in flight, p50/p99) alone, while tenant A loops `mget`
  *   of 10,000 keys, and while tenant A runs `flushTenant` of 1,000,000 keys; A and B are views of one
  *   `TenantCaches` (one connection) or, as the baseline, two `CacheClient`s (two connections).
+ * - `tenants-oversub`: pooled mode (`connectionFor`) with more tenants active than `maxConnections`: 28
+ *   callers loop `get` on tenants t0..t6 and one on t7, with `maxConnections: 7` (the default
+ *   `minHoldMs`, and `minHoldMs: 0`: every call of a tenant without a connection takes an idle one at
+ *   once, as before the hold) against `maxConnections: 8` (no tenant waits) as the baseline: gets per
+ *   second (ratio to the baseline, interleaved rounds), `connectionFor` calls per second, t7's gets.
  *
  * Writes `bench/results/tenants.{md,json}` (`BENCH_OUT=name`: `bench/results/<name>-tenants.*`).
  * Environment: `BENCH_QUICK=1` (2 rounds of 400 ms, 100,000 keys to flush), `BENCH_ROUNDS` (5),
@@ -162,11 +167,62 @@ async function latency(
   return { p50: percentile(samples, 0.5), p99: percentile(samples, 0.99), samples: samples.length };
 }
 
+/** One round of the `tenants-oversub` row. */
+export interface OversubRun {
+  readonly getsPerSecond: number;
+  readonly opensPerSecond: number;
+  readonly t7Gets: number;
+  readonly failed: number;
+}
+
+/** 28 callers looping `get` on t0..t6 and one on t7 for `ms`, on a pooled `TenantCaches`. */
+async function oversubscribed(
+  url: string,
+  options: { maxConnections: number; minHoldMs?: number },
+  ms: number,
+): Promise<OversubRun> {
+  let opens = 0;
+  const caches = new TenantCaches({
+    connectionFor: () => {
+      opens++;
+      return { url };
+    },
+    connectionConfig: { timeoutMs: 1000 },
+    ...options,
+  });
+  const tenants = Array.from({ length: 8 }, (_, i) => caches.tenant(`t${i}`));
+  for (const view of tenants.slice(0, 7)) await view.set('k', 1);
+  opens = 0;
+  let gets = 0;
+  let t7Gets = 0;
+  let failed = 0;
+  const end = performance.now() + ms;
+  const loop = async (view: CacheClient, counts: () => void) => {
+    while (performance.now() < end) {
+      try {
+        await view.get('k');
+        counts();
+      } catch {
+        failed++;
+      }
+    }
+  };
+  const t0 = performance.now();
+  await Promise.all([
+    ...Array.from({ length: 28 }, (_, w) => loop(tenants[w % 7] as CacheClient, () => gets++)),
+    loop(tenants[7] as CacheClient, () => t7Gets++),
+  ]);
+  const seconds = (performance.now() - t0) / 1000;
+  await caches.close();
+  return { getsPerSecond: gets / seconds, opensPerSecond: opens / seconds, t7Gets, failed };
+}
+
 /** The JSON written for the run. */
 export interface TenantsBenchResult {
   readonly footprint: { readonly views: Footprint; readonly clients: Footprint };
   readonly roundRobin: { readonly rates: Record<string, number[]>; readonly ratios: Record<string, number> };
   readonly fairness: Record<string, Record<string, { p50: number; p99: number; samples: number }>>;
+  readonly oversubscribed: Record<string, OversubRun[]>;
   readonly flushKeys: number;
   readonly totalSeconds: number;
 }
@@ -277,10 +333,27 @@ export async function runTenantsBench(name = 'tenants'): Promise<TenantsBenchRes
       log(`tenants-fair ${mode}: ${JSON.stringify(rows)}`);
       await Promise.all([a.close(), b.close(), shared?.close()]);
     }
+    // 4. More tenants active than connections (pooled).
+    type Setup = { maxConnections: number; minHoldMs?: number };
+    const setups: Record<string, Setup> = {
+      'maxConnections 8 (baseline: no tenant waits)': { maxConnections: 8 },
+      'maxConnections 7, default minHoldMs': { maxConnections: 7 },
+      'maxConnections 7, minHoldMs 0 (no hold)': { maxConnections: 7, minHoldMs: 0 },
+    };
+    const setupIds = Object.keys(setups);
+    const oversub: Record<string, OversubRun[]> = Object.fromEntries(setupIds.map((id) => [id, []]));
+    for (let round = 0; round < rounds; round++) {
+      for (const id of setupIds.map((_, i) => setupIds[(i + round) % setupIds.length] as string)) {
+        oversub[id]?.push(await oversubscribed(url, setups[id] as Setup, durationMs));
+      }
+    }
+    log(`tenants-oversub: ${JSON.stringify(oversub)}`);
+
     const result: TenantsBenchResult = {
       footprint: { views, clients },
       roundRobin: { rates, ratios },
       fairness,
+      oversubscribed: oversub,
       flushKeys,
       totalSeconds: (performance.now() - t0) / 1000,
     };
@@ -332,6 +405,18 @@ export function renderTenantsMarkdown(r: TenantsBenchResult): string {
     }),
     '',
     `flushTenant deletes ${fmt(r.flushKeys)} keys (1,000-key UNLINK batches, 4 in flight). Total ${fmt(r.totalSeconds, 1)} s.`,
+    '',
+    '## tenants-oversub: pooled, 8 tenants active on 7 connections (28 callers on t0..t6, 1 on t7)',
+    '',
+    '| pool | median gets/s (t0..t6) | ratio to baseline | connectionFor calls/s | t7 gets per round | failed |',
+    '|---|---:|---:|---:|---:|---:|',
+    ...Object.entries(r.oversubscribed).map(([id, runs]) => {
+      const base = Object.values(r.oversubscribed)[0] as OversubRun[];
+      const ratio = median(runs.map((run, i) => run.getsPerSecond / (base[i] as OversubRun).getsPerSecond));
+      return `| ${id} | ${fmt(median(runs.map((x) => x.getsPerSecond)))} | ${fmt(ratio, 2)}x | ${fmt(median(runs.map((x) => x.opensPerSecond)), 1)} | ${fmt(median(runs.map((x) => x.t7Gets)))} | ${runs.reduce((a, x) => a + x.failed, 0)} |`;
+    }),
+    '',
+    'With the hold, a connection goes to another tenant only after serving its own for `minHoldMs`: at most about `maxConnections` switches per hold (here 7 per 200 ms, 35/s). Without it (`minHoldMs: 0`), each call of a tenant without a connection takes an idle one at once and the pool reconnects hundreds of times per second.',
     '',
     "Read the two rows together: B waits about as long on its own connection as on the shared one: what B waits for is the process's event loop (parsing A's 10,000-value reply) and the server, not the shared connection. The client decodes a large `mget` reply 1,000 values per event-loop turn (src/decode-slices.ts), so B's reply, right behind A's, is delivered after the first slice; before that bound B's p50 during the `mget` loop was 31 ms and its p99 107 ms (same machine, views). A flush's 1,000-key batches interleave with B's calls.",
     '',

@@ -53,6 +53,8 @@ const TENANT_CACHES_NOT_CONFIGURED =
 export const DEFAULT_MAX_CONNECTIONS = 100;
 /** Default of {@link TenantCachesOptions.idleTimeoutMs}. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+/** Default of {@link TenantCachesOptions.minHoldMs}, in milliseconds. */
+export const DEFAULT_MIN_HOLD_MS = 200;
 /**
  * Most idle tenants whose counters a `TenantCaches` keeps (see {@link TenantCachesStats.tenants}): a
  * tenant is idle once none of its views is open (each was closed or garbage-collected) and, in pooled
@@ -86,11 +88,26 @@ export interface TenantCachesOptions<C extends CodecOption = CodecOption> {
   connectionFor?: (tenant: string) => TenantConnection | Promise<TenantConnection>;
   /**
    * Pooled mode: most tenant connections open at once. When full, the least recently used idle one is
-   * closed to make room; when all are busy, calls wait (at most `maxQueueLength` of them, at most
+   * closed to make room (once past `minHoldMs`, or idle for a 20th of it), else the least recently used
+   * one past `minHoldMs` is drained; meanwhile calls wait (at most `maxQueueLength` of them, at most
    * `timeoutMs` each, then {@link CacheTimeoutError}).
    * @default 100
    */
   maxConnections?: number;
+  /**
+   * Pooled mode: least time, in milliseconds, a tenant connection serves its tenant (from when it was
+   * given to it) before it may be closed or drained to make room for another tenant; the hold in effect is
+   * at most half of `connectionConfig.timeoutMs`. It bounds churn when more tenants are active at once
+   * than `maxConnections`: a connection in continuous use goes to another tenant at most once per hold
+   * (close, connect, AUTH), instead of once per call; past its hold the least recently used one is taken
+   * (idle) or drained (no new calls; given away once its running calls settled). A waiting tenant is
+   * served after about a hold plus that drain, else its calls fail with {@link CacheTimeoutError} after
+   * `timeoutMs`. An idle connection within its hold is taken once idle for a 20th of the hold (10 ms by
+   * default). 0: no hold. A non-negative integer, at most 2^31-1; {@link CacheValidationError}
+   * otherwise. See docs/tenants.md.
+   * @default 200
+   */
+  minHoldMs?: number;
   /**
    * Pooled mode: a tenant connection without calls for this many milliseconds is closed (checked every
    * half of it by one unref'd timer; reopened on the next call). At most 2^31-1 (about 24.8 days, Node's
@@ -176,6 +193,7 @@ const OPTION_NAMES = new Set([
   'connectionFor',
   'maxConnections',
   'idleTimeoutMs',
+  'minHoldMs',
   'nearCache',
   'codec',
   'maxValueBytes',
@@ -283,13 +301,14 @@ export class TenantCaches<C extends CodecOption = 'peak'> {
           'idleTimeoutMs',
           MAX_TIMER_MS,
         ),
+        minHoldMs: minHoldMs(options.minHoldMs),
         tuning: config,
         settings: resolveSettings(config),
         logger,
       });
       return;
     }
-    for (const name of ['maxConnections', 'idleTimeoutMs'] as const) {
+    for (const name of ['maxConnections', 'idleTimeoutMs', 'minHoldMs'] as const) {
       if (options[name] !== undefined)
         throw new CacheValidationError(`TenantCaches: ${name} applies with connectionFor only`);
     }
@@ -503,4 +522,10 @@ async function abandonFills(state: SharedCachedState | undefined, engine: Engine
   const run = (body: (engine: Engine) => Promise<unknown>): Promise<unknown> =>
     engine === undefined ? Promise.reject(new CacheConnectionError(POOL_CLOSED)) : body(engine);
   await Promise.allSettled([...state.holding].map((cached: CachedFunctions) => cached.close(run)));
+}
+
+/** Validate {@link TenantCachesOptions.minHoldMs} (0 allowed) and apply its default. */
+function minHoldMs(value: number | undefined): number {
+  if (value === undefined) return DEFAULT_MIN_HOLD_MS;
+  return value === 0 ? 0 : positiveInteger(value, 'minHoldMs', MAX_TIMER_MS);
 }

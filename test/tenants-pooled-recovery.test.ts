@@ -8,6 +8,7 @@ import {
   CacheAuthError,
   CacheConnectionError,
   CacheTimeoutError,
+  CacheValidationError,
   TenantCaches,
   type TenantCachesOptions,
   type TenantConnection,
@@ -97,6 +98,71 @@ describe('TenantCaches pooled mode: opening, thrash and rotated credentials', ()
     // Batches per tenant: 5 opens in the best case (before: one per waiter served, 67-88 in the trial).
     expect(opens).toBeLessThanOrEqual(10);
     expect(caches.stats().connections).toBeLessThanOrEqual(2);
+  });
+
+  it('more tenants under continuous load than connections: opens bounded by the hold, every tenant progresses, nothing fails', async () => {
+    // Before the hold: each call of a tenant without a connection evicted an idle one at once, so 5 tenants
+    // looping on 2 connections reconnected (connectionFor + AUTH) about once per call.
+    let opens = 0;
+    const minHoldMs = 40;
+    const caches = pooled({
+      connectionFor: (tenant) => {
+        opens++;
+        return { url: urlFor(tenant) };
+      },
+      maxConnections: 2,
+      minHoldMs,
+      connectionConfig: { timeoutMs: 10_000 },
+    });
+    const accepted = async () =>
+      Number(/total_connections_received:(\d+)/.exec(await server.cli('INFO', 'stats'))?.[1]);
+    const acceptedBefore = await accepted();
+    const GETS = 300; // at least, per tenant, by 2 callers each
+    const done = new Map(TENANTS.map((t) => [t, 0]));
+    // Every caller runs until every tenant did GETS: no connection goes idle (and is taken at once) early.
+    const finished = () => [...done.values()].every((n) => n >= GETS);
+    /** `connectionFor` calls and ms elapsed when every tenant had done GETS (calls still waiting then end after). */
+    let atFinish: { opens: number; elapsed: number } | undefined;
+    let most = 0;
+    const started = performance.now();
+    const caller = async (tenant: string) => {
+      const view = caches.tenant(tenant);
+      while (!finished()) {
+        await view.get('k');
+        done.set(tenant, (done.get(tenant) as number) + 1);
+        if (atFinish === undefined && finished()) atFinish = { opens, elapsed: performance.now() - started };
+        most = Math.max(most, caches.stats().connections);
+      }
+    };
+    // Rejections fail the test (no call may fail); every caller finishes (no call hangs).
+    await Promise.all(TENANTS.flatMap((t) => [caller(t), caller(t)]));
+    for (const tenant of TENANTS) expect(done.get(tenant)).toBeGreaterThanOrEqual(GETS);
+    const calls = [...done.values()].reduce((a, b) => a + b, 0);
+    // While every tenant loops, a connection goes to another tenant only after serving its own for the
+    // hold: at most 2 switches per hold window (plus the 2 first opens), a count bound derived from the
+    // run's own duration. Then the calls still waiting open their tenant's connection once each (the
+    // others, idle, are given away at once).
+    const { opens: opensAtFinish, elapsed } = atFinish as { opens: number; elapsed: number };
+    expect(opensAtFinish).toBeLessThanOrEqual(2 * (Math.ceil(elapsed / minHoldMs) + 1));
+    expect(opens - opensAtFinish).toBeLessThanOrEqual(TENANTS.length);
+    expect(opens).toBeLessThan(calls / 4);
+    expect(opens).toBeGreaterThanOrEqual(TENANTS.length);
+    // The server saw as many connections as connectionFor was called (and 2 of redis-cli's INFO).
+    expect((await accepted()) - acceptedBefore).toBeLessThanOrEqual(opens + 2);
+    expect(most).toBeLessThanOrEqual(2);
+    const stats = caches.stats();
+    expect(stats.totals.errors).toBe(0);
+    expect(stats.waiting).toBe(0);
+  });
+
+  it('minHoldMs is validated: a non-negative integer, pooled mode only', () => {
+    for (const bad of [-1, 1.5, '100', Number.NaN, 2 ** 31]) {
+      expect(() => pooled({ minHoldMs: bad as number })).toThrow(CacheValidationError);
+    }
+    expect(() => pooled({ minHoldMs: 0 })).not.toThrow();
+    expect(() => new TenantCaches({ connectionConfig: { url: 'memory://' }, minHoldMs: 100 })).toThrow(
+      /minHoldMs applies with connectionFor only/,
+    );
   });
 
   it('clients of different URLs share one node-redis command class (no rebuild per tenant connection)', () => {

@@ -58,8 +58,9 @@ export class PooledView implements ViewStore {
   async close(beforeClose: (engine: Engine) => Promise<void>): Promise<void> {
     if (!this.#closed) this.#onClose();
     this.#closed = true;
-    // Only when the tenant's connection is open: closing a view never opens one (nor waits for room).
-    if (!this.#pool.isOpen(this.tenant)) return;
+    // Only when the tenant's connection is open (not draining): closing a view never opens one (nor waits
+    // for room).
+    if (!this.#pool.isUsable(this.tenant)) return;
     const conn = await this.#pool.acquire(this.tenant).catch(() => undefined);
     if (conn === undefined) return;
     try {

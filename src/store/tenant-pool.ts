@@ -6,6 +6,17 @@
  * connection busy waits in a bounded queue, at most the connection's `timeoutMs`, then rejects with
  * {@link CacheTimeoutError}: it never hangs.
  *
+ * Oversubscribed (more tenants active at once than `maxConnections`): a connection is not given to another
+ * tenant until it has served its own for `minHoldMs` (at most half of `timeoutMs`). Past that, a waiting
+ * tenant gets the least recently used idle connection at once, or else the least recently used busy one is
+ * drained: no new calls on it, closed once its running calls settled, then opened for the first waiting
+ * tenant. So a connection in continuous use switches tenants at most once per `minHoldMs` (each switch
+ * costs a close, a connect and AUTH), instead of once per call, and a waiting tenant is served after about
+ * a hold plus a drain, or its calls fail with {@link CacheTimeoutError} after `timeoutMs`. An idle
+ * connection within its hold goes to another tenant once idle for a 20th of the hold, checked by a timer
+ * (its tenant stopped using it: one with calls in a loop takes it again within the turn that released it). A connection whose
+ * call waits on a frozen node stays busy until that call's `timeoutMs`: draining it takes that long.
+ *
  * Waiting calls are served in batches per tenant: once a tenant's connection is open, every call waiting
  * for it runs on it at once (not one at a time behind other tenants' calls), and an idle connection is
  * closed to make room only for a tenant none of whose calls could run otherwise. A call for a tenant whose
@@ -40,6 +51,11 @@ export interface TenantPoolOptions {
   readonly connectionFor: (tenant: string) => TenantConnection | Promise<TenantConnection>;
   readonly maxConnections: number;
   readonly idleTimeoutMs: number;
+  /**
+   * Least time, in ms, a connection serves its tenant (from when it was given to it) before it may be
+   * closed or drained for another tenant; capped at half of `settings.timeoutMs`. 0: no hold.
+   */
+  readonly minHoldMs: number;
   /** Tuning every tenant connection starts from (`connectionFor`'s fields override it). */
   readonly tuning: ConnectionConfig;
   /** Settings of the queue: `timeoutMs` (longest wait) and `maxQueueLength` (most waiting calls). */
@@ -54,6 +70,10 @@ export const POOL_CLOSED = 'the TenantCaches is closed';
 class Entry {
   holds = 0;
   lastUsed = performance.now();
+  /** When the connection was given to this tenant (its hold runs from then). */
+  readonly since = performance.now();
+  /** Being drained for a waiting tenant: no new calls; closed once `holds` is 0. */
+  draining = false;
   slot: Promise<EngineSlot> | undefined;
   /** The connection seen last, and the same with this entry's `release`. */
   base: Connected | undefined;
@@ -98,9 +118,27 @@ export class TenantPool {
   readonly #refreshed = new Map<string, number>();
   /** Most connections open at once so far (for stats and tests). */
   #peak = 0;
+  /** Closes in progress not yet followed by an open: each counts against `maxConnections`. */
+  readonly #closing: Promise<void>[] = [];
+  /** Fires when the next hold ends while a tenant waits for a connection. */
+  #holdTimer: NodeJS.Timeout | undefined;
+  /** The hold in effect: `minHoldMs`, at most half of `timeoutMs`. */
+  readonly #hold: number;
+  /** An idle connection within its hold may go to another tenant once idle this long (a 20th of the hold). */
+  readonly #grace: number;
+  #inDrain = false;
+  /** Set while the hold timer serves waiting calls: only then may an idle connection go before its hold ends. */
+  #onTimer = false;
 
   constructor(options: TenantPoolOptions) {
     this.#options = options;
+    this.#hold = Math.min(options.minHoldMs, Math.floor(options.settings.timeoutMs / 2));
+    this.#grace = Math.ceil(this.#hold / 20);
+  }
+
+  /** The hold in effect, in ms (see {@link TenantPoolOptions.minHoldMs}). */
+  get holdMs(): number {
+    return this.#hold;
   }
 
   /** Connections open or opening now. */
@@ -123,9 +161,14 @@ export class TenantPool {
     return this.#closed;
   }
 
-  /** Whether `tenant`'s connection is open now. */
+  /** Whether `tenant`'s connection is open now (or opening, or draining: see the module's notes). */
   isOpen(tenant: string): boolean {
     return this.#entries.has(tenant);
+  }
+
+  /** Whether a call of `tenant` gets its connection at once: open (or opening) and not draining. */
+  isUsable(tenant: string): boolean {
+    return this.#usable(tenant);
   }
 
   /**
@@ -136,8 +179,8 @@ export class TenantPool {
    */
   acquire(tenant: string): Promise<Connected> {
     if (this.#closed) return Promise.reject(new CacheConnectionError(POOL_CLOSED));
-    // A closed tenant's call goes behind the calls already waiting (served in batches: see #drain).
-    if (this.#waiters.length > 0 && !this.#entries.has(tenant)) return this.#wait(tenant);
+    // A closed (or draining) tenant's call goes behind the calls already waiting (batches: see #drain).
+    if (this.#waiters.length > 0 && !this.#usable(tenant)) return this.#wait(tenant);
     return this.#acquireNow(tenant);
   }
 
@@ -147,17 +190,22 @@ export class TenantPool {
     let entry = this.#entries.get(tenant);
     /** The connection closed to make room: the new one opens once it is closed (never more than the bound). */
     let evicted: Promise<void> | undefined;
+    if (entry?.draining) {
+      // Nobody waits for its place any more: it serves its tenant again.
+      if (this.#waiters.length > 0) return this.#wait(tenant);
+      entry.draining = false;
+    }
     if (entry !== undefined) {
       // Most recently used last.
       this.#entries.delete(tenant);
       this.#entries.set(tenant, entry);
     } else {
-      if (this.#entries.size >= this.#options.maxConnections) {
-        evicted = this.#evictIdle();
-        if (evicted === undefined) return this.#wait(tenant);
-      }
+      if (this.#entries.size >= this.#options.maxConnections && !this.#evictIdle()) return this.#wait(tenant);
       entry = new Entry(tenant, (e) => this.#release(e));
       this.#entries.set(tenant, entry);
+      // Open once a connection closing (to make room) is closed: the server never sees more than the bound.
+      if (this.#entries.size + this.#closing.length > this.#options.maxConnections)
+        evicted = this.#closing.shift();
       this.#peak = Math.max(this.#peak, this.#entries.size);
       this.#startSweeper();
     }
@@ -231,6 +279,8 @@ export class TenantPool {
     reopen: readonly string[] = [],
   ): Promise<void> {
     this.#closed = true;
+    clearTimeout(this.#holdTimer);
+    this.#holdTimer = undefined;
     clearInterval(this.#sweeper);
     this.#sweeper = undefined;
     for (const waiter of this.#waiters.splice(0)) {
@@ -327,23 +377,106 @@ export class TenantPool {
   #release(entry: Entry): void {
     entry.holds--;
     entry.lastUsed = performance.now();
-    if (entry.holds === 0) this.#drain();
+    if (entry.holds > 0) return;
+    if (entry.draining && this.#entries.get(entry.tenant) === entry) this.#drop(entry);
+    this.#drain();
   }
 
-  /** Close the least recently used idle connection (resolves once closed); `undefined` when all are busy. */
-  #evictIdle(): Promise<void> | undefined {
-    for (const entry of this.#entries.values()) if (entry.holds === 0) return this.#drop(entry);
+  /** Whether `tenant`'s connection is open (or opening) and not draining. */
+  #usable(tenant: string): boolean {
+    const entry = this.#entries.get(tenant);
+    return entry !== undefined && !entry.draining;
+  }
+
+  /** Whether `entry` served its tenant for the hold already (it may go to another tenant). */
+  #heldLongEnough(entry: Entry, now: number): boolean {
+    return now - entry.since >= this.#hold;
+  }
+
+  /**
+   * Whether idle `entry` may go to another tenant: past its hold, or, from the hold timer (a later
+   * event-loop turn than its last release), idle for the grace already: its tenant stopped using it (one
+   * with calls in a loop takes it again within the turn that released it, before any timer).
+   */
+  #idleFree(entry: Entry, now: number): boolean {
+    if (entry.holds > 0) return false;
+    return this.#heldLongEnough(entry, now) || (this.#onTimer && now - entry.lastUsed >= this.#grace);
+  }
+
+  /** The least recently used idle connection that may go to another tenant, if any. */
+  #idlePastHold(): Entry | undefined {
+    const now = performance.now();
+    for (const entry of this.#entries.values()) if (this.#idleFree(entry, now)) return entry;
     return undefined;
   }
 
-  /** Forget `entry` and close its connection; resolves once closed (never rejects). */
-  #drop(entry: Entry): Promise<void> {
+  /** Close the least recently used idle connection past its hold (see `#closing`); false when none. */
+  #evictIdle(): boolean {
+    const entry = this.#idlePastHold();
+    if (entry === undefined) return false;
+    this.#drop(entry);
+    return true;
+  }
+
+  /** Forget `entry` and close its connection (counted in `#closing` until closed or followed by an open). */
+  #drop(entry: Entry): void {
     this.#entries.delete(entry.tenant);
     if (this.#entries.size === 0) {
       clearInterval(this.#sweeper);
       this.#sweeper = undefined;
     }
-    return closeEntry(entry).catch(() => {});
+    const closing = closeEntry(entry).catch(() => {});
+    this.#closing.push(closing);
+    void closing.then(() => {
+      const at = this.#closing.indexOf(closing);
+      if (at >= 0) this.#closing.splice(at, 1);
+    });
+  }
+
+  /**
+   * Make room to come for the tenants waiting without a usable connection: drain (least recently used
+   * first) connections past their hold until as many places are coming as tenants wait; if that is not
+   * enough, wake {@link TenantPool.#drain} when the next hold (or grace) ends.
+   */
+  #plan(): void {
+    clearTimeout(this.#holdTimer);
+    this.#holdTimer = undefined;
+    if (this.#closed || this.#waiters.length === 0) return;
+    const waiting = new Set<string>();
+    for (const waiter of this.#waiters) if (!this.#usable(waiter.tenant)) waiting.add(waiter.tenant);
+    let coming = Math.max(0, this.#options.maxConnections - this.#entries.size);
+    for (const entry of this.#entries.values()) if (entry.draining) coming++;
+    const now = performance.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const entry of [...this.#entries.values()]) {
+      if (coming >= waiting.size) return;
+      if (entry.draining) continue;
+      if (!this.#heldLongEnough(entry, now)) {
+        next = Math.min(next, entry.since + this.#hold);
+        if (entry.holds === 0) next = Math.min(next, entry.lastUsed + this.#grace);
+        continue;
+      }
+      entry.draining = true;
+      coming++;
+      if (entry.holds === 0) {
+        this.#drop(entry);
+        queueMicrotask(() => this.#drain());
+      }
+    }
+    if (coming >= waiting.size || next === Number.POSITIVE_INFINITY) return;
+    this.#holdTimer = setTimeout(
+      () => {
+        this.#holdTimer = undefined;
+        this.#onTimer = true;
+        try {
+          this.#drain();
+        } finally {
+          this.#onTimer = false;
+        }
+      },
+      Math.max(1, Math.ceil(next - now)),
+    );
+    this.#holdTimer.unref();
   }
 
   /** Queue a call until a connection is free, at most `timeoutMs`. */
@@ -369,31 +502,39 @@ export class TenantPool {
       timer.unref();
       const waiter: Waiter = { tenant, resolve, reject, timer };
       this.#waiters.push(waiter);
+      if (!this.#inDrain) this.#plan();
     });
   }
 
   /**
-   * Serve waiting calls: every call whose tenant's connection is open (or opening) at once; then, while
-   * there is room (a free place, or an idle connection to close), open the connection of the first
-   * waiting call's tenant and serve every call waiting for it.
+   * Serve waiting calls: every call whose tenant's connection is open (or opening) and not draining at
+   * once; then, while there is room (a free place, or an idle connection past its hold to close), open
+   * the connection of the first waiting call whose tenant has none and serve every call waiting for it.
+   * Then plan the room still missing (see {@link TenantPool.#plan}).
    */
   #drain(): void {
-    while (this.#waiters.length > 0 && !this.#closed) {
-      const ready: Waiter[] = [];
-      const rest: Waiter[] = [];
-      for (const waiter of this.#waiters) (this.#entries.has(waiter.tenant) ? ready : rest).push(waiter);
-      this.#waiters.splice(0, this.#waiters.length, ...rest);
-      for (const waiter of ready) this.#serve(waiter);
-      const first = this.#waiters[0];
-      if (first === undefined) return;
-      const room =
-        this.#entries.size < this.#options.maxConnections ||
-        [...this.#entries.values()].some((e) => e.holds === 0);
-      if (!room) return;
-      this.#waiters.shift();
-      // Opens its tenant's connection; the next round serves the other calls waiting for it.
-      this.#serve(first);
+    if (this.#inDrain) return;
+    this.#inDrain = true;
+    try {
+      while (this.#waiters.length > 0 && !this.#closed) {
+        const ready: Waiter[] = [];
+        const rest: Waiter[] = [];
+        for (const waiter of this.#waiters) (this.#usable(waiter.tenant) ? ready : rest).push(waiter);
+        this.#waiters.splice(0, this.#waiters.length, ...rest);
+        for (const waiter of ready) this.#serve(waiter);
+        // A tenant whose connection drains gets a new one once it closed.
+        const at = this.#waiters.findIndex((waiter) => !this.#entries.has(waiter.tenant));
+        if (at < 0) break;
+        const room = this.#entries.size < this.#options.maxConnections || this.#idlePastHold() !== undefined;
+        if (!room) break;
+        const [first] = this.#waiters.splice(at, 1);
+        // Opens its tenant's connection; the next round serves the other calls waiting for it.
+        this.#serve(first as Waiter);
+      }
+    } finally {
+      this.#inDrain = false;
     }
+    this.#plan();
   }
 
   /** Give `waiter` its tenant's connection (the queue is skipped: it waited already). */
@@ -409,9 +550,14 @@ export class TenantPool {
     this.#sweeper = setInterval(
       () => {
         const now = performance.now();
+        let dropped = false;
         for (const entry of [...this.#entries.values()]) {
-          if (entry.holds === 0 && now - entry.lastUsed >= idleTimeoutMs) this.#drop(entry);
+          if (entry.holds === 0 && now - entry.lastUsed >= idleTimeoutMs) {
+            this.#drop(entry);
+            dropped = true;
+          }
         }
+        if (dropped) this.#drain();
       },
       Math.max(10, Math.floor(idleTimeoutMs / 2)),
     );
