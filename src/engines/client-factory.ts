@@ -29,43 +29,57 @@ import {
   type RedisClusterType,
 } from '@redis/client';
 
-type CreateClient = (options: RedisClientOptions) => RedisClientType;
-
-/** One client factory per RESP version (2: the default; 3: near cache tracking). */
-const factories = new Map<2 | 3, CreateClient>();
+type Resp = 2 | 3;
 
 /**
- * A node-redis client for `options` (as `createClient(options)`), created from the command class of its
- * RESP version, built on first use only.
+ * `create(options)` through a factory built once per RESP version by `build(resp)` (node-redis's
+ * `factory({ RESP })`: the command class), kept in `factories`.
  */
-export function createRedisClient(options: RedisClientOptions & { RESP?: 2 | 3 }): RedisClientType {
+function perResp<O extends { RESP?: Resp }, R>(
+  factories: Map<Resp, (options: O) => R>,
+  build: (resp: Resp) => (options: O) => R,
+  options: O,
+): R {
   const resp = options.RESP ?? 2;
   let create = factories.get(resp);
   if (create === undefined) {
-    create = RedisClient.factory({ RESP: resp }) as unknown as CreateClient;
+    create = build(resp);
     factories.set(resp, create);
   }
   return create(options);
 }
 
-type CreateCluster = (options: RedisClusterOptions) => RedisClusterType;
+type ClientOptions = RedisClientOptions & { RESP?: Resp };
+type ClusterOptions = RedisClusterOptions & { RESP?: Resp };
 
+/** One client factory per RESP version (2: the default; 3: near cache tracking). */
+const clientFactories = new Map<Resp, (options: ClientOptions) => RedisClientType>();
 /** One cluster client factory per RESP version. */
-const clusterFactories = new Map<2 | 3, CreateCluster>();
+const clusterFactories = new Map<Resp, (options: ClusterOptions) => RedisClusterType>();
+
+/**
+ * A node-redis client for `options` (as `createClient(options)`), created from the command class of its
+ * RESP version, built on first use only.
+ */
+export function createRedisClient(options: ClientOptions): RedisClientType {
+  return perResp(
+    clientFactories,
+    (RESP) => RedisClient.factory({ RESP }) as unknown as (options: ClientOptions) => RedisClientType,
+    options,
+  );
+}
 
 /**
  * A node-redis cluster client for `options` (as `createCluster(options)`), created from the command class
  * of its RESP version, built on first use only. Pass credentials with {@link credentialsOf}, not as
  * `defaults.username`/`password`, so the node connection class is shared too.
  */
-export function createRedisCluster(options: RedisClusterOptions & { RESP?: 2 | 3 }): RedisClusterType {
-  const resp = options.RESP ?? 2;
-  let create = clusterFactories.get(resp);
-  if (create === undefined) {
-    create = RedisCluster.factory({ RESP: resp }) as unknown as CreateCluster;
-    clusterFactories.set(resp, create);
-  }
-  return create(options);
+export function createRedisCluster(options: ClusterOptions): RedisClusterType {
+  return perResp(
+    clusterFactories,
+    (RESP) => RedisCluster.factory({ RESP }) as unknown as (options: ClusterOptions) => RedisClusterType,
+    options,
+  );
 }
 
 /**
