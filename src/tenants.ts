@@ -527,5 +527,10 @@ async function abandonFills(state: SharedCachedState | undefined, engine: Engine
 /** Validate {@link TenantCachesOptions.minHoldMs} (0 allowed) and apply its default. */
 function minHoldMs(value: number | undefined): number {
   if (value === undefined) return DEFAULT_MIN_HOLD_MS;
-  return value === 0 ? 0 : positiveInteger(value, 'minHoldMs', MAX_TIMER_MS);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_TIMER_MS) {
+    throw new CacheValidationError(
+      `The \`minHoldMs\` option must be a non-negative integer (0: no hold), at most ${MAX_TIMER_MS}`,
+    );
+  }
+  return value;
 }

@@ -268,6 +268,27 @@ describe('diagnostics channel peak-cache:operation', () => {
       hits: 0,
       misses: 1,
     });
+    // An mget of keys all held is answered from memory too: one asyncEnd, counted once.
+    const before = cache.stats();
+    events.length = 0;
+    expect(await cache.mget('n', 'none', 'other')).toEqual(['v', null, null]);
+    expect(events.map((e) => [e.event, e.snapshot])).toEqual([
+      [
+        'asyncEnd',
+        { operation: 'mget', tenant: 'diag-near', server: near, keys: 3, hits: 1, misses: 2, memory: true },
+      ],
+    ]);
+    const after = cache.stats();
+    expect(after.operations.mget).toMatchObject({
+      calls: before.operations.mget.calls + 1,
+      hits: before.operations.mget.hits + 1,
+      misses: before.operations.mget.misses + 2,
+    });
+    expect((after.nearCache?.hits ?? 0) - (before.nearCache?.hits ?? 0)).toBe(3);
+    // One key not held: the whole mget goes to the server, with every event.
+    events.length = 0;
+    expect(await cache.mget('n', 'third')).toEqual(['v', null]);
+    expect(events.map((e) => e.event)).toEqual(['start', 'end', 'asyncStart', 'asyncEnd']);
   });
 
   it('traceAnswered publishes asyncEnd only, for any operation name, and nothing without its subscriber', () => {
