@@ -109,17 +109,7 @@ function derivedOf(
     const value = cache.valueOf(entry);
     if (typeof known === 'object' && known !== null && (known as Derived).decoded.value === value)
       return known as Derived;
-    const derived: Derived = {
-      typed,
-      decoded: { value },
-      shared: true,
-      stampKeys: undefined,
-      namespace: undefined,
-      stampsAt: -1,
-      stampsUntil: 0,
-    };
-    entry.derived = derived;
-    return derived;
+    return keep(entry, typed, { value }, true);
   }
   if (typeof known === 'object' && known !== null && (known as Derived).typed === typed) {
     const derived = known as Derived;
@@ -128,21 +118,15 @@ function derivedOf(
       : { ...derived, decoded: decodeRaw(raw, typed, decode) };
   }
   const decoded = decodeRaw(raw, typed, decode);
-  if (cache.copyValues) {
-    // Kept for its metadata only: every hit decodes its value afresh.
-    entry.derived = {
-      typed,
-      decoded,
-      shared: false,
-      stampKeys: undefined,
-      namespace: undefined,
-      stampsAt: -1,
-      stampsUntil: 0,
-    };
-    return entry.derived as Derived;
-  }
+  // With copyValues the entry is kept for its metadata only: every hit decodes its value afresh.
+  if (cache.copyValues) return keep(entry, typed, decoded, false);
   const shared = isFreezable(decoded.value);
   if (shared) deepFreeze(decoded.value);
+  return keep(entry, typed, decoded, shared);
+}
+
+/** Keep a new {@link Derived} of `decoded` in `entry` (stamps not checked yet) and return it. */
+function keep(entry: NearEntry, typed: boolean, decoded: DecodedEntry, shared: boolean): Derived {
   const derived: Derived = {
     typed,
     decoded,
