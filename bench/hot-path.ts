@@ -13,7 +13,8 @@
  *
  * @module
  */
-import { NEAR_CACHE_CONTENDERS } from './near-cache.ts';
+import type { Contender } from './contenders.ts';
+import { openHotContender } from './near-cache.ts';
 import { startBenchServer } from './server.ts';
 import { attachTracing } from './tracing.ts';
 import { RunAccumulator, timedLoop } from './workloads.ts';
@@ -45,15 +46,8 @@ const server = await startBenchServer();
 try {
   const traced = await attachTracing(process.env.HOT_TRACE ? 'subscriber' : undefined);
   if (traced) console.log(`tracing: ${traced}`);
-  const contenders = new Map<string, Awaited<ReturnType<(typeof NEAR_CACHE_CONTENDERS)[number]['create']>>>();
-  for (const id of ids) {
-    const spec = NEAR_CACHE_CONTENDERS.find((c) => c.id === id);
-    if (spec === undefined) throw new Error(`no contender ${id}`);
-    const contender = await spec.create(server.url);
-    await contender.set?.('hot', { hello: 'world' });
-    await contender.get?.('hot');
-    contenders.set(id, contender);
-  }
+  const contenders = new Map<string, Contender>();
+  for (const id of ids) contenders.set(id, await openHotContender(id, server.url));
   if (profile) {
     const c = contenders.get(profile[0] as string);
     const get = c?.get as (key: string) => Promise<unknown>;

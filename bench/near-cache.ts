@@ -275,6 +275,20 @@ async function peakNearLag(url: string): Promise<Contender> {
   };
 }
 
+/**
+ * The near-cache contender `id` (see {@link NEAR_CACHE_CONTENDERS}) created on `url`, holding the hot key
+ * `hot` (set, then read once so a near cache has it): what the standalone hot-key drivers start from.
+ * @throws when no contender has that id.
+ */
+export async function openHotContender(id: string, url: string): Promise<Contender> {
+  const spec = NEAR_CACHE_CONTENDERS.find((c) => c.id === id);
+  if (spec === undefined) throw new Error(`no contender ${id}`);
+  const contender = await spec.create(url);
+  await contender.set?.('hot', { hello: 'world' });
+  await contender.get?.('hot');
+  return contender;
+}
+
 /** Contenders of the near cache rows. */
 export const NEAR_CACHE_CONTENDERS: readonly ContenderSpec[] = [
   { id: 'raw-hot', label: 'node-redis 6 raw, one key (baseline)', kind: 'redis', create: rawHot },

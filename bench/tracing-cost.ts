@@ -40,7 +40,7 @@ interface ChildResult {
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 async function child(mode: 'untraced' | 'subscriber'): Promise<ChildResult> {
-  const { NEAR_CACHE_CONTENDERS } = await import('./near-cache.ts');
+  const { openHotContender } = await import('./near-cache.ts');
   const { startBenchServer } = await import('./server.ts');
   const { attachTracing } = await import('./tracing.ts');
   const { RunAccumulator, timedLoop } = await import('./workloads.ts');
@@ -54,11 +54,7 @@ async function child(mode: 'untraced' | 'subscriber'): Promise<ChildResult> {
     const gets = new Map<string, () => Promise<unknown>>();
     const closes: (() => Promise<void>)[] = [];
     for (const id of ids) {
-      const spec = NEAR_CACHE_CONTENDERS.find((c) => c.id === id);
-      if (spec === undefined) throw new Error(`no contender ${id}`);
-      const contender = await spec.create(server.url);
-      await contender.set?.('hot', { hello: 'world' });
-      await contender.get?.('hot');
+      const contender = await openHotContender(id, server.url);
       const get = contender.get as (key: string) => Promise<unknown>;
       gets.set(id, () => get('hot'));
       closes.push(() => contender.close());
