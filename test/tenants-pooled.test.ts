@@ -17,6 +17,7 @@ import {
 } from '../src/index.js';
 import { MAX_IDLE_TENANTS } from '../src/tenants.js';
 import { aclRecipe } from './helpers/acl.js';
+import { gatedFactories } from './helpers/gate.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -288,22 +289,13 @@ describe('TenantCaches pooled mode (per-tenant ACL users)', () => {
       connectionConfig: { url: urlFor('p0'), tenant: 'p0' },
       deploymentId: null,
     });
-    let open: () => void = () => {};
-    const gate = new Promise<void>((r) => {
-      open = r;
-    });
-    let started = 0;
-    const slow = (value: string) => async () => {
-      started++;
-      await gate;
-      return value;
-    };
+    const { open, started, slow } = gatedFactories();
     const o = { lockTimeoutMs: 30_000 }; // a lock left behind would hold the other client for 30 s
     const fills = [
       caches.tenant('p0').getOrSet('k', slow('p0'), o),
       caches.tenant('p1').getOrSet('k', slow('p1'), o),
     ];
-    while (started < 2) await sleep(5);
+    while (started() < 2) await sleep(5);
     expect((await server.scanKeys('p*:__peak_lock__:*')).sort()).toEqual([
       'p0:__peak_lock__:k',
       'p1:__peak_lock__:k',
@@ -331,21 +323,9 @@ describe('TenantCaches pooled mode (per-tenant ACL users)', () => {
         return { url: urlFor(tenant) };
       },
     });
-    let open: () => void = () => {};
-    const gate = new Promise<void>((r) => {
-      open = r;
-    });
-    let started = false;
-    const fill = caches.tenant('p2').getOrSet(
-      'k',
-      async () => {
-        started = true;
-        await gate;
-        return 'p2';
-      },
-      { lockTimeoutMs: 30_000 },
-    );
-    while (!started) await sleep(5);
+    const { open, started, slow } = gatedFactories();
+    const fill = caches.tenant('p2').getOrSet('k', slow('p2'), { lockTimeoutMs: 30_000 });
+    while (started() === 0) await sleep(5);
     await caches.tenant('p3').set('k', 1); // p2's connection (idle while its factory runs) closes for p3's
     expect(await server.scanKeys('p2:*')).toEqual(['p2:__peak_lock__:k']);
     expect(caches.stats().connections).toBe(1);

@@ -17,6 +17,7 @@ import {
 import { createKeyv } from '../src/integrations/keyv.js';
 import { MAX_IDLE_TENANTS } from '../src/tenants.js';
 import { commandCalls } from './helpers/command-stats.js';
+import { gatedFactories } from './helpers/gate.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -240,21 +241,12 @@ describe('TenantCaches shared mode', () => {
     const owner = shared.tenant('life-a');
     const joiner = shared.tenant('life-a');
     const b = shared.tenant('life-b');
-    let open: () => void = () => {};
-    const gate = new Promise<void>((r) => {
-      open = r;
-    });
-    let started = 0;
-    const slow = (value: string) => async () => {
-      started++;
-      await gate;
-      return value;
-    };
+    const { open, started, slow } = gatedFactories();
     // A long lock: a lock left behind would hold the other client for 30 s.
     const o = { lockTimeoutMs: 30_000 };
     const owned = owner.getOrSet('k', slow('owner'), o);
     const ownB = b.getOrSet('k', slow('b'), o);
-    while (started < 2) await sleep(5);
+    while (started() < 2) await sleep(5);
     const joined = joiner.getOrSet('k', slow('joiner'), o);
     await owner.close(); // keeps the fill the joiner joined (see the test above)
     expect((await server.scanKeys('life-*')).sort()).toEqual([
