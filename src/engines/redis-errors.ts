@@ -48,6 +48,16 @@ export function isReplyCode(err: unknown, code: string): boolean {
   return reply instanceof ErrorReply && reply.message.startsWith(code);
 }
 
+/**
+ * A call refused because `maxQueueLength` calls already wait on the connection (node-redis's queue, or the
+ * `get`s of a coalesced batch: see `get-batch.ts`).
+ */
+export function queueFullError(ctx: ErrorContext, cause?: unknown): CacheConnectionError {
+  return new CacheConnectionError(`too many commands waiting for ${ctx.target} (the queue is full)`, {
+    cause,
+  });
+}
+
 /** Turn any node-redis failure into a {@link CacheError} subclass whose message has no operation name. */
 export function toCacheError(err: unknown, ctx: ErrorContext): CacheError {
   if (err instanceof CacheError) return err;
@@ -98,11 +108,7 @@ export function toCacheError(err: unknown, ctx: ErrorContext): CacheError {
         { cause: err },
       );
     }
-    if (err.message === 'The queue is full') {
-      return new CacheConnectionError(`too many commands waiting for ${ctx.target} (the queue is full)`, {
-        cause: err,
-      });
-    }
+    if (err.message === 'The queue is full') return queueFullError(ctx, err);
     return new CacheConnectionError(`connection to ${ctx.target} failed: ${err.message.split('\n')[0]}`, {
       cause: err,
     });

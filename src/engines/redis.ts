@@ -28,8 +28,9 @@ import {
 } from './conditional.js';
 import { incrementBy } from './counter.js';
 import type { Engine } from './engine.js';
+import { GetBatch } from './get-batch.js';
 import { msetWithTtl, type SendArgs } from './mset-ttl.js';
-import { type ErrorContext, isAuthFailure, toCacheError } from './redis-errors.js';
+import { type ErrorContext, isAuthFailure, queueFullError, toCacheError } from './redis-errors.js';
 import { startWatchdog, withDeadline } from './watchdog.js';
 
 /** Settings of one Redis connection. */
@@ -277,6 +278,7 @@ export class RedisEngine implements Engine {
    * call and one `.then`: no async frames, no per-command timer.
    */
   #run<T>(command: (client: Client) => Promise<T>): Promise<T> {
+    if (this.#reads.pending) this.#reads.flush();
     // A client that gave up reconnecting (rejected credentials) is closed: connect afresh, so the caller
     // sees why (and platform mode can fetch new credentials).
     const client = this.#client;
@@ -331,8 +333,17 @@ export class RedisEngine implements Engine {
     return handle;
   }
 
-  /** `sendCommand(args)` on the connection: {@link RedisEngine.#run} without a closure per command. */
+  /**
+   * `sendCommand(args)` on the connection: {@link RedisEngine.#run} without a closure per command. The
+   * `get`s of this tick go first (see {@link GetBatch}): no command overtakes one issued before it.
+   */
   #send<T>(args: string[]): Promise<T> {
+    if (this.#reads.pending) this.#reads.flush();
+    return this.#sendNow(args);
+  }
+
+  /** {@link RedisEngine.#send} without flushing the batch of `get`s (the batch's own commands). */
+  readonly #sendNow = <T>(args: string[]): Promise<T> => {
     const client = this.#client;
     if (client === undefined || !client.isOpen) {
       return this.#reconnect((fresh) => fresh.sendCommand(args) as Promise<T>);
@@ -344,11 +355,18 @@ export class RedisEngine implements Engine {
       return Promise.reject(toCacheError(err, this.#ctx));
     }
     return this.#watch(client, reply);
-  }
+  };
 
-  /** {@inheritDoc Engine.get} */
+  /** The `get`s of this tick, sent as one `MGET` ({@link GetBatch}). */
+  readonly #reads = new GetBatch(
+    this.#sendNow,
+    () => this.#options.maxQueueLength - this.#pending,
+    () => Promise.reject(queueFullError(this.#ctx)),
+  );
+
+  /** {@inheritDoc Engine.get} Coalesced with the other `get`s of this tick ({@link GetBatch}). */
   get(key: string): Promise<string | null> {
-    return this.#send(['GET', key]);
+    return this.#reads.get(key);
   }
 
   /** {@inheritDoc Engine.set} */
@@ -470,6 +488,8 @@ export class RedisEngine implements Engine {
    */
   async close(): Promise<void> {
     if (this.#closed) return;
+    // The get()s of this tick were issued before close(): they are sent, as every earlier command was.
+    this.#reads.flush();
     this.#closed = true;
     this.#abortConnect?.();
     await this.#connecting?.catch(() => undefined);

@@ -1,0 +1,191 @@
+/**
+ * Read coalescing for one connection: the `GET`s issued in one tick go to the server as one `MGET`.
+ *
+ * A service with many requests in flight issues many `get`s between two socket reads. Sent one by one,
+ * each is a command the server parses, dispatches and answers, and one the driver encodes and decodes;
+ * sent as one `MGET`, the server does a single dispatch for all of them (measured on a 2-core machine at
+ * 256 in flight: ~1.5x the calls per second of the raw driver sending `GET`s, and ~2x for misses).
+ *
+ * What a caller sees does not change:
+ *
+ * - **Order.** A batch goes out at the end of the tick (`process.nextTick`, after every promise job
+ *   queued by then), or at once when it reaches {@link MAX_BATCH_KEYS}, or just before any other command
+ *   on the same connection ({@link GetBatch.flush}): a `get` is never sent after a command the caller
+ *   issued later, so a `get` followed by a `set` of the same key in one tick still reads the old value.
+ * - **Errors.** `MGET` answers nil for a key holding another type where `GET` fails with `WRONGTYPE`.
+ *   When a batch has nil answers, one `EXISTS` of those keys tells: 0 (the usual case) means every one is
+ *   missing; otherwise each nil key is read again with its own `GET`, which gives its caller the value
+ *   written since or the server's error. A miss in a batch of two or more therefore takes one more round
+ *   trip; a lone `get` is sent as a plain `GET`.
+ * - **Refusals.** When the server answers the `MGET` with an error (an ACL without `MGET`: `NOPERM`; a
+ *   cluster node reached without `cluster: true`: `CROSSSLOT`), each key is read again with its own `GET`,
+ *   whose answer (a value, or `MOVED` with its hint) its caller gets; after `NOPERM`, `CROSSSLOT` or
+ *   `MOVED` the connection sends plain `GET`s from then on. Where an ACL refuses `EXISTS`, the nil keys
+ *   are read again the same way.
+ * - **Failures.** A failed batch fails every `get` in it, each with the same error (as the commands would
+ *   have failed together on a lost connection).
+ *
+ * Only the standalone engine coalesces: on a cluster, keys of different slots cannot share an `MGET`.
+ *
+ * @module
+ */
+import { ErrorReply } from '@redis/client';
+import { CacheError } from '../errors.js';
+import { isReplyCode } from './redis-errors.js';
+
+/** Most keys in one coalesced `MGET`: a larger batch is sent at once and a new one begins. */
+export const MAX_BATCH_KEYS = 256;
+
+/**
+ * Error codes of an `MGET` refused for a reason every later batch would share: an ACL without `MGET`
+ * (`NOPERM`), a cluster node reached without `cluster: true` (`CROSSSLOT`, `MOVED`).
+ */
+const REFUSED_FOR_GOOD = ['NOPERM', 'CROSSSLOT', 'MOVED'] as const;
+
+/** Sends one command on the connection (the engine's path, with its watchdog and error mapping). */
+export type SendCommand = <T>(args: string[]) => Promise<T>;
+
+/** Settles one caller's `get`. */
+interface Waiter {
+  readonly resolve: (value: string | null) => void;
+  readonly reject: (err: unknown) => void;
+}
+
+/** The `get`s of one tick: `args` is `['MGET', ...keys]`, `waiters[i]` waits for `args[i + 1]`. */
+interface Batch {
+  readonly args: string[];
+  readonly waiters: Waiter[];
+}
+
+/** Coalesces the `GET`s of one connection (see the module comment). */
+export class GetBatch {
+  readonly #send: SendCommand;
+  readonly #room: () => number;
+  readonly #refuse: () => Promise<never>;
+  #open: Batch | undefined;
+  /** `get`s accepted and not yet answered by their `MGET` (a lone `GET` is node-redis's to count). */
+  #waiting = 0;
+  /** Cleared at the first `NOPERM` for `MGET` or `EXISTS`: plain `GET`s from then on. */
+  #coalesce = true;
+  readonly #flushOpen = (): void => {
+    const open = this.#open;
+    if (open !== undefined) this.#dispatch(open);
+  };
+
+  /**
+   * @param send - sends one command on the connection; never called synchronously from {@link GetBatch.get}.
+   * @param room - how many more calls may wait on the connection (`maxQueueLength` less the commands
+   *   outstanding): coalesced `get`s count one each against it, as the commands they replace would.
+   * @param refuse - the rejection of a call beyond that bound.
+   */
+  constructor(send: SendCommand, room: () => number, refuse: () => Promise<never>) {
+    this.#send = send;
+    this.#room = room;
+    this.#refuse = refuse;
+  }
+
+  /**
+   * The value at `key` (`null` when missing), read in this tick's batch. Rejects at once, as node-redis
+   * does for a full queue, when `room` calls already wait.
+   */
+  get(key: string): Promise<string | null> {
+    if (!this.#coalesce) return this.#send(['GET', key]);
+    if (this.#waiting >= this.#room()) return this.#refuse();
+    this.#waiting++;
+    let batch = this.#open;
+    if (batch === undefined) {
+      batch = { args: ['MGET'], waiters: [] };
+      this.#open = batch;
+      process.nextTick(this.#flushOpen);
+    }
+    const { args, waiters } = batch;
+    const reply = new Promise<string | null>((resolve, reject) => {
+      waiters.push({ resolve, reject });
+    });
+    args.push(key);
+    if (waiters.length >= MAX_BATCH_KEYS) this.#dispatch(batch);
+    return reply;
+  }
+
+  /** Sends the open batch now, if any: called before every other command on the connection. */
+  flush(): void {
+    const open = this.#open;
+    if (open !== undefined) this.#dispatch(open);
+  }
+
+  /** Whether `get`s are waiting for the end of the tick. */
+  get pending(): boolean {
+    return this.#open !== undefined;
+  }
+
+  #dispatch(batch: Batch): void {
+    if (this.#open === batch) this.#open = undefined;
+    const { args, waiters } = batch;
+    if (waiters.length === 1) {
+      this.#waiting--;
+      const only = waiters[0] as Waiter;
+      this.#send<string | null>(['GET', args[1] as string]).then(only.resolve, only.reject);
+      return;
+    }
+    this.#send<(string | null)[]>(args).then(
+      (values) => {
+        this.#waiting -= waiters.length;
+        this.#answer(args, waiters, values);
+      },
+      (err: unknown) => {
+        this.#waiting -= waiters.length;
+        this.#refused(args.slice(1), waiters, err);
+      },
+    );
+  }
+
+  #answer(args: readonly string[], waiters: readonly Waiter[], values: readonly (string | null)[]): void {
+    let nilKeys: string[] | undefined;
+    let nilWaiters: Waiter[] = [];
+    for (let i = 0; i < waiters.length; i++) {
+      const value = values[i] ?? null;
+      const waiter = waiters[i] as Waiter;
+      if (value !== null) waiter.resolve(value);
+      else if (nilKeys === undefined) {
+        nilKeys = [args[i + 1] as string];
+        nilWaiters = [waiter];
+      } else {
+        nilKeys.push(args[i + 1] as string);
+        nilWaiters.push(waiter);
+      }
+    }
+    if (nilKeys === undefined) return;
+    const keys = nilKeys;
+    const missing = nilWaiters;
+    this.#send<number>(['EXISTS', ...keys]).then(
+      (present) => {
+        if (present === 0) for (const waiter of missing) waiter.resolve(null);
+        else this.#readEach(keys, missing);
+      },
+      (err: unknown) => this.#refused(keys, missing, err),
+    );
+  }
+
+  /**
+   * A batch command (`MGET`, `EXISTS`) failed for `keys`. On an error reply (the server refused the
+   * command, the connection is fine), each key's own `GET` gives its caller the answer a `GET` would have
+   * had; refusals every later batch would share turn coalescing off ({@link REFUSED_FOR_GOOD}). Any other
+   * failure (a lost connection, a timeout) fails every caller with it.
+   */
+  #refused(keys: readonly string[], waiters: readonly Waiter[], err: unknown): void {
+    if (!(err instanceof CacheError) || !(err.cause instanceof ErrorReply)) {
+      for (const waiter of waiters) waiter.reject(err);
+      return;
+    }
+    if (REFUSED_FOR_GOOD.some((code) => isReplyCode(err, code))) this.#coalesce = false;
+    this.#readEach(keys, waiters);
+  }
+
+  /** One `GET` per key: `keys[i]` answers `waiters[i]`. */
+  #readEach(keys: readonly string[], waiters: readonly Waiter[]): void {
+    for (let i = 0; i < keys.length; i++) {
+      const waiter = waiters[i] as Waiter;
+      this.#send<string | null>(['GET', keys[i] as string]).then(waiter.resolve, waiter.reject);
+    }
+  }
+}
