@@ -6,6 +6,7 @@
  * @module
  */
 import { debuglog } from 'node:util';
+import { LRUCache } from 'lru-cache';
 
 /** A logger the application can pass in (pino, winston and console all fit). */
 export interface CacheLogger {
@@ -18,12 +19,25 @@ export interface CacheLogger {
 const nodeDebug = debuglog('peak-cache');
 
 /**
+ * Warnings the default logger has shown, so that each is shown once (a warning about one key, e.g. a
+ * result that cannot be cached, would otherwise repeat on every call). Bounded: the least recently
+ * repeated of {@link SHOWN_WARNINGS_MAX} distinct messages is forgotten first (then shown again).
+ */
+const SHOWN_WARNINGS_MAX = 1_000;
+const shownWarnings = new LRUCache<string, true>({ max: SHOWN_WARNINGS_MAX });
+
+/**
  * The default logger: debug lines through `util.debuglog('peak-cache')`, warnings through
- * `process.emitWarning` (shown on stderr once per message, as Python shows warnings by default).
+ * `process.emitWarning`, each distinct message once per process (as Python's `warnings` shows a warning
+ * once per place by default; Node itself would print every one). A logger passed in gets every warning.
  */
 export const defaultLogger: CacheLogger = {
   debug: (message) => nodeDebug('%s', message),
-  warn: (message) => process.emitWarning(message, { type: 'PeakCacheWarning' }),
+  warn: (message) => {
+    if (shownWarnings.get(message) !== undefined) return;
+    shownWarnings.set(message, true);
+    process.emitWarning(message, { type: 'PeakCacheWarning' });
+  },
 };
 
 /** Whether a debug line would be shown: lets the client skip formatting it. */

@@ -180,6 +180,25 @@ describe('logging', () => {
     await cache.close();
   });
 
+  it('the default logger shows each warning once: a result that cannot be cached warns once, not per call', async () => {
+    const shown: string[] = [];
+    const onWarning = (w: Error) => {
+      if (w.name === 'PeakCacheWarning') shown.push(w.message);
+    };
+    process.on('warning', onWarning);
+    try {
+      const cache = new CacheClient({ connectionConfig: memory });
+      const uncacheable = cache.cacheResult(async (n: number) => () => n, { keyPrefix: 'fn' });
+      for (let i = 0; i < 5; i++) await uncacheable(1);
+      await uncacheable(2);
+      await new Promise((r) => setImmediate(r)); // 'warning' events are emitted on the next tick
+      expect(shown.filter((m) => /not cached/.test(m))).toHaveLength(2); // one per key
+      await cache.close();
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('is silent by default and shown with NODE_DEBUG=peak-cache', async () => {
     const script = fileURLToPath(new URL('./fixtures/log-once.ts', import.meta.url));
     const run = (env: NodeJS.ProcessEnv) =>
