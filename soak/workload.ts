@@ -11,8 +11,8 @@
  * from the sequence number, so a value read back is either exactly one this caller wrote to this key or
  * wrong.
  *
- * The server keeps nothing across a restart (no RDB, no AOF). The **epoch** is bumped just before each
- * SIGKILL; a call records the epoch when it starts and when it settles. A call with equal epochs
+ * The server keeps nothing across a restart (no RDB, no AOF). The **epoch** is bumped in the same
+ * synchronous step that sends each SIGKILL (no call can start in between); a call records the epoch when it starts and when it settles. A call with equal epochs
  * (*stable*) ran entirely on one server instance; every other call may have run on either side. For a
  * stable read in epoch `E`, the possible states of a key are computed from the caller's own log:
  * start from "missing" (each epoch begins with an empty server), apply every acknowledged stable mutation
@@ -29,8 +29,12 @@
  * key's state carries over. But replication is asynchronous, so a write the primary acknowledged just
  * before it died may be lost. Before each SIGKILL the soak therefore runs a **replication barrier** on the
  * victim (a write of its own, then `WAIT 1`): every write acknowledged before the barrier started has
- * reached a replica and must survive. Writes acknowledged between the barrier and the kill (a few
- * milliseconds) count as "may or may not have survived", like failed writes. Nothing else is relaxed.
+ * reached a replica and must survive. Writes acknowledged between the barrier and the kill count as "may
+ * or may not have survived", like failed writes. Nothing else is relaxed. This relies on the epoch
+ * changing together with the SIGKILL: every call the victim acknowledged then ends in the epoch of the
+ * barrier. (The epoch once changed right after the barrier, tens to hundreds of milliseconds before the
+ * kill under load: a write that started in that gap counted as certain though the victim could die before
+ * replicating it, and the promoted replica then served the caller's previous value.)
  *
  * @module
  */
@@ -862,14 +866,18 @@ async function disruptCluster(
   const slots = new Set<number>();
   for (let slot = 0; slot < 16384; slot++) if (owner(slot) === victim) slots.add(slot);
   if (kind === 'restart') {
-    world.barrierAt = performance.now();
-    const replicated = await replicationBarrier(victim, ctx.password, slots);
-    world.lossFrom.set(world.epoch, replicated ? world.barrierAt : Number.NEGATIVE_INFINITY);
-    world.epoch++;
-    world.barrierAt = undefined;
     const survivor = primaries.find((p) => p !== victim) as number;
     const watch = await rawNode(survivor, ctx.password);
     try {
+      world.barrierAt = performance.now();
+      const replicated = await replicationBarrier(victim, ctx.password, slots);
+      world.lossFrom.set(world.epoch, replicated ? world.barrierAt : Number.NEGATIVE_INFINITY);
+      // The epoch changes in the same synchronous step as the SIGKILL (`kill()` sends the signal before
+      // it first awaits): every call the victim acknowledged ends in this epoch, so a write it
+      // acknowledged after the barrier started is covered by `lossFrom`, however long the barrier and the
+      // kill are apart. Nothing may be awaited between the two lines.
+      world.epoch++;
+      world.barrierAt = undefined;
       await cluster.kill(victim, 'SIGKILL');
       // The failover: the victim's replica is promoted once the others agree the victim failed.
       await until(`a failover of ${victim}`, 30_000, async () => {

@@ -44,7 +44,10 @@ export interface RedisCluster {
   scanNode(port: number, match?: string): Promise<string[]>;
   /** Raw stored string at `key` (via `redis-cli -c`), `null` when missing. */
   rawGet(key: string): Promise<string | null>;
-  /** Send a signal to one node's process (SIGKILL waits for the exit). */
+  /**
+   * Send a signal to one node's process. The signal is sent synchronously, before the returned promise
+   * first yields (the soak relies on it); with SIGKILL or SIGTERM the promise waits for the exit.
+   */
   kill(port: number, signal?: NodeJS.Signals): Promise<void>;
   /**
    * Start a stopped node again with its cluster config (it rejoins the cluster: a primary that was failed
