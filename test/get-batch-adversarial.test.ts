@@ -9,6 +9,13 @@
  * The tests marked `it.skip` show defects left open (see the comment on each).
  */
 import { tracingChannel } from 'node:diagnostics_channel';
+import { context } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_BATCH_KEYS } from '../src/engines/get-batch.js';
 import { RedisEngine } from '../src/engines/redis.js';
@@ -21,6 +28,7 @@ import {
   type OperationContext,
   TenantCaches,
 } from '../src/index.js';
+import { instrumentPeakCache } from '../src/integrations/otel.js';
 import { aclRecipe } from './helpers/acl.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
@@ -130,6 +138,53 @@ describe('order: a get is answered as of its place among the commands of its tic
     ]);
   });
 
+  it('random ticks of gets, sets, deletes, msets and increments: each get reads the state at its place', async () => {
+    const e = engine();
+    // A seeded generator (xorshift): the same ops on every run.
+    let seed = 0x2545f491;
+    const rand = (n: number): number => {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return (seed >>> 0) % n;
+    };
+    const strings = ['s1', 's2', 's3'];
+    const counters = ['n1', 'n2'];
+    const model = new Map<string, string>();
+    for (let round = 0; round < 40; round++) {
+      const reads: [Promise<string | null>, string | null][] = [];
+      const writes: Promise<unknown>[] = [];
+      for (let op = 0; op < 60; op++) {
+        const choice = rand(10);
+        const key = rand(2) === 0 ? (strings[rand(3)] as string) : (counters[rand(2)] as string);
+        if (choice < 5) reads.push([e.get(key), model.get(key) ?? null]);
+        else if (choice === 5) {
+          writes.push(e.unlink([key]));
+          model.delete(key);
+        } else if (key.startsWith('n')) {
+          const by = 1 + rand(5);
+          writes.push(e.incrBy(key, by));
+          model.set(key, String(Number(model.get(key) ?? '0') + by));
+        } else if (choice < 8) {
+          const value = `v${round}.${op}`;
+          writes.push(e.set(key, value));
+          model.set(key, value);
+        } else {
+          const other = strings[rand(3)] as string;
+          const entries: [string, string][] = [
+            [key, `m${round}.${op}`],
+            [other, `o${round}.${op}`],
+          ];
+          writes.push(e.mset(entries));
+          for (const [k, v] of entries) model.set(k, v);
+        }
+      }
+      await Promise.all(writes);
+      const got = await Promise.all(reads.map(([read]) => read));
+      expect(got).toEqual(reads.map(([, expected]) => expected));
+    }
+  });
+
   it('CacheClient: set, delete, mset, expire and flushTenant issued after gets in one tick do not overtake them', async () => {
     const c = client({ debugLogs: false });
     await c.mset({ a: 'A0', b: 'B0', d: 'D0', f: 'F0' });
@@ -172,6 +227,22 @@ describe('order: a get is answered as of its place among the commands of its tic
     // Stored as a cached entry (read back by getOrSet, a hit: the factory does not run again).
     expect(await c.getOrSet('k', () => 'again')).toBe('filled');
     expect(runs).toBe(1);
+  });
+
+  it('two clients filling one key with getOrSet: the waiter polls value and lock in one batch, the factory runs once', async () => {
+    const [one, two] = [client({ debugLogs: false }), client({ debugLogs: false })];
+    for (let round = 0; round < 5; round++) {
+      let runs = 0;
+      const factory = async () => {
+        runs++;
+        await sleep(150);
+        return `value-${round}`;
+      };
+      const key = `fill-${round}`;
+      const [a, b] = await Promise.all([one.getOrSet(key, factory), two.getOrSet(key, factory)]);
+      expect([a, b]).toEqual([`value-${round}`, `value-${round}`]);
+      expect(runs).toBe(1);
+    }
   });
 
   it('getOrSetMany and mget mixed with gets in one tick each get their own answers', async () => {
@@ -517,6 +588,47 @@ describe('what each caller sees', () => {
       [1, 0],
     ]);
     expect((await commandCounts()).mget).toBe(1);
+  });
+
+  it('otel: each get of a batch has its own span, child of the span active at its call, with its hit or miss', async () => {
+    const manager = new AsyncLocalStorageContextManager();
+    context.setGlobalContextManager(manager.enable());
+    const spans = new InMemorySpanExporter();
+    const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] });
+    const instrumentation = instrumentPeakCache({ tracerProvider });
+    try {
+      const c = client({ debugLogs: false });
+      await c.set('a', 'A');
+      spans.reset();
+      const tracer = tracerProvider.getTracer('test');
+      await redis.cli('CONFIG', 'RESETSTAT');
+      const values = await Promise.all(
+        ['a', 'missing', 'a'].map((key, i) =>
+          tracer.startActiveSpan(`parent-${i}`, async (parent) => {
+            const value = await c.get(key);
+            parent.end();
+            return value;
+          }),
+        ),
+      );
+      expect(values).toEqual(['A', null, 'A']);
+      expect((await commandCounts()).mget).toBe(1);
+      const finished = spans.getFinishedSpans();
+      for (let i = 0; i < 3; i++) {
+        const parent = finished.find((span) => span.name === `parent-${i}`);
+        const children = finished.filter(
+          (span) => span.name === 'get' && span.parentSpanContext?.spanId === parent?.spanContext().spanId,
+        );
+        expect(children).toHaveLength(1);
+        const hit = i !== 1;
+        expect(children[0]?.attributes['peak_cache.hits']).toBe(hit ? 1 : 0);
+        expect(children[0]?.attributes['peak_cache.misses']).toBe(hit ? 0 : 1);
+      }
+    } finally {
+      instrumentation.disable();
+      await tracerProvider.shutdown();
+      context.disable();
+    }
   });
 
   it('debug logs show one line per get of a batch', async () => {
