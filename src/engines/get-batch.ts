@@ -14,9 +14,11 @@
  *   issued later, so a `get` followed by a `set` of the same key in one tick still reads the old value.
  * - **Errors.** `MGET` answers nil for a key holding another type where `GET` fails with `WRONGTYPE`.
  *   When a batch has nil answers, one `EXISTS` of those keys tells: 0 (the usual case) means every one is
- *   missing; otherwise each nil key is read again with its own `GET`, which gives its caller the value
- *   written since or the server's error. A miss in a batch of two or more therefore takes one more round
- *   trip; a lone `get` is sent as a plain `GET`.
+ *   missing; otherwise each nil key is read again with its own `GET`, which gives its caller the server's
+ *   error. A nil key that holds a string by then was written after the `MGET` (by a command the caller
+ *   issued later in the same tick, say, which went out before the `EXISTS`): its caller gets `null`, the
+ *   answer at the `MGET`'s place in the order, not the later value. A miss in a batch of two or more
+ *   therefore takes one more round trip; a lone `get` is sent as a plain `GET`.
  * - **Refusals.** When the server answers the `MGET` with an error (an ACL without `MGET`: `NOPERM`; a
  *   cluster node reached without `cluster: true`: `CROSSSLOT`), each key is read again with its own `GET`,
  *   whose answer (a value, or `MOVED` with its hint) its caller gets; after `NOPERM`, `CROSSSLOT` or
@@ -24,6 +26,8 @@
  *   are read again the same way.
  * - **Failures.** A failed batch fails every `get` in it, each with the same error (as the commands would
  *   have failed together on a lost connection).
+ * - **Close.** The engine closes its connection only once every batch sent has sent its follow-ups
+ *   ({@link GetBatch.settled}): a `get` issued before `close()` is answered, miss or not.
  *
  * Only the standalone engine coalesces: on a cluster, keys of different slots cannot share an `MGET`.
  *
@@ -67,6 +71,10 @@ export class GetBatch {
   #waiting = 0;
   /** Cleared at the first `NOPERM` for `MGET` or `EXISTS`: plain `GET`s from then on. */
   #coalesce = true;
+  /** Batches sent whose follow-up commands (`EXISTS`, `GET`s) may still be to send. */
+  #unsettled = 0;
+  /** Resolved by {@link GetBatch.settled} once {@link GetBatch.#unsettled} is 0. */
+  readonly #onSettled: (() => void)[] = [];
   readonly #flushOpen = (): void => {
     const open = this.#open;
     if (open !== undefined) this.#dispatch(open);
@@ -113,6 +121,22 @@ export class GetBatch {
     if (open !== undefined) this.#dispatch(open);
   }
 
+  /**
+   * Resolves once every batch sent so far has sent all its commands (its `MGET`, any `EXISTS` and
+   * `GET`s are answered or on the connection): the engine closes the connection after that, so that no
+   * follow-up finds it closed. Never rejects.
+   */
+  settled(): Promise<void> {
+    if (this.#unsettled === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#onSettled.push(resolve));
+  }
+
+  /** A batch sent no more commands of its own (see {@link GetBatch.settled}). */
+  #done(): void {
+    if (--this.#unsettled > 0) return;
+    for (const resolve of this.#onSettled.splice(0)) resolve();
+  }
+
   /** Whether `get`s are waiting for the end of the tick. */
   get pending(): boolean {
     return this.#open !== undefined;
@@ -127,6 +151,7 @@ export class GetBatch {
       this.#send<string | null>(['GET', args[1] as string]).then(only.resolve, only.reject);
       return;
     }
+    this.#unsettled++;
     this.#send<(string | null)[]>(args).then(
       (values) => {
         this.#waiting -= waiters.length;
@@ -134,7 +159,7 @@ export class GetBatch {
       },
       (err: unknown) => {
         this.#waiting -= waiters.length;
-        this.#refused(args.slice(1), waiters, err);
+        this.#refused(args.slice(1), waiters, err, false);
       },
     );
   }
@@ -154,15 +179,20 @@ export class GetBatch {
         nilWaiters.push(waiter);
       }
     }
-    if (nilKeys === undefined) return;
+    if (nilKeys === undefined) {
+      this.#done();
+      return;
+    }
     const keys = nilKeys;
     const missing = nilWaiters;
     this.#send<number>(['EXISTS', ...keys]).then(
       (present) => {
-        if (present === 0) for (const waiter of missing) waiter.resolve(null);
-        else this.#readEach(keys, missing);
+        if (present === 0) {
+          for (const waiter of missing) waiter.resolve(null);
+          this.#done();
+        } else this.#readEach(keys, missing, true);
       },
-      (err: unknown) => this.#refused(keys, missing, err),
+      (err: unknown) => this.#refused(keys, missing, err, true),
     );
   }
 
@@ -170,22 +200,32 @@ export class GetBatch {
    * A batch command (`MGET`, `EXISTS`) failed for `keys`. On an error reply (the server refused the
    * command, the connection is fine), each key's own `GET` gives its caller the answer a `GET` would have
    * had; refusals every later batch would share turn coalescing off ({@link REFUSED_FOR_GOOD}). Any other
-   * failure (a lost connection, a timeout) fails every caller with it.
+   * failure (a lost connection, a timeout) fails every caller with it. `nil`: the `MGET` answered nil
+   * for every one of `keys` (see {@link GetBatch.#readEach}).
    */
-  #refused(keys: readonly string[], waiters: readonly Waiter[], err: unknown): void {
+  #refused(keys: readonly string[], waiters: readonly Waiter[], err: unknown, nil: boolean): void {
     if (!(err instanceof CacheError) || !(err.cause instanceof ErrorReply)) {
       for (const waiter of waiters) waiter.reject(err);
+      this.#done();
       return;
     }
     if (REFUSED_FOR_GOOD.some((code) => isReplyCode(err, code))) this.#coalesce = false;
-    this.#readEach(keys, waiters);
+    this.#readEach(keys, waiters, nil);
   }
 
-  /** One `GET` per key: `keys[i]` answers `waiters[i]`. */
-  #readEach(keys: readonly string[], waiters: readonly Waiter[]): void {
+  /**
+   * One `GET` per key: `keys[i]` answers `waiters[i]`. `nil`: the `MGET` answered nil for every one of
+   * `keys` (each was missing or of another type then), so a string read now was written after it (by a
+   * command issued later, which went out before this `GET`) and its caller gets `null`, as a `GET` in the
+   * `MGET`'s place would have answered; only an error (`WRONGTYPE`) is the `GET`'s own.
+   */
+  #readEach(keys: readonly string[], waiters: readonly Waiter[], nil: boolean): void {
     for (let i = 0; i < keys.length; i++) {
       const waiter = waiters[i] as Waiter;
-      this.#send<string | null>(['GET', keys[i] as string]).then(waiter.resolve, waiter.reject);
+      const reply = this.#send<string | null>(['GET', keys[i] as string]);
+      if (nil) reply.then(() => waiter.resolve(null), waiter.reject);
+      else reply.then(waiter.resolve, waiter.reject);
     }
+    this.#done();
   }
 }

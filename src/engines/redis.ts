@@ -151,7 +151,7 @@ export class RedisEngine implements Engine {
   }
 
   #connect(): Promise<Client> {
-    if (this.#closed) return Promise.reject(new CacheConnectionError('the client is closed'));
+    if (this.#closed) return this.#closedError();
     this.#connecting ??= this.#openClient().finally(() => {
       this.#connecting = undefined;
     });
@@ -278,6 +278,7 @@ export class RedisEngine implements Engine {
    * call and one `.then`: no async frames, no per-command timer.
    */
   #run<T>(command: (client: Client) => Promise<T>): Promise<T> {
+    if (this.#closed) return this.#closedError();
     if (this.#reads.pending) this.#reads.flush();
     // A client that gave up reconnecting (rejected credentials) is closed: connect afresh, so the caller
     // sees why (and platform mode can fetch new credentials).
@@ -338,6 +339,7 @@ export class RedisEngine implements Engine {
    * `get`s of this tick go first (see {@link GetBatch}): no command overtakes one issued before it.
    */
   #send<T>(args: string[]): Promise<T> {
+    if (this.#closed) return this.#closedError();
     if (this.#reads.pending) this.#reads.flush();
     return this.#sendNow(args);
   }
@@ -366,7 +368,17 @@ export class RedisEngine implements Engine {
 
   /** {@inheritDoc Engine.get} Coalesced with the other `get`s of this tick ({@link GetBatch}). */
   get(key: string): Promise<string | null> {
+    if (this.#closed) return this.#closedError();
     return this.#reads.get(key);
+  }
+
+  /**
+   * The failure of a call made after {@link RedisEngine.close}: while `close()` waits for the batches of
+   * `get`s sent before it ({@link GetBatch.settled}), the connection is still open, but only their
+   * commands go out on it.
+   */
+  #closedError(): Promise<never> {
+    return Promise.reject(new CacheConnectionError('the client is closed'));
   }
 
   /** {@inheritDoc Engine.set} */
@@ -497,7 +509,9 @@ export class RedisEngine implements Engine {
     if (client?.isOpen) {
       const { timeoutMs } = this.#options;
       try {
-        await withDeadline(client.close(), timeoutMs, () => {
+        // A batch's EXISTS or GETs follow its MGET's reply: they go out on this connection before it closes.
+        const drained = this.#reads.settled().then(() => (client.isOpen ? client.close() : undefined));
+        await withDeadline(drained, timeoutMs, () => {
           this.#stalled.add(client);
           client.destroy();
           return new CacheTimeoutError(`${this.#ctx.target} did not finish closing within ${timeoutMs} ms`);
