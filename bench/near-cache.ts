@@ -379,7 +379,7 @@ export const NEAR_CACHE_WORKLOADS: readonly Workload[] = [
     latency: false,
     contenders: HOT_CONTENDERS,
     baseline: 'raw-hot',
-    note: 'Targets (issue 20): peak-cache nearCache >= 15x the raw driver at 256 in flight (stretch 20x); cacheResult hit >= 10x a plain network get (the raw driver's GET, one command per call; peak-cache's own network get coalesces the 256 reads of the hot key in flight into one MGET, so against it the ratio is lower: shown for information); 1,000 tenant views round-robin >= 0.9x one client with the same traffic (1,000 keys round-robin: the same near-cache entries touched, so the ratio is what the views themselves cost). Against one client reading one hot key, the views also pay for touching 1,000 entries instead of one (shown for information).',
+    note: "Targets (issue 20): peak-cache nearCache >= 15x the raw driver at 256 in flight (stretch 20x); cacheResult hit >= 10x a plain network get (a GET of the raw driver, one command per call; peak-cache's own network get coalesces the 256 reads of the hot key in flight into one MGET, so against it the ratio is lower: shown for information); 1,000 tenant views round-robin >= 0.9x one client with the same traffic (1,000 keys round-robin: the same near-cache entries touched, so the ratio is what the views themselves cost). Against one client reading one hot key, the views also pay for touching 1,000 entries instead of one (shown for information).",
   },
   {
     id: 'near-lag',

@@ -29,7 +29,14 @@
  * - **Close.** The engine closes its connection only once every batch sent has sent its follow-ups
  *   ({@link GetBatch.settled}): a `get` issued before `close()` is answered, miss or not.
  *
+ * Where a caller can tell (tested as skipped cases in `test/get-batch-adversarial.test.ts`): a key of
+ * another type read in a batch and deleted by a later command of the same tick reads `null`, not
+ * `WRONGTYPE` (the `EXISTS` comes after the delete); the first batch whose `MGET` is refused (`NOPERM`,
+ * `CROSSSLOT`) re-reads its keys after the later commands of its tick; at `maxQueueLength`, an accepted
+ * `get` whose follow-up `GET` finds the queue full fails with that instead of its `WRONGTYPE`.
+ *
  * Only the standalone engine coalesces: on a cluster, keys of different slots cannot share an `MGET`.
+ * The near cache's reads are not coalesced in effect (a miss reads `GET` then `PTTL`, which flushes).
  *
  * @module
  */
