@@ -51,7 +51,7 @@ export const MAX_BATCH_KEYS = 256;
  * Error codes of an `MGET` refused for a reason every later batch would share: an ACL without `MGET`
  * (`NOPERM`), a cluster node reached without `cluster: true` (`CROSSSLOT`, `MOVED`).
  */
-const REFUSED_FOR_GOOD = ['NOPERM', 'CROSSSLOT', 'MOVED'] as const;
+export const REFUSED_FOR_GOOD = ['NOPERM', 'CROSSSLOT', 'MOVED'] as const;
 
 /** Sends one command on the connection (the engine's path, with its watchdog and error mapping). */
 export type SendCommand = <T>(args: string[]) => Promise<T>;

@@ -31,6 +31,7 @@ import type { Engine } from './engine.js';
 import { GetBatch } from './get-batch.js';
 import { msetWithTtl, type SendArgs } from './mset-ttl.js';
 import { type ErrorContext, isAuthFailure, queueFullError, toCacheError } from './redis-errors.js';
+import { SetBatch } from './set-batch.js';
 import { startWatchdog, withDeadline } from './watchdog.js';
 
 /** Settings of one Redis connection. */
@@ -280,6 +281,7 @@ export class RedisEngine implements Engine {
   #run<T>(command: (client: Client) => Promise<T>): Promise<T> {
     if (this.#closed) return this.#closedError();
     if (this.#reads.pending) this.#reads.flush();
+    if (this.#writes.pending) this.#writes.flush();
     // A client that gave up reconnecting (rejected credentials) is closed: connect afresh, so the caller
     // sees why (and platform mode can fetch new credentials).
     const client = this.#client;
@@ -341,6 +343,7 @@ export class RedisEngine implements Engine {
   #send<T>(args: string[]): Promise<T> {
     if (this.#closed) return this.#closedError();
     if (this.#reads.pending) this.#reads.flush();
+    if (this.#writes.pending) this.#writes.flush();
     return this.#sendNow(args);
   }
 
@@ -366,9 +369,17 @@ export class RedisEngine implements Engine {
     () => Promise.reject(queueFullError(this.#ctx)),
   );
 
+  /** The `set`s without a TTL of this tick, sent as one `MSET` ({@link SetBatch}). */
+  readonly #writes = new SetBatch(
+    this.#sendNow,
+    () => this.#options.maxQueueLength - this.#pending,
+    () => Promise.reject(queueFullError(this.#ctx)),
+  );
+
   /** {@inheritDoc Engine.get} Coalesced with the other `get`s of this tick ({@link GetBatch}). */
   get(key: string): Promise<string | null> {
     if (this.#closed) return this.#closedError();
+    if (this.#writes.pending) this.#writes.flush();
     return this.#reads.get(key);
   }
 
@@ -381,11 +392,15 @@ export class RedisEngine implements Engine {
     return Promise.reject(new CacheConnectionError('the client is closed'));
   }
 
-  /** {@inheritDoc Engine.set} */
+  /**
+   * {@inheritDoc Engine.set} Without a TTL, coalesced with the other such `set`s of this tick
+   * ({@link SetBatch}); with one, a `SET ... EX` of its own.
+   */
   set(key: string, value: string, ttlSeconds?: number): Promise<void> {
-    return this.#send<void>(
-      ttlSeconds === undefined ? ['SET', key, value] : ['SET', key, value, 'EX', String(ttlSeconds)],
-    );
+    if (ttlSeconds !== undefined) return this.#send<void>(['SET', key, value, 'EX', String(ttlSeconds)]);
+    if (this.#closed) return this.#closedError();
+    if (this.#reads.pending) this.#reads.flush();
+    return this.#writes.set(key, value);
   }
 
   /** {@inheritDoc Engine.mget} */
@@ -500,8 +515,10 @@ export class RedisEngine implements Engine {
    */
   async close(): Promise<void> {
     if (this.#closed) return;
-    // The get()s of this tick were issued before close(): they are sent, as every earlier command was.
+    // The get()s and set()s of this tick were issued before close(): they are sent, as every earlier
+    // command was (at most one of the two batches is open: each kind flushes the other).
     this.#reads.flush();
+    this.#writes.flush();
     this.#closed = true;
     this.#abortConnect?.();
     await this.#connecting?.catch(() => undefined);
