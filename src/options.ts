@@ -42,9 +42,9 @@ export interface ConnectionConfig {
    */
   keepAliveMs?: number | false;
   /**
-   * Most commands waiting on a connection at once (a `get` coalesced into an `MGET` counts as one; see
-   * the README's read coalescing); beyond it calls reject at once with `CacheConnectionError` instead of
-   * queueing without bound.
+   * Most commands waiting on a connection at once (a `get` or `set` coalesced into an `MGET` or `MSET`
+   * counts as one; see the README's read and write coalescing); beyond it calls reject at once with
+   * `CacheConnectionError` instead of queueing without bound.
    * @default 10000
    */
   maxQueueLength?: number;
