@@ -8,7 +8,8 @@
  * - the same with `peakCodec.decode` instead of `JSON.parse` (Python's dialect: long integers, NaN,
  *   poisoning checks): what the decoding costs;
  * - the same with one more promise step: what the engine's extra `.then` costs;
- * - `CacheClient.get`.
+ * - `CacheClient.get`, whose engine coalesces the `get`s of a tick into one `MGET` (src/engines/get-batch.ts):
+ *   the raw rows send one `GET` per call.
  *
  * Environment: `BREAKDOWN_ROUNDS` (6), `BREAKDOWN_MS` (500 per row and round).
  *
