@@ -144,6 +144,11 @@ export class GetBatch {
     for (const resolve of this.#onSettled.splice(0)) resolve();
   }
 
+  /** `get`s accepted and not yet answered by their `MGET`: they count against the connection's bound. */
+  get waiting(): number {
+    return this.#waiting;
+  }
+
   /** Whether `get`s are waiting for the end of the tick. */
   get pending(): boolean {
     return this.#open !== undefined;

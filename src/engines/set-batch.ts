@@ -87,6 +87,11 @@ export class SetBatch {
     if (open !== undefined) this.#dispatch(open);
   }
 
+  /** `set`s accepted and not yet answered by their `MSET`: they count against the connection's bound. */
+  get waiting(): number {
+    return this.#waiting;
+  }
+
   /** Whether `set`s are waiting for the end of the tick. */
   get pending(): boolean {
     return this.#open !== undefined;

@@ -1,0 +1,523 @@
+/**
+ * Write coalescing (src/engines/set-batch.ts) under attack: probes of the promise that a caller cannot
+ * tell a coalesced `set` from one `SET` per call, against real redis-server processes. Order against every
+ * other operation in the same tick and across ticks (a seeded random model), the interplay with the batch
+ * of `get`s, `close()` in the same tick, connections lost or servers frozen while an `MSET` is in flight,
+ * the `maxQueueLength` bound shared by gets and sets, large values, the near cache, tenants and stats.
+ *
+ * The tests marked `it.skip` show defects left open (see the comment on each).
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_BATCH_KEYS } from '../src/engines/get-batch.js';
+import { RedisEngine } from '../src/engines/redis.js';
+import { CacheClient, type CacheClientOptions, CacheError, TenantCaches } from '../src/index.js';
+import { startFaultProxy } from './helpers/fault-proxy.js';
+import { type RedisServer, startRedis } from './helpers/redis-server.js';
+
+let redis: RedisServer;
+const engines: RedisEngine[] = [];
+const closers: (() => Promise<unknown>)[] = [];
+
+function engine(url = redis.url, tuning: { maxQueueLength?: number; timeoutMs?: number } = {}): RedisEngine {
+  const e = new RedisEngine({
+    url,
+    timeoutMs: tuning.timeoutMs ?? 2_000,
+    connectTimeoutMs: 2_000,
+    maxQueueLength: tuning.maxQueueLength ?? 10_000,
+    keepAliveMs: false,
+  });
+  engines.push(e);
+  return e;
+}
+
+function client(options: Partial<CacheClientOptions> = {}, url = redis.url): CacheClient {
+  const c = new CacheClient({
+    connectionConfig: { url, tenant: 't' },
+    env: {},
+    debugLogs: false,
+    ...options,
+  });
+  closers.push(() => c.close());
+  return c;
+}
+
+/** Calls per command since the last `CONFIG RESETSTAT` of `server`, e.g. `{ set: 1, mset: 2 }`. */
+async function commandCounts(server = redis): Promise<Record<string, number>> {
+  const info = await server.cli('INFO', 'commandstats');
+  const counts: Record<string, number> = {};
+  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) counts[m[1] as string] = Number(m[2]);
+  return counts;
+}
+
+/** Every outcome is a value or a {@link CacheError} (never another error). */
+function expectValuesOrCacheErrors(settled: PromiseSettledResult<unknown>[]): void {
+  for (const s of settled) if (s.status === 'rejected') expect(s.reason).toBeInstanceOf(CacheError);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Retry `body` until it resolves (a connection comes back after a fault), at most ~5 s. */
+async function eventually<T>(body: () => Promise<T>): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await body();
+    } catch (err) {
+      if (i >= 100) throw err;
+      await sleep(50);
+    }
+  }
+}
+
+/** A seeded generator (xorshift): the same ops on every run. */
+function seeded(start: number): (n: number) => number {
+  let seed = start;
+  return (n) => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+}
+
+beforeAll(async () => {
+  redis = await startRedis();
+});
+
+afterEach(async () => {
+  await Promise.all(engines.splice(0).map((e) => e.close()));
+  await Promise.all(closers.splice(0).map((close) => close()));
+  await redis.cli('FLUSHALL');
+});
+
+afterAll(async () => {
+  await redis?.stop();
+});
+
+describe('order: a coalesced set takes effect at its place among the commands of its tick', () => {
+  it('random ticks of gets, sets with and without a TTL, deletes, msets, increments, locks and expires', async () => {
+    const e = engine();
+    const rand = seeded(0x1f2e3d4c);
+    const strings = ['s1', 's2', 's3', 's4'];
+    const counters = ['n1', 'n2'];
+    const model = new Map<string, string>();
+    // The mset-with-TTL script cached first (see the skipped NOSCRIPT defect below).
+    await e.mset([['warm', 'x']], 1);
+    for (let round = 0; round < 60; round++) {
+      const reads: [Promise<string | null>, string | null, string][] = [];
+      const writes: Promise<unknown>[] = [];
+      const expected: unknown[] = [];
+      const labels: string[] = [];
+      // Some rounds span ticks: an await in the middle lets the open batch go out at the end of a tick.
+      const split = rand(3) === 0 ? rand(40) : -1;
+      for (let op = 0; op < 40; op++) {
+        if (op === split) await Promise.resolve().then(() => new Promise((r) => setImmediate(r)));
+        const choice = rand(14);
+        // Counters are only read, deleted, incremented, expired and probed (a string there fails INCRBY).
+        const isCounter = rand(3) === 0 && (choice < 9 || choice > 11);
+        const key = isCounter ? (counters[rand(2)] as string) : (strings[rand(4)] as string);
+        if (choice >= 4) labels.push(`${round}.${op} #${choice} ${key}`);
+        if (choice < 4) {
+          reads.push([e.get(key), model.get(key) ?? null, `${round}.${op} get ${key}`]);
+        } else if (choice === 4) {
+          const other = strings[rand(4)] as string;
+          labels[labels.length - 1] += ` ${other}`;
+          writes.push(e.unlink([key, other]));
+          let n = 0;
+          for (const k of new Set([key, other])) if (model.delete(k)) n++;
+          expected.push(n);
+        } else if (isCounter && choice < 9) {
+          const by = 1 + rand(5);
+          writes.push(e.incrBy(key, by));
+          const next = String(Number(model.get(key) ?? '0') + by);
+          model.set(key, next);
+          expected.push(Number(next));
+        } else if (choice < 9) {
+          const value = `v${round}.${op}`;
+          writes.push(e.set(key, value));
+          model.set(key, value);
+          expected.push(undefined);
+        } else if (choice === 9) {
+          const value = `t${round}.${op}`;
+          writes.push(e.set(key, value, 1_000));
+          model.set(key, value);
+          expected.push(undefined);
+        } else if (choice === 10) {
+          const other = strings[rand(4)] as string;
+          const entries: [string, string][] = [
+            [key, `m${round}.${op}`],
+            [other, `o${round}.${op}`],
+          ];
+          labels[labels.length - 1] += ` ${other}`;
+          writes.push(e.mset(entries, rand(2) === 0 ? undefined : 1_000));
+          for (const [k, v] of entries) model.set(k, v);
+          expected.push(undefined);
+        } else if (choice === 11) {
+          // A getOrSet lock: SET NX PX.
+          const value = `l${round}.${op}`;
+          writes.push(e.setIfAbsent(key, value, 100_000));
+          const absent = !model.has(key);
+          if (absent) model.set(key, value);
+          expected.push(absent);
+        } else if (choice === 12) {
+          writes.push(e.expire(key, 1_000));
+          expected.push(model.has(key));
+        } else {
+          writes.push(e.exists([key]));
+          expected.push(model.has(key) ? 1 : 0);
+        }
+      }
+      // Engine.set resolves with nothing to use ('OK' from a lone SET, undefined from an MSET).
+      const results = (await Promise.all(writes)).map((v) => (v === 'OK' ? undefined : v));
+      expect(results.map((v, i) => [labels[i], v])).toEqual(expected.map((v, i) => [labels[i], v]));
+      const got = await Promise.all(reads.map(([read]) => read));
+      expect(got.map((v, i) => [reads[i]?.[2], v])).toEqual(reads.map(([, want, at]) => [at, want]));
+    }
+    const keys = [...strings, ...counters];
+    expect(await Promise.all(keys.map((k) => e.get(k)))).toEqual(keys.map((k) => model.get(k) ?? null));
+    for (const k of keys) expect(await redis.rawGet(k)).toBe(model.get(k) ?? null);
+  });
+
+  // DEFECT (left open, not from coalescing: src/engines/mset-ttl.ts): an `mset` with a TTL is one
+  // `EVALSHA`; on a server whose script cache is empty (first use, restart, SCRIPT FLUSH) it answers
+  // `NOSCRIPT` and the `EVAL` retry goes out after the commands issued later in the tick, so a later
+  // `set` of the same key is overwritten by the older value: a lost update. Found by the random model
+  // above (a later setIfAbsent found the key absent). Suggested fix: always send `EVAL` (as
+  // conditional.ts does; the server caches the compiled script by its SHA1 either way).
+  it.skip('DEFECT: an mset with a TTL on a cold script cache is overtaken by a set issued after it', async () => {
+    const e = engine();
+    await e.ping();
+    await redis.cli('SCRIPT', 'FLUSH');
+    await Promise.all([e.mset([['k', 'old']], 100), e.set('k', 'new')]);
+    expect(await e.get('k')).toBe('new');
+  });
+
+  it('a set issued when a batch of gets answers (its EXISTS still to go) does not overtake the EXISTS', async () => {
+    const e = engine();
+    await e.set('a', '1');
+    for (let round = 0; round < 20; round++) {
+      // The MGET answers 'a'; in that callback, a set of the missing key is issued before the EXISTS is sent.
+      let written: Promise<void> | undefined;
+      const first = e.get('a').then((v) => {
+        written = e.set(`m${round}`, 'late');
+        return v;
+      });
+      const reads = await Promise.all([first, e.get(`m${round}`), e.get(`n${round}`)]);
+      expect(reads).toEqual(['1', null, null]);
+      await written;
+      expect(await e.get(`m${round}`)).toBe('late');
+    }
+  });
+
+  it('a batch of sets open when the get batch sends its follow-ups: the follow-ups read as of the MGET', async () => {
+    const e = engine();
+    await redis.cli('HSET', 'h', 'f', 'x');
+    for (let round = 0; round < 20; round++) {
+      let later: Promise<unknown> | undefined;
+      // 'a' answers first: in its callback two coalesced sets open a batch; 'h' (WRONGTYPE) and the miss
+      // still await the EXISTS and GET follow-ups of the MGET.
+      const first = e.get('a').then((v) => {
+        later = Promise.all([e.set(`m${round}`, 'late'), e.set('a', `a${round}`)]);
+        return v;
+      });
+      const settled = await Promise.allSettled([first, e.get('h'), e.get(`m${round}`)]);
+      expect(settled[0]).toEqual({ status: 'fulfilled', value: round === 0 ? null : `a${round - 1}` });
+      expect(String((settled[1] as PromiseRejectedResult).reason)).toMatch(/WRONGTYPE/);
+      expect(settled[2]).toEqual({ status: 'fulfilled', value: null });
+      await later;
+      expect(await Promise.all([e.get(`m${round}`), e.get('a')])).toEqual(['late', `a${round}`]);
+    }
+  });
+
+  it('alternating gets and sets of one key in one tick: each get reads the set before it', async () => {
+    const e = engine();
+    await redis.cli('CONFIG', 'RESETSTAT');
+    const ops: Promise<unknown>[] = [];
+    for (let i = 0; i < 50; i++) {
+      ops.push(e.set('k', `v${i}`), e.set('j', `w${i}`), e.get('k'), e.get('j'));
+    }
+    const got = await Promise.all(ops);
+    for (let i = 0; i < 50; i++) expect(got.slice(i * 4 + 2, i * 4 + 4)).toEqual([`v${i}`, `w${i}`]);
+    const counts = await commandCounts();
+    // Each pair of sets is one MSET, each pair of gets one MGET: the batches alternate, never both open.
+    expect(counts.mset).toBe(50);
+    expect(counts.mget).toBe(50);
+  });
+
+  it('CacheClient: sets, getOrSet, delete, flushTenant and near-cache-free reads in one tick keep their order', async () => {
+    const c = client();
+    let runs = 0;
+    const tick = Promise.all([
+      c.set('a', 'A1'),
+      c.getOrSet('g', () => {
+        runs++;
+        return 'G';
+      }),
+      c.set('b', 'B1'),
+      c.delete('a'),
+      c.get('a'),
+      c.get('b'),
+    ]);
+    const [, g, , , a, b] = await tick;
+    expect([g, a, b]).toEqual(['G', null, 'B1']);
+    expect(runs).toBe(1);
+    // flushTenant (SCAN then UNLINK) issued after coalesced sets of its tick deletes them.
+    const w = Promise.all([c.set('x', 'X'), c.set('y', 'Y')]);
+    const flushed = c.flushTenant();
+    await w;
+    expect(await flushed).toBeGreaterThanOrEqual(3);
+    expect(await Promise.all([c.get('x'), c.get('y'), c.get('b')])).toEqual([null, null, null]);
+  });
+});
+
+describe('close() in the tick of the sets', () => {
+  it('sets, gets and sets with a TTL issued before close() all complete, in order', async () => {
+    const e = engine();
+    await e.ping();
+    const ops = Promise.all([
+      e.set('a', '1'),
+      e.set('b', '2'),
+      e.get('a'),
+      e.set('a', '3'),
+      e.set('c', '4', 100),
+      e.set('d', '5'),
+      e.set('e', '6'),
+    ]);
+    const closed = e.close();
+    expect((await ops)[2]).toBe('1');
+    await closed;
+    expect(await redis.cli('MGET', 'a', 'b', 'c', 'd', 'e')).toBe('3\n2\n4\n5\n6');
+  });
+
+  it('close() before the first connection: the sets of its tick settle (a value or a CacheError)', async () => {
+    const e = engine();
+    const sets = [e.set('a', '1'), e.set('b', '2')];
+    const closed = e.close();
+    expectValuesOrCacheErrors(await Promise.allSettled(sets));
+    await closed;
+  });
+});
+
+describe('faults while an MSET is in flight: every caller settles, no stale value lands later', () => {
+  let own: RedisServer;
+
+  beforeAll(async () => {
+    own = await startRedis();
+  });
+
+  afterAll(async () => {
+    await own?.stop();
+  });
+
+  it('CLIENT KILL mid-stream: every set settles; a later acknowledged set is the final value', async () => {
+    const e = engine(own.url, { maxQueueLength: 64 });
+    await e.ping();
+    for (let round = 0; round < 5; round++) {
+      const sets = Array.from({ length: 64 }, (_, i) => e.set(`k${i % 8}`, `r${round}.${i}`));
+      const killed = own.cli('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+      expectValuesOrCacheErrors(await Promise.allSettled(sets));
+      await killed;
+      await eventually(() =>
+        Promise.all(Array.from({ length: 8 }, (_, i) => e.set(`k${i}`, `final${round}`))),
+      );
+      await sleep(20);
+      expect(await Promise.all(Array.from({ length: 8 }, (_, i) => e.get(`k${i}`)))).toEqual(
+        Array.from({ length: 8 }, () => `final${round}`),
+      );
+    }
+    // The bound did not drift: 64 sets in one tick are accepted again.
+    await Promise.all(Array.from({ length: 64 }, (_, i) => e.set(`z${i}`, 'z')));
+  });
+
+  it('the server frozen with an MSET in flight: the sets fail with a CacheError; the later set wins', async () => {
+    const e = engine(own.url, { timeoutMs: 300 });
+    await e.ping();
+    own.pause();
+    let settled: PromiseSettledResult<void>[];
+    try {
+      settled = await Promise.allSettled([e.set('k', 'stale'), e.set('j', 'stale')]);
+    } finally {
+      own.resume();
+    }
+    for (const s of settled) expect(s.status).toBe('rejected');
+    expectValuesOrCacheErrors(settled);
+    await eventually(() => Promise.all([e.set('k', 'fresh'), e.set('j', 'fresh')]));
+    await sleep(100);
+    expect(await Promise.all([e.get('k'), e.get('j')])).toEqual(['fresh', 'fresh']);
+  });
+
+  it('the reply of an MSET dropped, then the connection closed: each set settles, reads work again', async () => {
+    const proxy = await startFaultProxy(own.port);
+    try {
+      const e = engine(`redis://127.0.0.1:${proxy.port}`);
+      await e.ping();
+      proxy.mode = 'drop-reply-then-close';
+      const settled = await Promise.allSettled([e.set('a', '1'), e.set('b', '2'), e.set('c', '3')]);
+      expectValuesOrCacheErrors(settled);
+      proxy.mode = 'forward';
+      await eventually(() => Promise.all([e.set('a', 'x'), e.set('b', 'y')]));
+      expect(await Promise.all([e.get('a'), e.get('b')])).toEqual(['x', 'y']);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('the server killed with batches in flight, then restarted: every set settles; writes work again', async () => {
+    const e = engine(own.url, { timeoutMs: 1_000 });
+    await e.ping();
+    const sets = Array.from({ length: 600 }, (_, i) => e.set(`k${i}`, 'v'));
+    const stopped = own.stop(true);
+    expectValuesOrCacheErrors(await Promise.allSettled(sets));
+    await stopped;
+    await own.restart();
+    await eventually(() => Promise.all([e.set('a', '1'), e.set('b', '2')]));
+    expect(await Promise.all([e.get('a'), e.get('b')])).toEqual(['1', '2']);
+  });
+});
+
+describe('the maxQueueLength bound', () => {
+  it('sets past the bound are refused at once; the room comes back once the MSET is answered', async () => {
+    const e = engine(redis.url, { maxQueueLength: 8 });
+    await e.ping();
+    for (let round = 0; round < 3; round++) {
+      const settled = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => e.set(`k${i}`, 'v')));
+      expect(settled.filter((s) => s.status === 'fulfilled')).toHaveLength(8);
+      for (const s of settled.slice(8)) expect(String((s as PromiseRejectedResult).reason)).toMatch(/queue/i);
+    }
+  });
+
+  it('gets and sets of one tick share the bound: no more calls accepted than maxQueueLength', async () => {
+    // Was a defect: the batch of gets and the batch of sets each counted only their own waiting calls
+    // against the room, so 8 gets then 8 sets in one tick accepted 15 calls with maxQueueLength 8.
+    const e = engine(redis.url, { maxQueueLength: 8 });
+    await e.ping();
+    const gets = Array.from({ length: 8 }, () => e.get('a'));
+    const sets = Array.from({ length: 8 }, (_, i) => e.set(`k${i}`, 'v'));
+    const settled = await Promise.allSettled([...gets, ...sets]);
+    expect(settled.filter((s) => s.status === 'fulfilled')).toHaveLength(8);
+    for (const s of settled.slice(8)) expect(String((s as PromiseRejectedResult).reason)).toMatch(/queue/i);
+    // And the other way round, and with commands that are not coalesced (node-redis's own bound).
+    const sets2 = Array.from({ length: 8 }, (_, i) => e.set(`k${i}`, 'w'));
+    const gets2 = Array.from({ length: 8 }, () => e.get('k0'));
+    const settled2 = await Promise.allSettled([...sets2, ...gets2]);
+    expect(settled2.filter((s) => s.status === 'fulfilled')).toHaveLength(8);
+    const sets3 = Array.from({ length: 8 }, (_, i) => e.set(`k${i}`, 'x'));
+    const incrs = Array.from({ length: 8 }, () => e.incrBy('n', 1));
+    const settled3 = await Promise.allSettled([...sets3, ...incrs]);
+    expect(settled3.filter((s) => s.status === 'fulfilled')).toHaveLength(8);
+    for (const s of settled3.slice(8)) expect(String((s as PromiseRejectedResult).reason)).toMatch(/queue/i);
+  });
+});
+
+describe('large values', () => {
+  it('sets that each fit the server query buffer limit are not refused together as one MSET', async () => {
+    // The batch's MSET carries every value of the tick: values that each fit the server's
+    // `client-query-buffer-limit` (1 GB by default; 1 MB here, its minimum) exceed it together. Redis
+    // reads arguments of 32 KB or more outside the query buffer, so the MSET is accepted.
+    const own = await startRedis();
+    try {
+      await own.cli('CONFIG', 'SET', 'client-query-buffer-limit', '1mb');
+      const e = engine(own.url);
+      await e.ping();
+      const value = 'x'.repeat(300_000);
+      const keys = ['a', 'b', 'c', 'd', 'e'];
+      const settled = await Promise.allSettled(keys.map((k) => e.set(k, value)));
+      expect(settled.map((s) => s.status)).toEqual(keys.map(() => 'fulfilled'));
+      for (const k of keys) expect((await e.get(k))?.length).toBe(value.length);
+    } finally {
+      await Promise.all(engines.splice(0).map((x) => x.close()));
+      await own.stop();
+    }
+  });
+
+  it('values near maxValueBytes share a tick with small ones: each written exactly, the one over refused', async () => {
+    const c = client({ maxValueBytes: 100_000 });
+    const big = 'é'.repeat(49_000); // ~98 KB in UTF-8 once encoded
+    const settled = await Promise.allSettled([
+      c.set('small', 's'),
+      c.set('big', big),
+      c.set('over', 'x'.repeat(200_000)),
+      c.set('ü-key', 'ü'),
+    ]);
+    expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    expect(await Promise.all([c.get('small'), c.get('big'), c.get('over'), c.get('ü-key')])).toEqual([
+      's',
+      big,
+      null,
+      'ü',
+    ]);
+  });
+});
+
+describe('near cache (RESP3 tracking)', () => {
+  it('an own coalesced set is never hidden by the near cache: the next get reads it', async () => {
+    const c = client({ nearCache: { maxEntries: 100 } });
+    await c.set('k', 'old');
+    for (let round = 0; round < 20; round++) {
+      // Fill the near cache (twice: the second is served from memory), then write in one tick with reads.
+      await c.get('k');
+      await c.get('k');
+      const tick = Promise.all([c.get('k'), c.set('k', `new${round}`), c.set('j', `j${round}`), c.get('k')]);
+      const [before, , , after] = await tick;
+      expect(before).toBe(round === 0 ? 'old' : `new${round - 1}`);
+      expect(after).toBe(`new${round}`);
+      expect(await c.get('k')).toBe(`new${round}`);
+      expect(await c.get('k')).toBe(`new${round}`);
+    }
+  });
+
+  it("another client's coalesced writes invalidate the reader's near cache", async () => {
+    const reader = client({ nearCache: { maxEntries: 100 } });
+    const writer = client();
+    await writer.set('k', 0);
+    for (let n = 1; n <= 10; n++) {
+      await reader.get('k');
+      await reader.get('k');
+      await Promise.all([writer.set('k', n), writer.set('other', n)]);
+      let seen: unknown;
+      for (let i = 0; i < 200; i++) {
+        seen = await reader.get('k');
+        if (seen === String(n)) break;
+        await sleep(5);
+      }
+      expect(seen).toBe(String(n));
+    }
+  });
+});
+
+describe('tenants and per-call accounting', () => {
+  it('shared mode: the sets of several tenants in one tick each land in their own key space', async () => {
+    const caches = new TenantCaches({ connectionConfig: { url: redis.url }, debugLogs: false });
+    closers.push(() => caches.close());
+    const [a, b] = [caches.tenant('sa'), caches.tenant('sb')];
+    await Promise.all([a.set('k', 'from-a'), b.set('k', 'from-b'), a.set('only-a', 'a')]);
+    expect(await Promise.all([a.get('k'), b.get('k'), a.get('only-a'), b.get('only-a')])).toEqual([
+      'from-a',
+      'from-b',
+      'a',
+      null,
+    ]);
+  });
+
+  it('stats count each coalesced set once; a refused batch counts an error per call', async () => {
+    const own = await startRedis();
+    try {
+      const c = client({}, own.url);
+      await Promise.all([c.set('a', 1), c.set('b', 2), c.set('c', 3)]);
+      expect(c.stats().operations.set).toEqual({ calls: 3, errors: 0, hits: 0, misses: 0 });
+      await own.cli('CONFIG', 'SET', 'maxmemory', '1');
+      const settled = await Promise.allSettled([c.set('d', 4), c.set('e', 5)]);
+      await own.cli('CONFIG', 'SET', 'maxmemory', '0');
+      expect(settled.map((s) => s.status)).toEqual(['rejected', 'rejected']);
+      expect(c.stats().operations.set).toEqual({ calls: 5, errors: 2, hits: 0, misses: 0 });
+    } finally {
+      await Promise.all(closers.splice(0).map((close) => close()));
+      await own.stop();
+    }
+  });
+
+  it(`${MAX_BATCH_KEYS * 2 + 1} sets of one key in one tick: the last one wins`, async () => {
+    const e = engine();
+    await Promise.all(Array.from({ length: MAX_BATCH_KEYS * 2 + 1 }, (_, i) => e.set('k', `v${i}`)));
+    expect(await e.get('k')).toBe(`v${MAX_BATCH_KEYS * 2}`);
+  });
+});
