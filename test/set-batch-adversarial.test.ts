@@ -7,10 +7,19 @@
  *
  * The tests marked `it.skip` show defects left open (see the comment on each).
  */
+import { tracingChannel } from 'node:diagnostics_channel';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_BATCH_KEYS } from '../src/engines/get-batch.js';
 import { RedisEngine } from '../src/engines/redis.js';
-import { CacheClient, type CacheClientOptions, CacheError, TenantCaches } from '../src/index.js';
+import {
+  CacheClient,
+  type CacheClientOptions,
+  CacheError,
+  OPERATION_CHANNEL,
+  type OperationContext,
+  TenantCaches,
+} from '../src/index.js';
+import { aclRecipe } from './helpers/acl.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 
@@ -288,6 +297,20 @@ describe('close() in the tick of the sets', () => {
     expect(await redis.cli('MGET', 'a', 'b', 'c', 'd', 'e')).toBe('3\n2\n4\n5\n6');
   });
 
+  it('CacheClient.close() in the tick of its sets: each set is acknowledged and written', async () => {
+    const c = new CacheClient({
+      connectionConfig: { url: redis.url, tenant: 't' },
+      env: {},
+      debugLogs: false,
+    });
+    await c.ping();
+    const sets = Promise.all([c.set('a', 'A'), c.set('b', 'B'), c.set('c', 'C', 100)]);
+    const closed = c.close();
+    expect(await sets).toEqual([true, true, true]);
+    await closed;
+    expect(await redis.cli('MGET', 't:a', 't:b', 't:c')).toBe('A\nB\nC');
+  });
+
   it('close() before the first connection: the sets of its tick settle (a value or a CacheError)', async () => {
     const e = engine();
     const sets = [e.set('a', '1'), e.set('b', '2')];
@@ -509,6 +532,112 @@ describe('tenants and per-call accounting', () => {
       await own.cli('CONFIG', 'SET', 'maxmemory', '0');
       expect(settled.map((s) => s.status)).toEqual(['rejected', 'rejected']);
       expect(c.stats().operations.set).toEqual({ calls: 5, errors: 2, hits: 0, misses: 0 });
+    } finally {
+      await Promise.all(closers.splice(0).map((close) => close()));
+      await own.stop();
+    }
+  });
+
+  it('pooled mode, one connection for two ACL tenants: the sets of each go out under its own user', async () => {
+    const tenants = ['pa', 'pb'];
+    const pw = (t: string) => `pw-${t}`;
+    for (const t of tenants) await redis.cli(...aclRecipe(t, pw(t)));
+    try {
+      await redis.cli('ACL', 'LOG', 'RESET');
+      const caches = new TenantCaches({
+        connectionFor: (t) => ({ url: `redis://${t}:${pw(t)}@127.0.0.1:${redis.port}` }),
+        maxConnections: 1,
+        debugLogs: false,
+      });
+      closers.push(() => caches.close());
+      const [a, b] = [caches.tenant('pa'), caches.tenant('pb')];
+      for (let round = 0; round < 5; round++) {
+        await Promise.all([
+          ...Array.from({ length: 20 }, (_, i) => a.set(`k${i}`, `a${round}`)),
+          ...Array.from({ length: 20 }, (_, i) => b.set(`k${i}`, `b${round}`)),
+        ]);
+        const reads = await Promise.all([a.get('k0'), b.get('k0'), a.get('k19'), b.get('k19')]);
+        expect(reads).toEqual([`a${round}`, `b${round}`, `a${round}`, `b${round}`]);
+      }
+      expect(await redis.cli('ACL', 'LOG')).toBe('');
+      expect(caches.stats().totals.errors).toBe(0);
+    } finally {
+      await Promise.all(closers.splice(0).map((close) => close()));
+      for (const t of tenants) await redis.cli('ACL', 'DELUSER', t);
+    }
+  });
+
+  it('tracing publishes one operation per coalesced set; a refused batch one error per call', async () => {
+    const own = await startRedis();
+    const channel = tracingChannel<unknown, OperationContext>(OPERATION_CHANNEL);
+    const ends: OperationContext[] = [];
+    const errors: unknown[] = [];
+    const handlers = {
+      start() {},
+      end() {},
+      asyncStart() {},
+      asyncEnd(ctx: unknown) {
+        ends.push({ ...(ctx as OperationContext) });
+      },
+      error(ctx: unknown) {
+        errors.push(ctx);
+      },
+    };
+    channel.subscribe(handlers);
+    try {
+      const c = client({}, own.url);
+      await c.ping();
+      await own.cli('CONFIG', 'RESETSTAT');
+      await Promise.all([c.set('a', 1), c.set('b', 2), c.set('c', 3)]);
+      expect(ends.filter((ctx) => ctx.operation === 'set')).toHaveLength(3);
+      expect((await commandCounts(own)).mset).toBe(1);
+      await own.cli('CONFIG', 'SET', 'maxmemory', '1');
+      await Promise.allSettled([c.set('d', 4), c.set('e', 5)]);
+      await own.cli('CONFIG', 'SET', 'maxmemory', '0');
+      expect(ends.filter((ctx) => ctx.operation === 'set')).toHaveLength(5);
+      expect(errors).toHaveLength(2);
+    } finally {
+      channel.unsubscribe(handlers);
+      await Promise.all(closers.splice(0).map((close) => close()));
+      await own.stop();
+    }
+  });
+
+  it('two clients filling one key with getOrSet (no TTL): the factory runs once, both read its value', async () => {
+    const [c1, c2] = [client(), client()];
+    let runs = 0;
+    const factory = async () => {
+      runs++;
+      await sleep(20);
+      return { filled: runs };
+    };
+    for (let round = 0; round < 5; round++) {
+      runs = 0;
+      const got = await Promise.all([
+        c1.getOrSet(`k${round}`, factory),
+        c2.getOrSet(`k${round}`, factory),
+        c1.set(`other${round}`, 'o'),
+        c2.set(`other${round}`, 'o2'),
+      ]);
+      expect(got.slice(0, 2)).toEqual([{ filled: 1 }, { filled: 1 }]);
+      expect(runs).toBe(1);
+    }
+  });
+
+  it('a refused batch writes nothing: gets later in the tick read the old values; the near cache drops them', async () => {
+    const own = await startRedis();
+    try {
+      const c = client({ nearCache: { maxEntries: 100 } }, own.url);
+      await c.mset({ a: 'A0', b: 'B0' });
+      expect(await Promise.all([c.get('a'), c.get('a'), c.get('b')])).toEqual(['A0', 'A0', 'B0']);
+      await own.cli('CONFIG', 'SET', 'maxmemory', '1');
+      const settled = await Promise.allSettled([c.set('a', 'A1'), c.set('b', 'B1'), c.get('a'), c.get('b')]);
+      await own.cli('CONFIG', 'SET', 'maxmemory', '0');
+      expect(settled.map((s) => s.status)).toEqual(['rejected', 'rejected', 'fulfilled', 'fulfilled']);
+      expect(settled.slice(2).map((s) => (s as PromiseFulfilledResult<unknown>).value)).toEqual(['A0', 'B0']);
+      expect(await Promise.all([c.get('a'), c.get('b')])).toEqual(['A0', 'B0']);
+      await Promise.all([c.set('a', 'A2'), c.set('b', 'B2')]);
+      expect(await Promise.all([c.get('a'), c.get('b'), c.get('a')])).toEqual(['A2', 'B2', 'A2']);
     } finally {
       await Promise.all(closers.splice(0).map((close) => close()));
       await own.stop();

@@ -90,7 +90,8 @@ export class GetBatch {
   /**
    * @param send - sends one command on the connection; never called synchronously from {@link GetBatch.get}.
    * @param room - how many more calls may wait on the connection (`maxQueueLength` less the commands
-   *   outstanding): coalesced `get`s count one each against it, as the commands they replace would.
+   *   outstanding and the coalesced `set`s waiting): coalesced `get`s count one each against it, as the
+   *   commands they replace would.
    * @param refuse - the rejection of a call beyond that bound.
    */
   constructor(send: SendCommand, room: () => number, refuse: () => Promise<never>) {

@@ -16,7 +16,8 @@
  *   from its next batch on. It is not retried key by key: the retry would go out after the later
  *   commands of the tick and could overwrite a value one of them wrote. A lost connection fails every
  *   `set` of the batch, as it would fail the commands.
- * - **Queue bound.** A coalesced `set` counts as one call against `maxQueueLength`.
+ * - **Queue bound.** A coalesced `set` counts as one call against `maxQueueLength`, which bounds the
+ *   coalesced `get`s, the coalesced `set`s and the other commands of the connection together.
  *
  * @module
  */
