@@ -11,6 +11,7 @@ import { tracingChannel } from 'node:diagnostics_channel';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_BATCH_KEYS } from '../src/engines/get-batch.js';
 import { RedisEngine } from '../src/engines/redis.js';
+import { MAX_BATCH_CHARS } from '../src/engines/set-batch.js';
 import {
   CacheClient,
   type CacheClientOptions,
@@ -446,6 +447,58 @@ describe('large values', () => {
       const settled = await Promise.allSettled(keys.map((k) => e.set(k, value)));
       expect(settled.map((s) => s.status)).toEqual(keys.map(() => 'fulfilled'));
       for (const k of keys) expect((await e.get(k))?.length).toBe(value.length);
+    } finally {
+      await Promise.all(engines.splice(0).map((x) => x.close()));
+      await own.stop();
+    }
+  });
+
+  it('a tick of large sets is not one MSET that outlasts timeoutMs where each SET would answer in time', async () => {
+    // Was a defect: 100 sets of 4 MB in one tick went as one 400 MB MSET, whose only reply came after
+    // ~0.5 s: the watchdog (no reply within timeoutMs) destroyed the connection and all 100 failed with
+    // CacheTimeoutError, where 100 SETs (or these sets with a TTL) each answer within a few ms. A batch now
+    // goes out once its keys and values reach MAX_BATCH_CHARS, so a large value is a SET of its own.
+    const own = await startRedis();
+    try {
+      const e = engine(own.url, { timeoutMs: 250 });
+      await e.ping();
+      const value = 'x'.repeat(4_000_000);
+      const settled = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => e.set(`k${i}`, value)));
+      expect(settled.filter((s) => s.status === 'rejected').map((s) => String(s.reason))).toEqual([]);
+      expect(await own.cli('DBSIZE')).toBe('100');
+    } finally {
+      await Promise.all(engines.splice(0).map((x) => x.close()));
+      await own.stop();
+    }
+  });
+
+  it('a batch goes out once its keys and values reach MAX_BATCH_CHARS, in order with the rest', async () => {
+    const e = engine();
+    await e.ping();
+    await redis.cli('CONFIG', 'RESETSTAT');
+    const third = 'v'.repeat(Math.ceil(MAX_BATCH_CHARS / 3));
+    // Three values fill a batch: 9 sets are 3 MSETs, the 10th a SET of its own, then a get reads them.
+    const sets = Array.from({ length: 10 }, (_, i) => e.set(`k${i}`, `${i}${third}`));
+    const read = e.get('k9');
+    await Promise.all(sets);
+    expect(await read).toBe(`9${third}`);
+    const counts = await commandCounts();
+    expect([counts.mset, counts.set, counts.get]).toEqual([3, 1, 1]);
+  });
+
+  it.skip('DEFECT (reads): a tick of gets of large values is one MGET that outlasts timeoutMs', async () => {
+    // Left open (src/engines/get-batch.ts): the same as the sets above, for reads. 100 gets of 4 MB values
+    // in one tick are one MGET whose single 400 MB reply comes after timeoutMs: the watchdog destroys the
+    // connection and all 100 fail with CacheTimeoutError, where 100 GETs would each be answered in turn.
+    // A batch cannot know the sizes before the reply; a fix might stop coalescing on a connection whose
+    // recent replies were large, or count bytes received as progress.
+    const own = await startRedis();
+    try {
+      const e = engine(own.url, { timeoutMs: 250 });
+      const value = 'x'.repeat(4_000_000);
+      for (let i = 0; i < 100; i++) await e.set(`k${i}`, value, 1_000);
+      const settled = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => e.get(`k${i}`)));
+      expect(settled.filter((s) => s.status === 'rejected').map((s) => String(s.reason))).toEqual([]);
     } finally {
       await Promise.all(engines.splice(0).map((x) => x.close()));
       await own.stop();
