@@ -541,6 +541,45 @@ describe('near cache (RESP3 tracking)', () => {
     }
   });
 
+  it('random ticks of own gets, sets, deletes and msets with the near cache: every get reads the model', async () => {
+    const c = client({ nearCache: { maxEntries: 100 } });
+    const rand = seeded(0x5eed1234);
+    const keys = ['a', 'b', 'c'];
+    const model = new Map<string, string>();
+    for (let round = 0; round < 80; round++) {
+      const reads: [Promise<unknown>, string | null, string][] = [];
+      const writes: Promise<unknown>[] = [];
+      const split = rand(2) === 0 ? rand(12) : -1;
+      for (let op = 0; op < 12; op++) {
+        if (op === split) await new Promise((r) => setImmediate(r));
+        const key = keys[rand(3)] as string;
+        const choice = rand(8);
+        if (choice < 4) reads.push([c.get(key), model.get(key) ?? null, `${round}.${op} get ${key}`]);
+        else if (choice < 6) {
+          const value = `v${round}.${op}`;
+          writes.push(choice === 4 ? c.set(key, value) : c.set(key, value, 1_000));
+          model.set(key, value);
+        } else if (choice === 6) {
+          writes.push(c.delete(key));
+          model.delete(key);
+        } else {
+          const other = keys[rand(3)] as string;
+          const value = `m${round}.${op}`;
+          writes.push(c.mset(key === other ? { [key]: value } : { [key]: value, [other]: value }));
+          model.set(key, value);
+          model.set(other, value);
+        }
+      }
+      await Promise.all(writes);
+      const got = await Promise.all(reads.map(([read]) => read));
+      expect(got.map((v, i) => [reads[i]?.[2], v])).toEqual(reads.map(([, want, at]) => [at, want]));
+      // Read twice after the tick: the second may be served from memory, and must still be the model's.
+      for (let i = 0; i < 2; i++)
+        expect(await Promise.all(keys.map((k) => c.get(k)))).toEqual(keys.map((k) => model.get(k) ?? null));
+    }
+    expect(c.stats().nearCache?.hits ?? 0).toBeGreaterThan(0);
+  });
+
   it("another client's coalesced writes invalidate the reader's near cache", async () => {
     const reader = client({ nearCache: { maxEntries: 100 } });
     const writer = client();
@@ -694,6 +733,27 @@ describe('tenants and per-call accounting', () => {
     } finally {
       await Promise.all(closers.splice(0).map((close) => close()));
       await own.stop();
+    }
+  });
+
+  it('under an ACL without MSET, every batch sent before the first refusal is answered fails whole', async () => {
+    // The documented exception (a set alone would have been written), here across ticks: the batches of
+    // the ticks before the NOPERM reply are on the wire already and fail too; the ones after are SETs.
+    await redis.cli('ACL', 'SETUSER', 'nomset2', 'on', '>pw', '~*', '+@all', '-mset');
+    try {
+      const e = engine(`redis://nomset2:pw@127.0.0.1:${redis.port}`);
+      await e.ping();
+      const first = Promise.allSettled([e.set('a', '1'), e.set('b', '2')]);
+      await new Promise((r) => process.nextTick(r));
+      const second = Promise.allSettled([e.set('c', '3'), e.set('d', '4')]);
+      for (const r of [...(await first), ...(await second)])
+        expect(String((r as PromiseRejectedResult).reason)).toMatch(/NOPERM/);
+      await Promise.all([e.set('a', '1'), e.set('b', '2')]);
+      expect(await redis.cli('MGET', 'a', 'b')).toBe('1\n2');
+      expect(await redis.cli('EXISTS', 'c', 'd')).toBe('0');
+    } finally {
+      await Promise.all(engines.splice(0).map((x) => x.close()));
+      await redis.cli('ACL', 'DELUSER', 'nomset2');
     }
   });
 

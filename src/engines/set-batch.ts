@@ -13,9 +13,9 @@
  *   without `MSET`, a replica, a cluster node reached without `cluster: true`) fails every `set` in it with
  *   that error, none written; a `set` refused alone would have failed the same way, except under an ACL
  *   that allows `SET` but not `MSET` or on a cluster node, where the connection then sends plain `SET`s
- *   from its next batch on. It is not retried key by key: the retry would go out after the later
- *   commands of the tick and could overwrite a value one of them wrote. A lost connection fails every
- *   `set` of the batch, as it would fail the commands.
+ *   from then on (the batches sent before that first refusal came back fail too). It is not retried key
+ *   by key: the retry would go out after the later commands of the tick and could overwrite a value one
+ *   of them wrote. A lost connection fails every `set` of the batch, as it would fail the commands.
  * - **Size.** A batch also goes out at once when its keys and values reach {@link MAX_BATCH_CHARS}: the
  *   watchdog fails every call of a connection when no reply comes within `timeoutMs`, and one `MSET`
  *   carrying many large values is answered only once all of them are received, where as many `SET`s
