@@ -369,6 +369,38 @@ describe('faults while an MSET is in flight: every caller settles, no stale valu
     expect(await Promise.all([e.get('k'), e.get('j')])).toEqual(['fresh', 'fresh']);
   });
 
+  it('close() while an MSET waits on a frozen server: close and every set settle within timeoutMs', async () => {
+    const e = engine(own.url, { timeoutMs: 300 });
+    await e.ping();
+    own.pause();
+    try {
+      const sets = Promise.allSettled([e.set('a', '1'), e.set('b', '2'), e.set('c', '3')]);
+      await new Promise((r) => setImmediate(r)); // the MSET is on the wire
+      const closed = e.close();
+      const settled = await sets;
+      await closed;
+      for (const s of settled) expect(s.status).toBe('rejected');
+      expectValuesOrCacheErrors(settled);
+    } finally {
+      own.resume();
+    }
+  });
+
+  it('a refused batch (out of memory) gives its room back: the whole bound is available after', async () => {
+    const e = engine(own.url, { maxQueueLength: 8 });
+    await e.ping();
+    await own.cli('CONFIG', 'SET', 'maxmemory', '1');
+    let refused: PromiseSettledResult<void>[];
+    try {
+      refused = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => e.set(`k${i}`, 'v')));
+    } finally {
+      await own.cli('CONFIG', 'SET', 'maxmemory', '0');
+    }
+    for (const s of refused) expect(String((s as PromiseRejectedResult).reason)).toMatch(/OOM/);
+    await Promise.all(Array.from({ length: 8 }, (_, i) => e.set(`k${i}`, 'w')));
+    expect(await e.get('k7')).toBe('w');
+  });
+
   it('the reply of an MSET dropped, then the connection closed: each set settles, reads work again', async () => {
     const proxy = await startFaultProxy(own.port);
     try {
