@@ -10,17 +10,25 @@
 import { tracingChannel } from 'node:diagnostics_channel';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_BATCH_KEYS } from '../src/engines/get-batch.js';
-import { RedisEngine } from '../src/engines/redis.js';
+import type { RedisEngine } from '../src/engines/redis.js';
 import { MAX_BATCH_CHARS } from '../src/engines/set-batch.js';
 import {
   CacheClient,
   type CacheClientOptions,
-  CacheError,
   OPERATION_CHANNEL,
   type OperationContext,
   TenantCaches,
 } from '../src/index.js';
 import { aclRecipe } from './helpers/acl.js';
+import {
+  commandCounts,
+  eventually,
+  expectValuesOrCacheErrors,
+  type ProbeTuning,
+  probeEngine,
+  seeded,
+  sleep,
+} from './helpers/batch-probes.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 
@@ -28,14 +36,8 @@ let redis: RedisServer;
 const engines: RedisEngine[] = [];
 const closers: (() => Promise<unknown>)[] = [];
 
-function engine(url = redis.url, tuning: { maxQueueLength?: number; timeoutMs?: number } = {}): RedisEngine {
-  const e = new RedisEngine({
-    url,
-    timeoutMs: tuning.timeoutMs ?? 2_000,
-    connectTimeoutMs: 2_000,
-    maxQueueLength: tuning.maxQueueLength ?? 10_000,
-    keepAliveMs: false,
-  });
+function engine(url = redis.url, tuning: ProbeTuning = {}): RedisEngine {
+  const e = probeEngine(url, tuning);
   engines.push(e);
   return e;
 }
@@ -49,44 +51,6 @@ function client(options: Partial<CacheClientOptions> = {}, url = redis.url): Cac
   });
   closers.push(() => c.close());
   return c;
-}
-
-/** Calls per command since the last `CONFIG RESETSTAT` of `server`, e.g. `{ set: 1, mset: 2 }`. */
-async function commandCounts(server = redis): Promise<Record<string, number>> {
-  const info = await server.cli('INFO', 'commandstats');
-  const counts: Record<string, number> = {};
-  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) counts[m[1] as string] = Number(m[2]);
-  return counts;
-}
-
-/** Every outcome is a value or a {@link CacheError} (never another error). */
-function expectValuesOrCacheErrors(settled: PromiseSettledResult<unknown>[]): void {
-  for (const s of settled) if (s.status === 'rejected') expect(s.reason).toBeInstanceOf(CacheError);
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Retry `body` until it resolves (a connection comes back after a fault), at most ~5 s. */
-async function eventually<T>(body: () => Promise<T>): Promise<T> {
-  for (let i = 0; ; i++) {
-    try {
-      return await body();
-    } catch (err) {
-      if (i >= 100) throw err;
-      await sleep(50);
-    }
-  }
-}
-
-/** A seeded generator (xorshift): the same ops on every run. */
-function seeded(start: number): (n: number) => number {
-  let seed = start;
-  return (n) => {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return (seed >>> 0) % n;
-  };
 }
 
 beforeAll(async () => {
@@ -247,7 +211,7 @@ describe('order: a coalesced set takes effect at its place among the commands of
     }
     const got = await Promise.all(ops);
     for (let i = 0; i < 50; i++) expect(got.slice(i * 4 + 2, i * 4 + 4)).toEqual([`v${i}`, `w${i}`]);
-    const counts = await commandCounts();
+    const counts = await commandCounts(redis);
     // Each pair of sets is one MSET, each pair of gets one MGET: the batches alternate, never both open.
     expect(counts.mset).toBe(50);
     expect(counts.mget).toBe(50);
@@ -514,7 +478,7 @@ describe('large values', () => {
     const read = e.get('k9');
     await Promise.all(sets);
     expect(await read).toBe(`9${third}`);
-    const counts = await commandCounts();
+    const counts = await commandCounts(redis);
     expect([counts.mset, counts.set, counts.get]).toEqual([3, 1, 1]);
   });
 
