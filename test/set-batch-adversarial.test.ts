@@ -430,9 +430,9 @@ describe('the maxQueueLength bound', () => {
 
 describe('large values', () => {
   it('sets that each fit the server query buffer limit are not refused together as one MSET', async () => {
-    // The batch's MSET carries every value of the tick: values that each fit the server's
-    // `client-query-buffer-limit` (1 GB by default; 1 MB here, its minimum) exceed it together. Redis
-    // reads arguments of 32 KB or more outside the query buffer, so the MSET is accepted.
+    // Values that each fit the server's `client-query-buffer-limit` (1 GB by default; 1 MB here, its
+    // minimum) but not together: each is written, as with one SET per call (batches end at
+    // MAX_BATCH_CHARS, and Redis reads arguments of 32 KB or more outside the query buffer anyway).
     const own = await startRedis();
     try {
       await own.cli('CONFIG', 'SET', 'client-query-buffer-limit', '1mb');
