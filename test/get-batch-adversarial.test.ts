@@ -18,7 +18,7 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_BATCH_KEYS } from '../src/engines/get-batch.js';
-import { RedisEngine } from '../src/engines/redis.js';
+import type { RedisEngine } from '../src/engines/redis.js';
 import {
   CacheClient,
   type CacheClientOptions,
@@ -30,6 +30,15 @@ import {
 } from '../src/index.js';
 import { instrumentPeakCache } from '../src/integrations/otel.js';
 import { aclRecipe } from './helpers/acl.js';
+import {
+  commandCounts,
+  eventually,
+  expectValuesOrCacheErrors,
+  type ProbeTuning,
+  probeEngine,
+  seeded,
+  sleep,
+} from './helpers/batch-probes.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 
@@ -37,14 +46,8 @@ let redis: RedisServer;
 const engines: RedisEngine[] = [];
 const closers: (() => Promise<unknown>)[] = [];
 
-function engine(url = redis.url, tuning: { maxQueueLength?: number; timeoutMs?: number } = {}): RedisEngine {
-  const e = new RedisEngine({
-    url,
-    timeoutMs: tuning.timeoutMs ?? 2_000,
-    connectTimeoutMs: 2_000,
-    maxQueueLength: tuning.maxQueueLength ?? 10_000,
-    keepAliveMs: false,
-  });
+function engine(url = redis.url, tuning: ProbeTuning = {}): RedisEngine {
+  const e = probeEngine(url, tuning);
   engines.push(e);
   return e;
 }
@@ -55,38 +58,11 @@ function client(options: Partial<CacheClientOptions> = {}, url = redis.url): Cac
   return c;
 }
 
-/** Calls per command since the last `CONFIG RESETSTAT` of `server`, e.g. `{ get: 1, mget: 2 }`. */
-async function commandCounts(server = redis): Promise<Record<string, number>> {
-  const info = await server.cli('INFO', 'commandstats');
-  const counts: Record<string, number> = {};
-  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) counts[m[1] as string] = Number(m[2]);
-  return counts;
-}
-
 /** Settled outcomes as plain data: a value, or the error's class and message. */
 function outcomes(settled: PromiseSettledResult<unknown>[]): unknown[] {
   return settled.map((s) =>
     s.status === 'fulfilled' ? { value: s.value } : { error: (s.reason as Error).name, cause: s.reason },
   );
-}
-
-/** Every outcome is a value or a {@link CacheError} (never another error). */
-function expectValuesOrCacheErrors(settled: PromiseSettledResult<unknown>[]): void {
-  for (const s of settled) if (s.status === 'rejected') expect(s.reason).toBeInstanceOf(CacheError);
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Retry `body` until it resolves (a connection comes back after a fault), at most ~5 s. */
-async function eventually<T>(body: () => Promise<T>): Promise<T> {
-  for (let i = 0; ; i++) {
-    try {
-      return await body();
-    } catch (err) {
-      if (i >= 100) throw err;
-      await sleep(50);
-    }
-  }
 }
 
 beforeAll(async () => {
@@ -140,14 +116,7 @@ describe('order: a get is answered as of its place among the commands of its tic
 
   it('random ticks of gets, sets, deletes, msets and increments: each get reads the state at its place', async () => {
     const e = engine();
-    // A seeded generator (xorshift): the same ops on every run.
-    let seed = 0x2545f491;
-    const rand = (n: number): number => {
-      seed ^= seed << 13;
-      seed ^= seed >>> 17;
-      seed ^= seed << 5;
-      return (seed >>> 0) % n;
-    };
+    const rand = seeded(0x2545f491);
     const strings = ['s1', 's2', 's3'];
     const counters = ['n1', 'n2'];
     const model = new Map<string, string>();
@@ -521,12 +490,12 @@ describe('what each caller sees', () => {
         expect(String((s as PromiseRejectedResult).reason)).toMatch(/WRONGTYPE/);
       } else expect(s).toEqual({ status: 'fulfilled', value: kind(i) === 'hit' ? `v${i}` : null });
     }
-    const counts = await commandCounts();
+    const counts = await commandCounts(redis);
     expect(counts.mget).toBe(Math.ceil(n / MAX_BATCH_KEYS));
     // Coalescing stays on after WRONGTYPE (a per-key error, not a refusal of MGET).
     await redis.cli('CONFIG', 'RESETSTAT');
     await Promise.all([e.get('k1'), e.get('k2')]);
-    expect((await commandCounts()).mget).toBe(1);
+    expect((await commandCounts(redis)).mget).toBe(1);
   });
 
   it('unicode keys and a large value share a batch with small ones, each read back exactly', async () => {
@@ -538,7 +507,7 @@ describe('what each caller sees', () => {
     await redis.cli('CONFIG', 'RESETSTAT');
     const read = await Promise.all([...keys, 'missing-ü'].map((k) => c.get(k)));
     expect(read).toEqual([...values, null]);
-    expect((await commandCounts()).mget).toBe(1);
+    expect((await commandCounts(redis)).mget).toBe(1);
   });
 
   it('a value over maxValueBytes is refused on write; the gets of its tick are unaffected', async () => {
@@ -587,7 +556,7 @@ describe('what each caller sees', () => {
       [1, 0],
       [1, 0],
     ]);
-    expect((await commandCounts()).mget).toBe(1);
+    expect((await commandCounts(redis)).mget).toBe(1);
   });
 
   it('otel: each get of a batch has its own span, child of the span active at its call, with its hit or miss', async () => {
@@ -612,7 +581,7 @@ describe('what each caller sees', () => {
         ),
       );
       expect(values).toEqual(['A', null, 'A']);
-      expect((await commandCounts()).mget).toBe(1);
+      expect((await commandCounts(redis)).mget).toBe(1);
       const finished = spans.getFinishedSpans();
       for (let i = 0; i < 3; i++) {
         const parent = finished.find((span) => span.name === `parent-${i}`);

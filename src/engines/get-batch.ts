@@ -90,7 +90,8 @@ export class GetBatch {
   /**
    * @param send - sends one command on the connection; never called synchronously from {@link GetBatch.get}.
    * @param room - how many more calls may wait on the connection (`maxQueueLength` less the commands
-   *   outstanding): coalesced `get`s count one each against it, as the commands they replace would.
+   *   outstanding and the coalesced `set`s waiting): coalesced `get`s count one each against it, as the
+   *   commands they replace would.
    * @param refuse - the rejection of a call beyond that bound.
    */
   constructor(send: SendCommand, room: () => number, refuse: () => Promise<never>) {
@@ -142,6 +143,11 @@ export class GetBatch {
   #done(): void {
     if (--this.#unsettled > 0) return;
     for (const resolve of this.#onSettled.splice(0)) resolve();
+  }
+
+  /** `get`s accepted and not yet answered by their `MGET`: they count against the connection's bound. */
+  get waiting(): number {
+    return this.#waiting;
   }
 
   /** Whether `get`s are waiting for the end of the tick. */

@@ -282,6 +282,7 @@ export class RedisEngine implements Engine {
     if (this.#closed) return this.#closedError();
     if (this.#reads.pending) this.#reads.flush();
     if (this.#writes.pending) this.#writes.flush();
+    if (this.#full()) return Promise.reject(queueFullError(this.#ctx));
     // A client that gave up reconnecting (rejected credentials) is closed: connect afresh, so the caller
     // sees why (and platform mode can fetch new credentials).
     const client = this.#client;
@@ -344,7 +345,18 @@ export class RedisEngine implements Engine {
     if (this.#closed) return this.#closedError();
     if (this.#reads.pending) this.#reads.flush();
     if (this.#writes.pending) this.#writes.flush();
+    if (this.#full()) return Promise.reject(queueFullError(this.#ctx));
     return this.#sendNow(args);
+  }
+
+  /**
+   * Whether `maxQueueLength` calls already wait, counting the coalesced `get`s and `set`s waiting for
+   * their batch's reply: node-redis's own bound counts each batch as one command, so without this the
+   * commands of a tick after a batch would be accepted beyond the bound.
+   */
+  #full(): boolean {
+    const waiting = this.#reads.waiting + this.#writes.waiting;
+    return waiting !== 0 && waiting + this.#pending >= this.#options.maxQueueLength;
   }
 
   /** {@link RedisEngine.#send} without flushing the batch of `get`s (the batch's own commands). */
@@ -363,16 +375,17 @@ export class RedisEngine implements Engine {
   };
 
   /** The `get`s of this tick, sent as one `MGET` ({@link GetBatch}). */
-  readonly #reads = new GetBatch(
+  readonly #reads: GetBatch = new GetBatch(
     this.#sendNow,
-    () => this.#options.maxQueueLength - this.#pending,
+    // The coalesced `set`s waiting count too: one bound for every call on the connection.
+    () => this.#options.maxQueueLength - this.#pending - this.#writes.waiting,
     () => Promise.reject(queueFullError(this.#ctx)),
   );
 
   /** The `set`s without a TTL of this tick, sent as one `MSET` ({@link SetBatch}). */
-  readonly #writes = new SetBatch(
+  readonly #writes: SetBatch = new SetBatch(
     this.#sendNow,
-    () => this.#options.maxQueueLength - this.#pending,
+    () => this.#options.maxQueueLength - this.#pending - this.#reads.waiting,
     () => Promise.reject(queueFullError(this.#ctx)),
   );
 

@@ -13,15 +13,26 @@
  *   without `MSET`, a replica, a cluster node reached without `cluster: true`) fails every `set` in it with
  *   that error, none written; a `set` refused alone would have failed the same way, except under an ACL
  *   that allows `SET` but not `MSET` or on a cluster node, where the connection then sends plain `SET`s
- *   from its next batch on. It is not retried key by key: the retry would go out after the later
- *   commands of the tick and could overwrite a value one of them wrote. A lost connection fails every
- *   `set` of the batch, as it would fail the commands.
- * - **Queue bound.** A coalesced `set` counts as one call against `maxQueueLength`.
+ *   from then on (the batches sent before that first refusal came back fail too). It is not retried key
+ *   by key: the retry would go out after the later commands of the tick and could overwrite a value one
+ *   of them wrote. A lost connection fails every `set` of the batch, as it would fail the commands.
+ * - **Size.** A batch also goes out at once when its keys and values reach {@link MAX_BATCH_CHARS}: the
+ *   watchdog fails every call of a connection when no reply comes within `timeoutMs`, and one `MSET`
+ *   carrying many large values is answered only once all of them are received, where as many `SET`s
+ *   would each be answered in turn. So a large value goes as a `SET` of its own (or ends a batch).
+ * - **Queue bound.** A coalesced `set` counts as one call against `maxQueueLength`, which bounds the
+ *   coalesced `get`s, the coalesced `set`s and the other commands of the connection together.
  *
  * @module
  */
 import { MAX_BATCH_KEYS, REFUSED_FOR_GOOD, type SendCommand } from './get-batch.js';
 import { isReplyCode } from './redis-errors.js';
+
+/**
+ * Most characters (keys and values) in one coalesced `MSET`: a batch reaching it is sent at once, so that
+ * its reply is not held back much longer than a single `SET`'s (see the module comment).
+ */
+export const MAX_BATCH_CHARS = 256 * 1024;
 
 /** Settles one caller's `set`. */
 interface Waiter {
@@ -29,10 +40,14 @@ interface Waiter {
   readonly reject: (err: unknown) => void;
 }
 
-/** The `set`s of one tick: `args` is `['MSET', key, value, ...]`, `waiters[i]` waits for pair `i`. */
+/**
+ * The `set`s of one tick: `args` is `['MSET', key, value, ...]`, `waiters[i]` waits for pair `i`; `chars`
+ * counts the characters of the keys and values.
+ */
 interface Batch {
   readonly args: string[];
   readonly waiters: Waiter[];
+  chars: number;
 }
 
 /** Coalesces the `set`s without a TTL of one connection (see the module comment). */
@@ -68,7 +83,7 @@ export class SetBatch {
     this.#waiting++;
     let batch = this.#open;
     if (batch === undefined) {
-      batch = { args: ['MSET'], waiters: [] };
+      batch = { args: ['MSET'], waiters: [], chars: 0 };
       this.#open = batch;
       process.nextTick(this.#flushOpen);
     }
@@ -77,7 +92,8 @@ export class SetBatch {
       waiters.push({ resolve, reject });
     });
     args.push(key, value);
-    if (waiters.length >= MAX_BATCH_KEYS) this.#dispatch(batch);
+    batch.chars += key.length + value.length;
+    if (waiters.length >= MAX_BATCH_KEYS || batch.chars >= MAX_BATCH_CHARS) this.#dispatch(batch);
     return reply;
   }
 
@@ -85,6 +101,11 @@ export class SetBatch {
   flush(): void {
     const open = this.#open;
     if (open !== undefined) this.#dispatch(open);
+  }
+
+  /** `set`s accepted and not yet answered by their `MSET`: they count against the connection's bound. */
+  get waiting(): number {
+    return this.#waiting;
   }
 
   /** Whether `set`s are waiting for the end of the tick. */
