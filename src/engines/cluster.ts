@@ -8,7 +8,7 @@
  *
  * - `mget`: one `MGET` per slot; every value lands at its key's position.
  * - `mset`: without a TTL, one `MSET` per slot; with a TTL, per slot the single server's SET EX script
- *   (`EVALSHA`, `EVAL` on `NOSCRIPT`, `MULTI`/`EXEC` where an ACL refuses scripting; see `mset-ttl.ts`), so
+ *   (`EVAL`, `MULTI`/`EXEC` where an ACL refuses scripting; see `mset-ttl.ts`), so
  *   no key is ever visible without its TTL. Atomic per slot only.
  * - `unlink` / `exists`: one command per slot, counts summed (repeats of a key share a slot, so Redis
  *   counts them exactly as on one server).

@@ -1,9 +1,11 @@
 /**
  * `mset` with a TTL, shared by the Redis and Redis Cluster engines (on a cluster: once per hash slot).
  *
- * One `EVALSHA` of a SET EX script (`EVAL` of its source when the server answers `NOSCRIPT`): one command
- * and one reply instead of a `MULTI`, 2 x N queued replies and an `EXEC`, and the whole batch appears at
- * once, each key with its TTL. Where an ACL refuses scripting (`NOPERM`, as under the README's per-tenant
+ * One `EVAL` of a SET EX script: one command and one reply instead of a `MULTI`, 2 x N queued replies and
+ * an `EXEC`, and the whole batch appears at once, each key with its TTL. `EVAL`, not `EVALSHA`: a
+ * `NOSCRIPT` answer (a cold script cache: first use, a restart, `SCRIPT FLUSH`) would need a retry sent
+ * after the commands issued later in the same tick, and the retried write would overwrite a later `set`
+ * of the same key (the server caches the compiled script by its SHA1 either way). Where an ACL refuses scripting (`NOPERM`, as under the README's per-tenant
  * recipe), the engine learns it once and uses `MULTI`/`EXEC` of `SET ... EX` from then on: the same
  * atomicity. Nothing ran when a script was refused, so nothing is repeated.
  *
@@ -17,7 +19,7 @@ import { isReplyCode } from './redis-errors.js';
 /** SET EX of every key (KEYS) to its value (ARGV, in order), with the TTL as the last ARGV. */
 export const MSET_EX_SCRIPT =
   "local ttl = ARGV[#ARGV] for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[i], 'EX', ttl) end return #KEYS";
-/** SHA1 of {@link MSET_EX_SCRIPT}, for `EVALSHA`. */
+/** SHA1 of {@link MSET_EX_SCRIPT}: the server caches the script under it (`SCRIPT EXISTS`). */
 export const MSET_EX_SHA = createHash('sha1').update(MSET_EX_SCRIPT).digest('hex');
 
 /** Sends one command whose keys all share one hash slot; rejects with a {@link CacheError}. */
@@ -38,7 +40,7 @@ export async function msetWithTtl(
   ttlSeconds: number,
 ): Promise<void> {
   if (state.scripting) {
-    const args = ['EVALSHA', MSET_EX_SHA, String(entries.length)];
+    const args = ['EVAL', MSET_EX_SCRIPT, String(entries.length)];
     for (const [key] of entries) args.push(key);
     for (const [, value] of entries) args.push(value);
     args.push(String(ttlSeconds));
@@ -46,12 +48,6 @@ export async function msetWithTtl(
       await send(args);
       return;
     } catch (err) {
-      if (isReplyCode(err, 'NOSCRIPT')) {
-        args[0] = 'EVAL';
-        args[1] = MSET_EX_SCRIPT;
-        await send(args);
-        return;
-      }
       if (!isReplyCode(err, 'NOPERM')) throw err;
       state.scripting = false;
     }
