@@ -161,7 +161,7 @@ describe('faults', () => {
       expect(ok).toBe(true);
       await sleep(200);
       // mset with a ttl is one script run (or one MULTI/EXEC where scripting is refused).
-      expect((await commandCalls(server, 'evalsha')) + (await commandCalls(server, 'exec'))).toBe(1);
+      expect((await commandCalls(server, 'eval')) + (await commandCalls(server, 'exec'))).toBe(1);
       expect(await server.cli('GET', 'faults:a')).toBe('1');
       expect(Number(await server.cli('TTL', 'faults:b'))).toBeGreaterThan(50);
 
