@@ -5,32 +5,26 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_BATCH_KEYS } from '../src/engines/get-batch.js';
-import { RedisEngine } from '../src/engines/redis.js';
+import type { RedisEngine } from '../src/engines/redis.js';
 import { CacheClient, CacheError, CacheTimeoutError } from '../src/index.js';
+import {
+  commandCounts as batchCommandCounts,
+  type ProbeTuning,
+  probeEngine,
+} from './helpers/batch-probes.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 
 let redis: RedisServer;
 const engines: RedisEngine[] = [];
 
-function engine(url = redis.url): RedisEngine {
-  const e = new RedisEngine({
-    url,
-    timeoutMs: 2_000,
-    connectTimeoutMs: 2_000,
-    maxQueueLength: 10_000,
-    keepAliveMs: false,
-  });
+function engine(url = redis.url, tuning: ProbeTuning = {}): RedisEngine {
+  const e = probeEngine(url, tuning);
   engines.push(e);
   return e;
 }
 
-/** Calls per command since the last `CONFIG RESETSTAT`, e.g. `{ get: 1, mget: 2 }`. */
-async function commandCounts(): Promise<Record<string, number>> {
-  const info = await redis.cli('INFO', 'commandstats');
-  const counts: Record<string, number> = {};
-  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) counts[m[1] as string] = Number(m[2]);
-  return counts;
-}
+/** Calls per command since the last `CONFIG RESETSTAT`. */
+const commandCounts = () => batchCommandCounts(redis);
 
 beforeAll(async () => {
   redis = await startRedis();
@@ -159,14 +153,7 @@ describe('get coalescing', () => {
   });
 
   it('fails every get of a batch with a CacheError when the server stops answering, and recovers', async () => {
-    const e = new RedisEngine({
-      url: redis.url,
-      timeoutMs: 300,
-      connectTimeoutMs: 2_000,
-      maxQueueLength: 100,
-      keepAliveMs: false,
-    });
-    engines.push(e);
+    const e = engine(redis.url, { timeoutMs: 300, maxQueueLength: 100 });
     await e.set('a', '1');
     redis.pause();
     let outcomes: PromiseSettledResult<string | null>[];

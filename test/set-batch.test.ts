@@ -5,26 +5,26 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_BATCH_KEYS } from '../src/engines/get-batch.js';
-import { RedisEngine } from '../src/engines/redis.js';
+import type { RedisEngine } from '../src/engines/redis.js';
 import { CacheClient, CacheConnectionError, CacheError, CacheTimeoutError } from '../src/index.js';
+import {
+  commandCounts as batchCommandCounts,
+  type ProbeTuning,
+  probeEngine,
+} from './helpers/batch-probes.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 
 let redis: RedisServer;
 const engines: RedisEngine[] = [];
 
-function engine(url = redis.url, timeoutMs = 2_000, maxQueueLength = 10_000): RedisEngine {
-  const e = new RedisEngine({ url, timeoutMs, connectTimeoutMs: 2_000, maxQueueLength, keepAliveMs: false });
+function engine(url = redis.url, tuning: ProbeTuning = {}): RedisEngine {
+  const e = probeEngine(url, tuning);
   engines.push(e);
   return e;
 }
 
-/** Calls per command since the last `CONFIG RESETSTAT`, e.g. `{ set: 1, mset: 2 }`. */
-async function commandCounts(): Promise<Record<string, number>> {
-  const info = await redis.cli('INFO', 'commandstats');
-  const counts: Record<string, number> = {};
-  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) counts[m[1] as string] = Number(m[2]);
-  return counts;
-}
+/** Calls per command since the last `CONFIG RESETSTAT`. */
+const commandCounts = () => batchCommandCounts(redis);
 
 beforeAll(async () => {
   redis = await startRedis();
@@ -125,7 +125,7 @@ describe('set coalescing', () => {
   });
 
   it('bounds the calls waiting: beyond maxQueueLength sets reject at once; a frozen server times the batch out', async () => {
-    const e = engine(redis.url, 300, 50);
+    const e = engine(redis.url, { timeoutMs: 300, maxQueueLength: 50 });
     await e.ping();
     redis.pause();
     let results: PromiseSettledResult<void>[];
