@@ -43,61 +43,33 @@
 import { ErrorReply } from '@redis/client';
 import { CacheError } from '../errors.js';
 import { isReplyCode } from './redis-errors.js';
+import {
+  type Batch,
+  REFUSED_FOR_GOOD,
+  type SendCommand,
+  type Waiter as Settles,
+  TickBatch,
+} from './tick-batch.js';
 
-/** Most keys in one coalesced `MGET`: a larger batch is sent at once and a new one begins. */
-export const MAX_BATCH_KEYS = 256;
-
-/**
- * Error codes of an `MGET` refused for a reason every later batch would share: an ACL without `MGET`
- * (`NOPERM`), a cluster node reached without `cluster: true` (`CROSSSLOT`, `MOVED`).
- */
-export const REFUSED_FOR_GOOD = ['NOPERM', 'CROSSSLOT', 'MOVED'] as const;
-
-/** Sends one command on the connection (the engine's path, with its watchdog and error mapping). */
-export type SendCommand = <T>(args: string[]) => Promise<T>;
+export { MAX_BATCH_KEYS, REFUSED_FOR_GOOD, type SendCommand } from './tick-batch.js';
 
 /** Settles one caller's `get`. */
-interface Waiter {
-  readonly resolve: (value: string | null) => void;
-  readonly reject: (err: unknown) => void;
-}
-
-/** The `get`s of one tick: `args` is `['MGET', ...keys]`, `waiters[i]` waits for `args[i + 1]`. */
-interface Batch {
-  readonly args: string[];
-  readonly waiters: Waiter[];
-}
+type Waiter = Settles<string | null>;
 
 /** Coalesces the `GET`s of one connection (see the module comment). */
-export class GetBatch {
-  readonly #send: SendCommand;
-  readonly #room: () => number;
-  readonly #refuse: () => Promise<never>;
-  #open: Batch | undefined;
-  /** `get`s accepted and not yet answered by their `MGET` (a lone `GET` is node-redis's to count). */
-  #waiting = 0;
-  /** Cleared at the first `NOPERM` for `MGET` or `EXISTS`: plain `GET`s from then on. */
-  #coalesce = true;
+export class GetBatch extends TickBatch<string | null> {
   /** Batches sent whose follow-up commands (`EXISTS`, `GET`s) may still be to send. */
   #unsettled = 0;
   /** Resolved by {@link GetBatch.settled} once {@link GetBatch.#unsettled} is 0. */
   readonly #onSettled: (() => void)[] = [];
-  readonly #flushOpen = (): void => {
-    const open = this.#open;
-    if (open !== undefined) this.#dispatch(open);
-  };
 
   /**
    * @param send - sends one command on the connection; never called synchronously from {@link GetBatch.get}.
-   * @param room - how many more calls may wait on the connection (`maxQueueLength` less the commands
-   *   outstanding and the coalesced `set`s waiting): coalesced `get`s count one each against it, as the
-   *   commands they replace would.
+   * @param room - how many more calls may wait on the connection (see `TickBatch`).
    * @param refuse - the rejection of a call beyond that bound.
    */
   constructor(send: SendCommand, room: () => number, refuse: () => Promise<never>) {
-    this.#send = send;
-    this.#room = room;
-    this.#refuse = refuse;
+    super(send, room, refuse, Number.POSITIVE_INFINITY);
   }
 
   /**
@@ -105,28 +77,8 @@ export class GetBatch {
    * does for a full queue, when `room` calls already wait.
    */
   get(key: string): Promise<string | null> {
-    if (!this.#coalesce) return this.#send(['GET', key]);
-    if (this.#waiting >= this.#room()) return this.#refuse();
-    this.#waiting++;
-    let batch = this.#open;
-    if (batch === undefined) {
-      batch = { args: ['MGET'], waiters: [] };
-      this.#open = batch;
-      process.nextTick(this.#flushOpen);
-    }
-    const { args, waiters } = batch;
-    const reply = new Promise<string | null>((resolve, reject) => {
-      waiters.push({ resolve, reject });
-    });
-    args.push(key);
-    if (waiters.length >= MAX_BATCH_KEYS) this.#dispatch(batch);
-    return reply;
-  }
-
-  /** Sends the open batch now, if any: called before every other command on the connection. */
-  flush(): void {
-    const open = this.#open;
-    if (open !== undefined) this.#dispatch(open);
+    if (!this.coalesce) return this.send(['GET', key]);
+    return this.enqueue('MGET', key);
   }
 
   /**
@@ -145,33 +97,23 @@ export class GetBatch {
     for (const resolve of this.#onSettled.splice(0)) resolve();
   }
 
-  /** `get`s accepted and not yet answered by their `MGET`: they count against the connection's bound. */
-  get waiting(): number {
-    return this.#waiting;
-  }
-
-  /** Whether `get`s are waiting for the end of the tick. */
-  get pending(): boolean {
-    return this.#open !== undefined;
-  }
-
-  #dispatch(batch: Batch): void {
-    if (this.#open === batch) this.#open = undefined;
+  /** {@inheritDoc TickBatch.dispatch} */
+  protected dispatch(batch: Batch<string | null>): void {
     const { args, waiters } = batch;
     if (waiters.length === 1) {
-      this.#waiting--;
+      this.answered(1);
       const only = waiters[0] as Waiter;
-      this.#send<string | null>(['GET', args[1] as string]).then(only.resolve, only.reject);
+      this.send<string | null>(['GET', args[1] as string]).then(only.resolve, only.reject);
       return;
     }
     this.#unsettled++;
-    this.#send<(string | null)[]>(args).then(
+    this.send<(string | null)[]>(args).then(
       (values) => {
-        this.#waiting -= waiters.length;
+        this.answered(waiters.length);
         this.#answer(args, waiters, values);
       },
       (err: unknown) => {
-        this.#waiting -= waiters.length;
+        this.answered(waiters.length);
         this.#refused(args.slice(1), waiters, err, false);
       },
     );
@@ -198,7 +140,7 @@ export class GetBatch {
     }
     const keys = nilKeys;
     const missing = nilWaiters;
-    this.#send<number>(['EXISTS', ...keys]).then(
+    this.send<number>(['EXISTS', ...keys]).then(
       (present) => {
         if (present === 0) {
           for (const waiter of missing) waiter.resolve(null);
@@ -222,7 +164,7 @@ export class GetBatch {
       this.#done();
       return;
     }
-    if (REFUSED_FOR_GOOD.some((code) => isReplyCode(err, code))) this.#coalesce = false;
+    if (REFUSED_FOR_GOOD.some((code) => isReplyCode(err, code))) this.coalesce = false;
     this.#readEach(keys, waiters, nil);
   }
 
@@ -235,7 +177,7 @@ export class GetBatch {
   #readEach(keys: readonly string[], waiters: readonly Waiter[], nil: boolean): void {
     for (let i = 0; i < keys.length; i++) {
       const waiter = waiters[i] as Waiter;
-      const reply = this.#send<string | null>(['GET', keys[i] as string]);
+      const reply = this.send<string | null>(['GET', keys[i] as string]);
       if (nil) reply.then(() => waiter.resolve(null), waiter.reject);
       else reply.then(waiter.resolve, waiter.reject);
     }

@@ -2,8 +2,9 @@
  * Write coalescing for one connection: the `set`s without a TTL issued in one tick go to the server as
  * one `MSET`, as the `get`s of a tick go as one `MGET` (see `get-batch.ts`, whose rules this follows).
  *
- * - **Order.** A batch goes out at the end of the tick, at once when it reaches {@link MAX_BATCH_KEYS}
- *   keys, or just before any other command on the connection (a `get`, a `set` with a TTL, a delete...):
+ * - **Order.** A batch goes out at the end of the tick, at once when it reaches `MAX_BATCH_KEYS` keys
+ *   (`tick-batch.ts`), or just before any other command on the connection (a `get`, a `set` with a TTL,
+ *   a delete...):
  *   no command overtakes one issued before it. Within a batch, `MSET` writes its keys in order, so a key
  *   set twice in one tick holds the later value, as with two `SET`s.
  * - **Only sets without a TTL.** A TTL needs `SET ... EX` per key (a script or `MULTI`, which an ACL may
@@ -25,8 +26,8 @@
  *
  * @module
  */
-import { MAX_BATCH_KEYS, REFUSED_FOR_GOOD, type SendCommand } from './get-batch.js';
 import { isReplyCode } from './redis-errors.js';
+import { type Batch, REFUSED_FOR_GOOD, type SendCommand, TickBatch, type Waiter } from './tick-batch.js';
 
 /**
  * Most characters (keys and values) in one coalesced `MSET`: a batch reaching it is sent at once, so that
@@ -34,102 +35,40 @@ import { isReplyCode } from './redis-errors.js';
  */
 export const MAX_BATCH_CHARS = 256 * 1024;
 
-/** Settles one caller's `set`. */
-interface Waiter {
-  readonly resolve: () => void;
-  readonly reject: (err: unknown) => void;
-}
-
-/**
- * The `set`s of one tick: `args` is `['MSET', key, value, ...]`, `waiters[i]` waits for pair `i`; `chars`
- * counts the characters of the keys and values.
- */
-interface Batch {
-  readonly args: string[];
-  readonly waiters: Waiter[];
-  chars: number;
-}
-
 /** Coalesces the `set`s without a TTL of one connection (see the module comment). */
-export class SetBatch {
-  readonly #send: SendCommand;
-  readonly #room: () => number;
-  readonly #refuse: () => Promise<never>;
-  #open: Batch | undefined;
-  /** `set`s accepted and not yet answered by their `MSET` (a lone `SET` is node-redis's to count). */
-  #waiting = 0;
-  /** Cleared when an `MSET` is refused for good ({@link REFUSED_FOR_GOOD}): plain `SET`s from then on. */
-  #coalesce = true;
-  readonly #flushOpen = (): void => {
-    const open = this.#open;
-    if (open !== undefined) this.#dispatch(open);
-  };
-
+export class SetBatch extends TickBatch<void> {
   /**
    * @param send - sends one command on the connection; never called synchronously from {@link SetBatch.set}.
-   * @param room - how many more calls may wait on the connection (see `GetBatch`).
+   * @param room - how many more calls may wait on the connection (see `TickBatch`).
    * @param refuse - the rejection of a call beyond that bound.
    */
   constructor(send: SendCommand, room: () => number, refuse: () => Promise<never>) {
-    this.#send = send;
-    this.#room = room;
-    this.#refuse = refuse;
+    super(send, room, refuse, MAX_BATCH_CHARS);
   }
 
   /** Store `value` at `key` (no TTL) in this tick's batch. Rejects at once when `room` calls already wait. */
   set(key: string, value: string): Promise<void> {
-    if (!this.#coalesce) return this.#send(['SET', key, value]);
-    if (this.#waiting >= this.#room()) return this.#refuse();
-    this.#waiting++;
-    let batch = this.#open;
-    if (batch === undefined) {
-      batch = { args: ['MSET'], waiters: [], chars: 0 };
-      this.#open = batch;
-      process.nextTick(this.#flushOpen);
-    }
-    const { args, waiters } = batch;
-    const reply = new Promise<void>((resolve, reject) => {
-      waiters.push({ resolve, reject });
-    });
-    args.push(key, value);
-    batch.chars += key.length + value.length;
-    if (waiters.length >= MAX_BATCH_KEYS || batch.chars >= MAX_BATCH_CHARS) this.#dispatch(batch);
-    return reply;
+    if (!this.coalesce) return this.send(['SET', key, value]);
+    return this.enqueue('MSET', key, value);
   }
 
-  /** Sends the open batch now, if any: called before every other command on the connection. */
-  flush(): void {
-    const open = this.#open;
-    if (open !== undefined) this.#dispatch(open);
-  }
-
-  /** `set`s accepted and not yet answered by their `MSET`: they count against the connection's bound. */
-  get waiting(): number {
-    return this.#waiting;
-  }
-
-  /** Whether `set`s are waiting for the end of the tick. */
-  get pending(): boolean {
-    return this.#open !== undefined;
-  }
-
-  #dispatch(batch: Batch): void {
-    if (this.#open === batch) this.#open = undefined;
+  /** {@inheritDoc TickBatch.dispatch} */
+  protected dispatch(batch: Batch<void>): void {
     const { args, waiters } = batch;
     if (waiters.length === 1) {
-      this.#waiting--;
-      const only = waiters[0] as Waiter;
-      this.#send<void>(['SET', args[1] as string, args[2] as string]).then(only.resolve, only.reject);
+      this.answered(1);
+      const only = waiters[0] as Waiter<void>;
+      this.send<void>(['SET', args[1] as string, args[2] as string]).then(only.resolve, only.reject);
       return;
     }
-    this.#send<void>(args).then(
+    this.send<void>(args).then(
       () => {
-        this.#waiting -= waiters.length;
+        this.answered(waiters.length);
         for (const waiter of waiters) waiter.resolve();
       },
       (err: unknown) => {
-        this.#waiting -= waiters.length;
-        if (REFUSED_FOR_GOOD.some((code) => isReplyCode(err, code))) this.#coalesce = false;
+        this.answered(waiters.length);
+        if (REFUSED_FOR_GOOD.some((code) => isReplyCode(err, code))) this.coalesce = false;
         for (const waiter of waiters) waiter.reject(err);
       },
     );
