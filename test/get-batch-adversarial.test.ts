@@ -17,8 +17,8 @@ import {
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_BATCH_KEYS } from '../src/engines/get-batch.js';
 import type { RedisEngine } from '../src/engines/redis.js';
+import { MAX_BATCH_KEYS } from '../src/engines/tick-batch.js';
 import {
   CacheClient,
   type CacheClientOptions,

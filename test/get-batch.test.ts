@@ -4,8 +4,8 @@
  * lost connection all behave as with one `GET` per call.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_BATCH_KEYS } from '../src/engines/get-batch.js';
 import type { RedisEngine } from '../src/engines/redis.js';
+import { MAX_BATCH_KEYS } from '../src/engines/tick-batch.js';
 import { CacheClient, CacheError, CacheTimeoutError } from '../src/index.js';
 import {
   commandCounts as batchCommandCounts,

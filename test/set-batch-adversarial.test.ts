@@ -9,9 +9,9 @@
  */
 import { tracingChannel } from 'node:diagnostics_channel';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_BATCH_KEYS } from '../src/engines/get-batch.js';
 import type { RedisEngine } from '../src/engines/redis.js';
 import { MAX_BATCH_CHARS } from '../src/engines/set-batch.js';
+import { MAX_BATCH_KEYS } from '../src/engines/tick-batch.js';
 import {
   CacheClient,
   type CacheClientOptions,

@@ -9,7 +9,7 @@
  * What a caller sees does not change:
  *
  * - **Order.** A batch goes out at the end of the tick (`process.nextTick`, after every promise job
- *   queued by then), or at once when it reaches {@link MAX_BATCH_KEYS}, or just before any other command
+ *   queued by then), or at once when it reaches `MAX_BATCH_KEYS` (`tick-batch.ts`), or just before any other command
  *   on the same connection ({@link GetBatch.flush}): a `get` is never sent after a command the caller
  *   issued later, so a `get` followed by a `set` of the same key in one tick still reads the old value.
  * - **Errors.** `MGET` answers nil for a key holding another type where `GET` fails with `WRONGTYPE`.
@@ -42,7 +42,6 @@
  */
 import { ErrorReply } from '@redis/client';
 import { CacheError } from '../errors.js';
-import { isReplyCode } from './redis-errors.js';
 import {
   type Batch,
   REFUSED_FOR_GOOD,
@@ -50,8 +49,6 @@ import {
   type Waiter as Settles,
   TickBatch,
 } from './tick-batch.js';
-
-export { MAX_BATCH_KEYS, REFUSED_FOR_GOOD, type SendCommand } from './tick-batch.js';
 
 /** Settles one caller's `get`. */
 type Waiter = Settles<string | null>;
@@ -69,7 +66,7 @@ export class GetBatch extends TickBatch<string | null> {
    * @param refuse - the rejection of a call beyond that bound.
    */
   constructor(send: SendCommand, room: () => number, refuse: () => Promise<never>) {
-    super(send, room, refuse, Number.POSITIVE_INFINITY);
+    super(send, room, refuse, { single: 'GET', multi: 'MGET', maxChars: Number.POSITIVE_INFINITY });
   }
 
   /**
@@ -77,8 +74,7 @@ export class GetBatch extends TickBatch<string | null> {
    * does for a full queue, when `room` calls already wait.
    */
   get(key: string): Promise<string | null> {
-    if (!this.coalesce) return this.send(['GET', key]);
-    return this.enqueue('MGET', key);
+    return this.call(key);
   }
 
   /**
@@ -97,15 +93,9 @@ export class GetBatch extends TickBatch<string | null> {
     for (const resolve of this.#onSettled.splice(0)) resolve();
   }
 
-  /** {@inheritDoc TickBatch.dispatch} */
-  protected dispatch(batch: Batch<string | null>): void {
+  /** {@inheritDoc TickBatch.sendMany} */
+  protected sendMany(batch: Batch<string | null>): void {
     const { args, waiters } = batch;
-    if (waiters.length === 1) {
-      this.answered(1);
-      const only = waiters[0] as Waiter;
-      this.send<string | null>(['GET', args[1] as string]).then(only.resolve, only.reject);
-      return;
-    }
     this.#unsettled++;
     this.send<(string | null)[]>(args).then(
       (values) => {
@@ -120,26 +110,22 @@ export class GetBatch extends TickBatch<string | null> {
   }
 
   #answer(args: readonly string[], waiters: readonly Waiter[], values: readonly (string | null)[]): void {
-    let nilKeys: string[] | undefined;
-    let nilWaiters: Waiter[] = [];
+    // The nil answers: each key missing or of another type when the MGET ran.
+    const keys: string[] = [];
+    const missing: Waiter[] = [];
     for (let i = 0; i < waiters.length; i++) {
       const value = values[i] ?? null;
       const waiter = waiters[i] as Waiter;
       if (value !== null) waiter.resolve(value);
-      else if (nilKeys === undefined) {
-        nilKeys = [args[i + 1] as string];
-        nilWaiters = [waiter];
-      } else {
-        nilKeys.push(args[i + 1] as string);
-        nilWaiters.push(waiter);
+      else {
+        keys.push(args[i + 1] as string);
+        missing.push(waiter);
       }
     }
-    if (nilKeys === undefined) {
+    if (keys.length === 0) {
       this.#done();
       return;
     }
-    const keys = nilKeys;
-    const missing = nilWaiters;
     this.send<number>(['EXISTS', ...keys]).then(
       (present) => {
         if (present === 0) {
@@ -164,7 +150,7 @@ export class GetBatch extends TickBatch<string | null> {
       this.#done();
       return;
     }
-    if (REFUSED_FOR_GOOD.some((code) => isReplyCode(err, code))) this.coalesce = false;
+    this.noteRefusal(err);
     this.#readEach(keys, waiters, nil);
   }
 

@@ -5,9 +5,9 @@
  * an `EXEC`, and the whole batch appears at once, each key with its TTL. `EVAL`, not `EVALSHA`: a
  * `NOSCRIPT` answer (a cold script cache: first use, a restart, `SCRIPT FLUSH`) would need a retry sent
  * after the commands issued later in the same tick, and the retried write would overwrite a later `set`
- * of the same key (the server caches the compiled script by its SHA1 either way). Where an ACL refuses scripting (`NOPERM`, as under the README's per-tenant
- * recipe), the engine learns it once and uses `MULTI`/`EXEC` of `SET ... EX` from then on: the same
- * atomicity. Nothing ran when a script was refused, so nothing is repeated.
+ * of the same key (the server caches the compiled script by its SHA1 either way). Where an ACL refuses
+ * scripting (`NOPERM`, as under the README's per-tenant recipe), the engine learns it once and uses
+ * `MULTI`/`EXEC` of `SET ... EX` from then on: the same atomicity. Nothing ran when a script was refused, so nothing is repeated.
  *
  * @module
  */

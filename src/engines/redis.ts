@@ -279,10 +279,8 @@ export class RedisEngine implements Engine {
    * call and one `.then`: no async frames, no per-command timer.
    */
   #run<T>(command: (client: Client) => Promise<T>): Promise<T> {
-    if (this.#closed) return this.#closedError();
-    if (this.#reads.pending) this.#reads.flush();
-    if (this.#writes.pending) this.#writes.flush();
-    if (this.#full()) return Promise.reject(queueFullError(this.#ctx));
+    const refused = this.#admit();
+    if (refused !== undefined) return refused;
     // A client that gave up reconnecting (rejected credentials) is closed: connect afresh, so the caller
     // sees why (and platform mode can fetch new credentials).
     const client = this.#client;
@@ -342,22 +340,27 @@ export class RedisEngine implements Engine {
    * `get`s of this tick go first (see {@link GetBatch}): no command overtakes one issued before it.
    */
   #send<T>(args: string[]): Promise<T> {
-    if (this.#closed) return this.#closedError();
-    if (this.#reads.pending) this.#reads.flush();
-    if (this.#writes.pending) this.#writes.flush();
-    if (this.#full()) return Promise.reject(queueFullError(this.#ctx));
-    return this.#sendNow(args);
+    return this.#admit() ?? this.#sendNow(args);
   }
 
   /**
-   * Whether `maxQueueLength` calls already wait, counting the coalesced `get`s and `set`s waiting for
-   * their batch's reply: node-redis's own bound counts each batch as one command, so without this the
-   * commands of a tick after a batch would be accepted beyond the bound.
+   * Before a command other than a coalesced call: the rejection when the engine is closed, or when
+   * `maxQueueLength` calls already wait counting the coalesced `get`s and `set`s waiting for their batch's
+   * reply (node-redis's own bound counts each batch as one command, so without this the commands of a
+   * tick after a batch would be accepted beyond the bound); else `undefined`, after sending the open batch
+   * (no command overtakes one issued before it).
    */
-  #full(): boolean {
+  #admit(): Promise<never> | undefined {
+    if (this.#closed) return this.#closedError();
+    if (this.#reads.pending) this.#reads.flush();
+    if (this.#writes.pending) this.#writes.flush();
     const waiting = this.#reads.waiting + this.#writes.waiting;
-    return waiting !== 0 && waiting + this.#pending >= this.#options.maxQueueLength;
+    if (waiting !== 0 && waiting + this.#pending >= this.#options.maxQueueLength) return this.#refuseFull();
+    return undefined;
   }
+
+  /** The rejection of a call beyond `maxQueueLength` calls waiting. */
+  readonly #refuseFull = (): Promise<never> => Promise.reject(queueFullError(this.#ctx));
 
   /** {@link RedisEngine.#send} without flushing the batch of `get`s (the batch's own commands). */
   readonly #sendNow = <T>(args: string[]): Promise<T> => {
@@ -379,14 +382,14 @@ export class RedisEngine implements Engine {
     this.#sendNow,
     // The coalesced `set`s waiting count too: one bound for every call on the connection.
     () => this.#options.maxQueueLength - this.#pending - this.#writes.waiting,
-    () => Promise.reject(queueFullError(this.#ctx)),
+    this.#refuseFull,
   );
 
   /** The `set`s without a TTL of this tick, sent as one `MSET` ({@link SetBatch}). */
   readonly #writes: SetBatch = new SetBatch(
     this.#sendNow,
     () => this.#options.maxQueueLength - this.#pending - this.#reads.waiting,
-    () => Promise.reject(queueFullError(this.#ctx)),
+    this.#refuseFull,
   );
 
   /** {@inheritDoc Engine.get} Coalesced with the other `get`s of this tick ({@link GetBatch}). */

@@ -4,8 +4,7 @@
  *
  * - **Order.** A batch goes out at the end of the tick, at once when it reaches `MAX_BATCH_KEYS` keys
  *   (`tick-batch.ts`), or just before any other command on the connection (a `get`, a `set` with a TTL,
- *   a delete...):
- *   no command overtakes one issued before it. Within a batch, `MSET` writes its keys in order, so a key
+ *   a delete...): no command overtakes one issued before it. Within a batch, `MSET` writes its keys in order, so a key
  *   set twice in one tick holds the later value, as with two `SET`s.
  * - **Only sets without a TTL.** A TTL needs `SET ... EX` per key (a script or `MULTI`, which an ACL may
  *   refuse, and whose fallback would have to be sent after later commands of the tick): a `set` with a
@@ -26,8 +25,7 @@
  *
  * @module
  */
-import { isReplyCode } from './redis-errors.js';
-import { type Batch, REFUSED_FOR_GOOD, type SendCommand, TickBatch, type Waiter } from './tick-batch.js';
+import { type Batch, type SendCommand, TickBatch } from './tick-batch.js';
 
 /**
  * Most characters (keys and values) in one coalesced `MSET`: a batch reaching it is sent at once, so that
@@ -43,24 +41,17 @@ export class SetBatch extends TickBatch<void> {
    * @param refuse - the rejection of a call beyond that bound.
    */
   constructor(send: SendCommand, room: () => number, refuse: () => Promise<never>) {
-    super(send, room, refuse, MAX_BATCH_CHARS);
+    super(send, room, refuse, { single: 'SET', multi: 'MSET', maxChars: MAX_BATCH_CHARS });
   }
 
   /** Store `value` at `key` (no TTL) in this tick's batch. Rejects at once when `room` calls already wait. */
   set(key: string, value: string): Promise<void> {
-    if (!this.coalesce) return this.send(['SET', key, value]);
-    return this.enqueue('MSET', key, value);
+    return this.call(key, value);
   }
 
-  /** {@inheritDoc TickBatch.dispatch} */
-  protected dispatch(batch: Batch<void>): void {
+  /** {@inheritDoc TickBatch.sendMany} */
+  protected sendMany(batch: Batch<void>): void {
     const { args, waiters } = batch;
-    if (waiters.length === 1) {
-      this.answered(1);
-      const only = waiters[0] as Waiter<void>;
-      this.send<void>(['SET', args[1] as string, args[2] as string]).then(only.resolve, only.reject);
-      return;
-    }
     this.send<void>(args).then(
       () => {
         this.answered(waiters.length);
@@ -68,7 +59,7 @@ export class SetBatch extends TickBatch<void> {
       },
       (err: unknown) => {
         this.answered(waiters.length);
-        if (REFUSED_FOR_GOOD.some((code) => isReplyCode(err, code))) this.coalesce = false;
+        this.noteRefusal(err);
         for (const waiter of waiters) waiter.reject(err);
       },
     );

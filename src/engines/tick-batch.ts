@@ -7,6 +7,8 @@
  * @module
  */
 
+import { isReplyCode } from './redis-errors.js';
+
 /** Most keys in one coalesced command: a larger batch is sent at once and a new one begins. */
 export const MAX_BATCH_KEYS = 256;
 
@@ -36,18 +38,28 @@ export interface Batch<V> {
   chars: number;
 }
 
+/** The commands of one kind of call: `GET` and `MGET`, or `SET` and `MSET`. */
+export interface BatchCommands {
+  /** The command of one call (`GET key`, `SET key value`): a lone call, or every call once coalescing is off. */
+  readonly single: string;
+  /** The command of a batch (`MGET key...`, `MSET key value...`). */
+  readonly multi: string;
+  /** A batch whose arguments reach this many characters is sent at once. */
+  readonly maxChars: number;
+}
+
 /** The gathering of one kind of call into batches (see the module comment); `V` is what a call resolves to. */
 export abstract class TickBatch<V> {
-  /** Sends one command on the connection; never called synchronously from {@link TickBatch.enqueue}. */
+  /** Sends one command on the connection; never called synchronously from {@link TickBatch.call}. */
   protected readonly send: SendCommand;
   readonly #room: () => number;
   readonly #refuse: () => Promise<never>;
-  readonly #maxChars: number;
+  readonly #commands: BatchCommands;
   #open: Batch<V> | undefined;
   /** Calls accepted and not yet answered by their batch's command (a lone call is node-redis's to count). */
   #waiting = 0;
   /** Cleared when a batch is refused for good ({@link REFUSED_FOR_GOOD}): plain commands from then on. */
-  protected coalesce = true;
+  #coalesce = true;
   readonly #flushOpen = (): void => {
     const open = this.#open;
     if (open !== undefined) this.#take(open);
@@ -59,26 +71,28 @@ export abstract class TickBatch<V> {
    *   outstanding and the other kind's coalesced calls waiting): coalesced calls count one each against
    *   it, as the commands they replace would.
    * @param refuse - the rejection of a call beyond that bound (as node-redis rejects on a full queue).
-   * @param maxChars - a batch whose arguments reach this many characters is sent at once.
+   * @param commands - the commands of this kind of call, and the size that sends a batch at once.
    */
-  constructor(send: SendCommand, room: () => number, refuse: () => Promise<never>, maxChars: number) {
+  constructor(send: SendCommand, room: () => number, refuse: () => Promise<never>, commands: BatchCommands) {
     this.send = send;
     this.#room = room;
     this.#refuse = refuse;
-    this.#maxChars = maxChars;
+    this.#commands = commands;
   }
 
   /**
-   * Add `key` (and `value`, for a write) to this tick's batch of `command`, opening one (sent at the end
-   * of the tick) if none is open; the batch goes at once when it is full. Rejects at once when `room`
-   * calls already wait.
+   * One call of `key` (and `value`, for a write): added to this tick's batch, opening one (sent at the end
+   * of the tick) if none is open; the batch goes at once when it is full. Once coalescing is off, its
+   * own single command. Rejects at once when `room` calls already wait.
    */
-  protected enqueue(command: string, key: string, value?: string): Promise<V> {
+  protected call(key: string, value?: string): Promise<V> {
+    const { single, multi, maxChars } = this.#commands;
+    if (!this.#coalesce) return this.send(value === undefined ? [single, key] : [single, key, value]);
     if (this.#waiting >= this.#room()) return this.#refuse();
     this.#waiting++;
     let batch = this.#open;
     if (batch === undefined) {
-      batch = { args: [command], waiters: [], chars: 0 };
+      batch = { args: [multi], waiters: [], chars: 0 };
       this.#open = batch;
       process.nextTick(this.#flushOpen);
     }
@@ -93,7 +107,7 @@ export abstract class TickBatch<V> {
       args.push(key, value);
       batch.chars += key.length + value.length;
     }
-    if (waiters.length >= MAX_BATCH_KEYS || batch.chars >= this.#maxChars) this.#take(batch);
+    if (waiters.length >= MAX_BATCH_KEYS || batch.chars >= maxChars) this.#take(batch);
     return reply;
   }
 
@@ -118,11 +132,31 @@ export abstract class TickBatch<V> {
     this.#waiting -= count;
   }
 
-  #take(batch: Batch<V>): void {
-    if (this.#open === batch) this.#open = undefined;
-    this.dispatch(batch);
+  /**
+   * Turn coalescing off when `err` (a batch command's failure) is a refusal every later batch would share
+   * ({@link REFUSED_FOR_GOOD}).
+   */
+  protected noteRefusal(err: unknown): void {
+    if (REFUSED_FOR_GOOD.some((code) => isReplyCode(err, code))) this.#coalesce = false;
   }
 
-  /** Send `batch` (no longer open); call {@link TickBatch.answered} when its calls stop waiting. */
-  protected abstract dispatch(batch: Batch<V>): void;
+  /** Sends `batch` (no longer open): a lone call as its single command, more with {@link TickBatch.sendMany}. */
+  #take(batch: Batch<V>): void {
+    if (this.#open === batch) this.#open = undefined;
+    const { args, waiters } = batch;
+    if (waiters.length > 1) {
+      this.sendMany(batch);
+      return;
+    }
+    this.#waiting--;
+    const only = waiters[0] as Waiter<V>;
+    args[0] = this.#commands.single;
+    this.send<V>(args).then(only.resolve, only.reject);
+  }
+
+  /**
+   * Send `batch` of two or more calls (no longer open) as its multi-key command; call
+   * {@link TickBatch.answered} when its calls stop waiting.
+   */
+  protected abstract sendMany(batch: Batch<V>): void;
 }
